@@ -1,0 +1,62 @@
+"""User-facing errors. Each class carries the process exit code the CLI and the action use.
+
+Exit codes: 0 success, 1 invalid model/metadata or failed validation, 2 usage error,
+3 conversion failed, 4 publish failed.
+"""
+
+from __future__ import annotations
+
+
+class CzannError(Exception):
+    """Base of every error a user is meant to read: one line, no traceback."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, file: str | None = None, field: str | None = None) -> None:
+        self.message = message
+        self.file = file
+        self.field = field
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        where = ""
+        if self.file and self.field:
+            where = f"{self.file}: {self.field}: "
+        elif self.file:
+            where = f"{self.file}: "
+        elif self.field:
+            where = f"{self.field}: "
+        return where + self.message
+
+
+class InvalidModelError(CzannError):
+    """The model or its metadata breaks the spec (exit 1)."""
+
+    exit_code = 1
+
+
+class UsageError(CzannError):
+    """A bad option, a missing file, contradictory inputs (exit 2)."""
+
+    exit_code = 2
+
+
+class ConversionError(CzannError):
+    """The source model could not be turned into ONNX (exit 3)."""
+
+    exit_code = 3
+
+
+class PublishError(CzannError):
+    """The release or the asset upload failed (exit 4)."""
+
+    exit_code = 4
+
+
+EXIT_CODES = {
+    0: "success",
+    InvalidModelError.exit_code: "invalid model or metadata, or failed validation",
+    UsageError.exit_code: "usage error (bad option, missing file, contradictory inputs)",
+    ConversionError.exit_code: "conversion failed",
+    PublishError.exit_code: "publish failed",
+}
