@@ -1,0 +1,1006 @@
+"""Turn an ONNX model from any framework into the single-file, channels-last model ZEN reads.
+
+ZEN feeds a model channels-last float32 tiles ``[1, h, w, c]`` (3D: ``[1, z, h, w, c]``). Models
+exported from PyTorch are usually channels-first, may carry another opset than the target spec reads,
+and may keep their weights in side files. ``prepare_onnx`` folds the side files in, checks the
+graph's interface (one float32 input, one output, batch 1 or symbolic), converts the opset when the
+spec cannot read it (verifying outputs before and after with onnxruntime), and wraps channels-first
+graphs in Transpose nodes so the packed model is channels-last.
+
+This module never imports TensorFlow: the ONNX route and the slim image run without it.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from czann_ci.errors import ConversionError, InvalidModelError, UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import onnx
+
+# A protobuf message cannot exceed 2 GiB, so neither can a single-file ONNX model.
+MAX_SINGLE_FILE_BYTES = 2**31
+# Opset conversion and layout changes must not move any output by more than this.
+CONVERSION_ATOL = 1e-5
+
+LAYOUTS_2D = ("nhwc", "nchw")
+LAYOUTS_3D = ("ndhwc", "ncdhw")
+CHANNELS_FIRST = ("nchw", "ncdhw")
+_DEFAULT_DOMAINS = ("", "ai.onnx")
+
+Dim = int | str | None  # fixed size, symbolic name, or unknown
+
+
+@dataclass
+class PreparedOnnx:
+    """A model ready for packing, plus a way to run the original for the fidelity check."""
+
+    model: onnx.ModelProto
+    reference: Callable[[np.ndarray], np.ndarray]
+    opset: int
+    notes: list[str] = field(default_factory=list)
+
+
+def prepare_onnx(
+    path: Path,
+    *,
+    input_shape: Sequence[int],
+    output_shape: Sequence[int],
+    target_opset: int,
+    accepted_opsets: tuple[int, int],
+    input_layout: str | None = None,
+    output_layout: str | None = None,
+    spatial_dims: Sequence[int] | None = None,
+    max_ir_version: int | None = None,
+    opset_hint: Callable[[int], str | None] | None = None,
+) -> PreparedOnnx:
+    """Load ``path`` (external data resolved next to it) and prepare it; see ``prepare_onnx_model``."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError("ONNX model file not found", file=str(path))
+    if path.stat().st_size > MAX_SINGLE_FILE_BYTES:
+        raise InvalidModelError(_too_large_message(path.stat().st_size), file=str(path))
+    try:
+        model = onnx.load_model(str(path), load_external_data=False)
+    except (DecodeError, RuntimeError, ValueError) as error:
+        raise InvalidModelError(f"not a readable ONNX model ({_first_line(error)})", file=str(path)) from None
+    return prepare_onnx_model(
+        model,
+        base_dir=path.parent,
+        input_shape=input_shape,
+        output_shape=output_shape,
+        target_opset=target_opset,
+        accepted_opsets=accepted_opsets,
+        input_layout=input_layout,
+        output_layout=output_layout,
+        spatial_dims=spatial_dims,
+        max_ir_version=max_ir_version,
+        opset_hint=opset_hint,
+        source_name=str(path),
+    )
+
+
+def prepare_onnx_model(
+    model: onnx.ModelProto,
+    *,
+    base_dir: Path | None,
+    input_shape: Sequence[int],
+    output_shape: Sequence[int],
+    target_opset: int,
+    accepted_opsets: tuple[int, int],
+    input_layout: str | None = None,
+    output_layout: str | None = None,
+    spatial_dims: Sequence[int] | None = None,
+    max_ir_version: int | None = None,
+    opset_hint: Callable[[int], str | None] | None = None,
+    source_name: str = "model.onnx",
+) -> PreparedOnnx:
+    """Prepare an in-memory model; the argument is not modified.
+
+    ``input_shape``/``output_shape`` are model.json's InputShape/OutputShape (channels-last, no batch).
+    The model's default-domain opset is kept when it lies in ``accepted_opsets`` (inclusive) and is
+    converted to ``target_opset`` otherwise. ``max_ir_version`` (the spec table's bound) lowers the
+    IR version stamp when the model's is newer. ``opset_hint(opset)`` may return a sentence naming
+    the specs/ZEN releases that read a model at that opset, for the error when conversion fails.
+    ``source_name`` names the model in error messages.
+    """
+    import onnx
+
+    where = source_name
+    _check_options(input_shape, output_shape, target_opset, accepted_opsets, spatial_dims, where)
+    notes: list[str] = []
+    original = copy.deepcopy(model)
+    if _fold_external_data(original, base_dir, where):
+        notes.append("folded external tensor data into the model file")
+    _check_single_file_size(original, where)
+    _check_domains(original, where)
+    try:
+        onnx.checker.check_model(original)
+    except onnx.checker.ValidationError as error:
+        raise InvalidModelError(
+            f"the ONNX checker rejects the model: {_first_line(error)}", file=where
+        ) from None
+
+    graph_input, graph_output = _single_input_output(original.graph, where)
+    _check_float32_input(graph_input, where)
+    in_dims = _dims(graph_input, len(input_shape) + 1)
+    out_dims = _dims(graph_output, len(output_shape) + 1)
+    _check_batch(in_dims, "input", graph_input.name, where)
+    _check_batch(out_dims, "output", graph_output.name, where)
+    in_layout = _resolve_layout(in_dims, input_shape, input_layout, "input", graph_input.name, where)
+    out_layout = _resolve_layout(out_dims, output_shape, output_layout, "output", graph_output.name, where)
+
+    opset = _default_opset(original)
+    prepared = copy.deepcopy(original)
+    low, high = accepted_opsets
+    if not low <= opset <= high:
+        prepared = _convert_opset(prepared, opset, target_opset, input_shape, in_layout, opset_hint, where)
+        notes.append(f"converted opset {opset} -> {target_opset} (outputs verified with onnxruntime)")
+        opset = target_opset
+
+    _normalise_names(prepared.graph, notes)
+    if spatial_dims is not None:
+        _fix_spatial_dims(prepared.graph, spatial_dims, in_layout, notes, where)
+    if in_layout in CHANNELS_FIRST:
+        _transpose_input_to_channels_last(prepared.graph, in_layout)
+        notes.append(f"added a {in_layout.upper()} input transpose: the model now takes channels-last tiles")
+    if out_layout in CHANNELS_FIRST:
+        _transpose_output_to_channels_last(prepared.graph, out_layout)
+        notes.append(
+            f"added an output transpose: the model now returns channels-last ({out_layout.upper()} before)"
+        )
+    if max_ir_version is not None and prepared.ir_version > max_ir_version:
+        notes.append(f"stamped IR version {max_ir_version} (was {prepared.ir_version})")
+        prepared.ir_version = max_ir_version
+
+    try:
+        onnx.checker.check_model(prepared, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
+        raise InvalidModelError(
+            f"the prepared model fails the ONNX checker: {_first_line(error)}", file=where
+        ) from None
+
+    reference = _OnnxReference(original, in_layout, out_layout, where)
+    return PreparedOnnx(model=prepared, reference=reference, opset=opset, notes=notes)
+
+
+# --- options ------------------------------------------------------------------------------------
+
+
+def _check_options(
+    input_shape: Sequence[int],
+    output_shape: Sequence[int],
+    target_opset: int,
+    accepted_opsets: tuple[int, int],
+    spatial_dims: Sequence[int] | None,
+    where: str,
+) -> None:
+    if len(input_shape) not in (3, 4):
+        raise UsageError(f"InputShape must have 3 or 4 items (got {list(input_shape)})", field="InputShape")
+    if len(output_shape) not in (1, 3, 4):
+        raise UsageError(
+            f"OutputShape must have 1, 3 or 4 items (got {list(output_shape)})", field="OutputShape"
+        )
+    low, high = accepted_opsets
+    if not low <= target_opset <= high:
+        raise UsageError(
+            f"target opset {target_opset} lies outside the accepted range {low}..{high}", file=where
+        )
+    if spatial_dims is not None:
+        expected = list(input_shape[:-1])
+        if list(spatial_dims) != expected:
+            raise UsageError(
+                f"spatial dims {list(spatial_dims)} differ from InputShape's spatial dims {expected}",
+                field="spatial_dims",
+            )
+
+
+# --- external data and size ---------------------------------------------------------------------
+
+
+def _all_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """Every tensor stored in the graph: initializers, sparse values, constants, nested graphs."""
+    from onnx import AttributeProto
+
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield sparse.values
+        yield sparse.indices
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.type == AttributeProto.TENSOR:
+                yield attribute.t
+            elif attribute.type == AttributeProto.TENSORS:
+                yield from attribute.tensors
+            elif attribute.type == AttributeProto.SPARSE_TENSOR:
+                yield attribute.sparse_tensor.values
+                yield attribute.sparse_tensor.indices
+            elif attribute.type == AttributeProto.GRAPH:
+                yield from _all_tensors(attribute.g)
+            elif attribute.type == AttributeProto.GRAPHS:
+                for subgraph in attribute.graphs:
+                    yield from _all_tensors(subgraph)
+
+
+def _subgraphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    from onnx import AttributeProto
+
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.type == AttributeProto.GRAPH:
+                yield attribute.g
+            elif attribute.type == AttributeProto.GRAPHS:
+                yield from attribute.graphs
+
+
+def _fold_external_data(model: onnx.ModelProto, base_dir: Path | None, where: str) -> bool:
+    """Read every external tensor into the model. Returns whether there were any."""
+    from onnx import TensorProto
+
+    external = [t for t in _all_tensors(model.graph) if t.data_location == TensorProto.EXTERNAL]
+    for function in model.functions:
+        for node in function.node:
+            if any(a.t.data_location == TensorProto.EXTERNAL for a in node.attribute):
+                raise InvalidModelError(
+                    f"function '{function.name}' keeps a constant in external data (unsupported)", file=where
+                )
+    if not external:
+        return False
+    if base_dir is None:
+        raise UsageError(
+            "the model keeps tensors in external data files but no folder was given to read them from",
+            file=where,
+        )
+    root = Path(base_dir).resolve()
+    pending: list[tuple[onnx.TensorProto, Path, int, int | None]] = []
+    total = model.ByteSize()
+    for tensor in external:
+        info = {entry.key: entry.value for entry in tensor.external_data}
+        location = info.get("location", "")
+        side_file = (root / location).resolve()
+        if not location or Path(location).is_absolute() or not side_file.is_relative_to(root):
+            raise InvalidModelError(
+                f"tensor '{tensor.name}' points at external data '{location}' outside the model's folder",
+                file=where,
+            )
+        if not side_file.is_file():
+            raise UsageError(
+                f"external data file '{location}' (tensor '{tensor.name}') not found in {root}", file=where
+            )
+        offset = int(info.get("offset", 0))
+        length = int(info["length"]) if "length" in info else None
+        size = side_file.stat().st_size
+        if offset + (length or 0) > size:
+            raise InvalidModelError(
+                f"external data file '{location}' is shorter than tensor '{tensor.name}' needs", file=where
+            )
+        total += length if length is not None else size - offset
+        pending.append((tensor, side_file, offset, length))
+    if total > MAX_SINGLE_FILE_BYTES:
+        raise InvalidModelError(_too_large_message(total), file=where)
+    for tensor, side_file, offset, length in pending:
+        with side_file.open("rb") as stream:
+            stream.seek(offset)
+            tensor.raw_data = stream.read() if length is None else stream.read(length)
+        del tensor.external_data[:]
+        tensor.data_location = TensorProto.DEFAULT
+    return True
+
+
+def _check_single_file_size(model: onnx.ModelProto, where: str) -> None:
+    size = model.ByteSize()
+    if size > MAX_SINGLE_FILE_BYTES:
+        raise InvalidModelError(_too_large_message(size), file=where)
+
+
+def _too_large_message(size: int) -> str:
+    return (
+        f"the model with its weights is {size / 2**30:.2f} GiB; a .czann holds one ONNX file, "
+        "which cannot exceed 2 GiB"
+    )
+
+
+# --- interface checks ---------------------------------------------------------------------------
+
+
+def _check_domains(model: onnx.ModelProto, where: str) -> None:
+    foreign = sorted({entry.domain for entry in model.opset_import if entry.domain not in _DEFAULT_DOMAINS})
+    graphs = [model.graph]
+    nodes = []
+    while graphs:
+        graph = graphs.pop()
+        nodes.extend(graph.node)
+        graphs.extend(_subgraphs(graph))
+    foreign_ops = sorted({f"{n.domain}.{n.op_type}" for n in nodes if n.domain not in _DEFAULT_DOMAINS})
+    if foreign_ops:
+        raise InvalidModelError(
+            f"uses operators outside the standard ONNX domain ({', '.join(foreign_ops)}); "
+            "ZEN's runtime reads standard ONNX operators only: re-export without vendor-specific ops",
+            file=where,
+        )
+    if foreign:
+        raise InvalidModelError(
+            f"imports operator domains ZEN does not read ({', '.join(foreign)}); "
+            "re-export with the standard ONNX domain only",
+            file=where,
+        )
+
+
+def _single_input_output(
+    graph: onnx.GraphProto, where: str
+) -> tuple[onnx.ValueInfoProto, onnx.ValueInfoProto]:
+    initializer_names = {t.name for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializer_names]
+    if len(inputs) != 1:
+        names = ", ".join(repr(i.name) for i in inputs) or "none"
+        raise InvalidModelError(
+            f"ZEN models take exactly one input; this one has {len(inputs)}: {names}", file=where
+        )
+    if len(graph.output) != 1:
+        names = ", ".join(repr(o.name) for o in graph.output) or "none"
+        raise InvalidModelError(
+            f"ZEN models return exactly one output; this one has {len(graph.output)}: {names}", file=where
+        )
+    return inputs[0], graph.output[0]
+
+
+def _check_float32_input(value: onnx.ValueInfoProto, where: str) -> None:
+    from onnx import TensorProto, helper
+
+    if value.type.WhichOneof("value") != "tensor_type":
+        raise InvalidModelError(f"input '{value.name}' is not a tensor", file=where)
+    elem_type = value.type.tensor_type.elem_type
+    if elem_type != TensorProto.FLOAT:
+        name = helper.tensor_dtype_to_np_dtype(elem_type).name if elem_type else "undefined"
+        raise InvalidModelError(
+            f"input '{value.name}' is {name}; ZEN feeds float32 tiles, so the input must be float32",
+            file=where,
+        )
+
+
+def _dims(value: onnx.ValueInfoProto, expected_rank: int) -> list[Dim]:
+    """The declared dims; a missing shape counts as all-unknown of the rank the metadata expects."""
+    tensor_type = value.type.tensor_type
+    if not tensor_type.HasField("shape"):
+        return [None] * expected_rank
+    dims: list[Dim] = []
+    for dim in tensor_type.shape.dim:
+        if dim.HasField("dim_value") and dim.dim_value > 0:
+            dims.append(dim.dim_value)
+        elif dim.HasField("dim_param") and dim.dim_param:
+            dims.append(dim.dim_param)
+        else:
+            dims.append(None)
+    return dims
+
+
+def _check_batch(dims: list[Dim], role: str, name: str, where: str) -> None:
+    if dims and isinstance(dims[0], int) and dims[0] != 1:
+        raise InvalidModelError(
+            f"{role} '{name}' has a fixed batch of {dims[0]}; ZEN runs one tile at a time, "
+            "so the batch dimension must be 1 or symbolic: re-export with batch 1 or a dynamic batch",
+            file=where,
+        )
+
+
+def _fits(model_dims: Sequence[Dim], expected: Sequence[int]) -> bool:
+    return len(model_dims) == len(expected) and all(
+        not isinstance(d, int) or d == e for d, e in zip(model_dims, expected, strict=True)
+    )
+
+
+def _show(dims: Sequence[Dim]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
+
+
+def _resolve_layout(
+    dims: list[Dim], shape: Sequence[int], given: str | None, role: str, name: str, where: str
+) -> str | None:
+    """The layout of a rank-4/5 tensor ("nhwc", "nchw", ...); None for a [batch, classes] output."""
+    option = f"--{role}-layout"
+    expected_rank = len(shape) + 1
+    if len(dims) != expected_rank:
+        meta_field = "InputShape" if role == "input" else "OutputShape"
+        raise InvalidModelError(
+            f"{role} '{name}' has rank {len(dims)} {_show(dims)}, but {meta_field} {list(shape)} "
+            f"needs rank {expected_rank} (batch first)",
+            file=where,
+            field=meta_field,
+        )
+    if len(shape) == 1:
+        if given is not None:
+            raise UsageError(f"{option} does not apply: {role} '{name}' is [batch, classes]", file=where)
+        if not _fits(dims[1:], shape):
+            raise InvalidModelError(
+                f"output '{name}' is {_show(dims)}, but OutputShape {list(shape)} expects [1, {shape[0]}]",
+                file=where,
+                field="OutputShape",
+            )
+        return None
+    last, first = LAYOUTS_2D if len(shape) == 3 else LAYOUTS_3D
+    channels_first = [shape[-1], *shape[:-1]]
+    meta_field = "InputShape" if role == "input" else "OutputShape"
+    if given is not None:
+        layout = given.lower()
+        if layout not in (last, first):
+            raise UsageError(
+                f"{option} {given!r} does not fit a rank-{len(dims)} {role}: use {last} or {first}",
+                file=where,
+            )
+        wanted = channels_first if layout == first else list(shape)
+        if not _fits(dims[1:], wanted):
+            raise InvalidModelError(
+                f"{role} '{name}' is {_show(dims)}, which does not match {meta_field} {list(shape)} "
+                f"read as {layout.upper()} (expected [1, {', '.join(map(str, wanted))}])",
+                file=where,
+                field=meta_field,
+            )
+        return layout
+    fits_last = _fits(dims[1:], shape)
+    fits_first = _fits(dims[1:], channels_first)
+    if fits_last and fits_first:
+        raise UsageError(
+            f"cannot tell whether {role} '{name}' {_show(dims)} is channels-first or channels-last "
+            f"for {meta_field} {list(shape)}: pass {option} {first} or {option} {last}",
+            file=where,
+        )
+    if fits_last:
+        return last
+    if fits_first:
+        return first
+    raise InvalidModelError(
+        f"{role} '{name}' is {_show(dims)}, which matches {meta_field} {list(shape)} neither channels-last "
+        f"[1, {', '.join(map(str, shape))}] nor channels-first [1, {', '.join(map(str, channels_first))}]",
+        file=where,
+        field=meta_field,
+    )
+
+
+# --- opset --------------------------------------------------------------------------------------
+
+
+def _default_opset(model: onnx.ModelProto) -> int:
+    for entry in model.opset_import:
+        if entry.domain in _DEFAULT_DOMAINS:
+            return entry.version
+    return 1
+
+
+def _convert_opset(
+    model: onnx.ModelProto,
+    opset: int,
+    target: int,
+    input_shape: Sequence[int],
+    in_layout: str | None,
+    opset_hint: Callable[[int], str | None] | None,
+    where: str,
+) -> onnx.ModelProto:
+    from onnx import version_converter
+
+    hint = (opset_hint or spec_hint_for_opset)(opset)
+    suffix = f"; {hint}" if hint else f"; the model as is needs a spec that reads opset {opset}"
+    try:
+        converted = version_converter.convert_version(model, target)
+    except Exception as error:  # the converter raises bare RuntimeError/ValueError/IndexError
+        if target > opset:
+            blocker = _blocking_op(model, target, str(error))
+            raise ConversionError(
+                f"cannot convert opset {opset} -> {target}: {blocker}{suffix}", file=where
+            ) from None
+        # onnx's converter has few downward adapters (none for Relu 14 -> 13, say), so lower the
+        # opset ourselves: rewrite the ops whose signature changed, re-stamp, let the checker judge.
+        try:
+            converted = _downgrade_opset(model, target)
+        except _DowngradeBlocked as blocked:
+            raise ConversionError(
+                f"cannot convert opset {opset} -> {target}: {blocked}{suffix}", file=where
+            ) from None
+    feed = _seeded_input(input_shape, in_layout)
+    before = _run(model, feed, where, "the original model")
+    after = _run(converted, feed, where, f"the model converted to opset {target}")
+    if before.shape != after.shape:
+        raise ConversionError(
+            f"converting opset {opset} -> {target} changed the output shape {before.shape} -> {after.shape}",
+            file=where,
+        )
+    diff = _max_abs_diff(before, after)
+    if not diff <= CONVERSION_ATOL:
+        changed = _ops_redefined_between(model, min(opset, target), max(opset, target))
+        suspects = f" (operators redefined between these opsets: {', '.join(changed)})" if changed else ""
+        raise ConversionError(
+            f"converting opset {opset} -> {target} changed the outputs (max abs diff {diff:.3g} > "
+            f"{CONVERSION_ATOL:g}){suspects}{suffix}",
+            file=where,
+        )
+    return converted
+
+
+def _blocking_op(model: onnx.ModelProto, target: int, message: str) -> str:
+    """Name the operator that stops the version converter, as precisely as we can tell."""
+    missing = _ops_missing_at(model, target)
+    if missing:
+        return f"operator {', '.join(missing)} does not exist at opset {target}"
+    op_types = sorted({node.op_type for node in model.graph.node})
+    named = [op for op in op_types if op in message]
+    detail = _first_line(message)
+    if named:
+        return f"operator {', '.join(named)} has no converter ({detail})"
+    return f"the ONNX version converter failed ({detail})"
+
+
+def _ops_missing_at(model: onnx.ModelProto, opset: int) -> list[str]:
+    from onnx import defs
+
+    missing = set()
+    for node in _all_nodes(model.graph):
+        try:
+            defs.get_schema(node.op_type, opset)
+        except defs.SchemaError:
+            missing.add(node.op_type)
+    return sorted(missing)
+
+
+def _ops_redefined_between(model: onnx.ModelProto, low: int, high: int) -> list[str]:
+    from onnx import defs
+
+    changed = set()
+    for node in _all_nodes(model.graph):
+        try:
+            if defs.get_schema(node.op_type, high).since_version > low:
+                changed.add(node.op_type)
+        except defs.SchemaError:
+            continue
+    return sorted(changed)
+
+
+def _all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+    yield from graph.node
+    for subgraph in _subgraphs(graph):
+        yield from _all_nodes(subgraph)
+
+
+class _DowngradeBlocked(Exception):
+    """Why a model cannot be lowered to the target opset (one line)."""
+
+
+# Ops whose axes moved from an attribute to an input, and the opset that moved them.
+_AXES_BECAME_INPUT = {
+    "ReduceSum": 13,
+    "Squeeze": 13,
+    "Unsqueeze": 13,
+    **{
+        op: 18
+        for op in (
+            "ReduceMean",
+            "ReduceMax",
+            "ReduceMin",
+            "ReduceProd",
+            "ReduceL1",
+            "ReduceL2",
+            "ReduceLogSum",
+            "ReduceLogSumExp",
+            "ReduceSumSquare",
+        )
+    },
+}
+_SOFTMAX_FAMILY = ("Softmax", "LogSoftmax", "Hardmax")
+
+
+def _downgrade_opset(model: onnx.ModelProto, target: int) -> onnx.ModelProto:
+    """Lower the default-domain opset: rewrite signature changes, re-stamp, check at ``target``.
+
+    The caller verifies the outputs with onnxruntime, which catches a change in meaning that
+    keeps the signature (the checker cannot see those).
+    """
+    import onnx
+
+    lowered = copy.deepcopy(model)
+    missing = _ops_missing_at(lowered, target)
+    if missing:
+        raise _DowngradeBlocked(f"operator {', '.join(missing)} does not exist at opset {target}")
+    inferred = onnx.shape_inference.infer_shapes(lowered)
+    ranks = {
+        value.name: len(value.type.tensor_type.shape.dim)
+        for value in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output)
+        if value.type.tensor_type.HasField("shape")
+    }
+    constants = _constant_values(lowered.graph)
+    taken = _all_names(lowered.graph)
+    rewritten: list[onnx.NodeProto] = []
+    for node in lowered.graph.node:
+        moved_at = _AXES_BECAME_INPUT.get(node.op_type)
+        if moved_at is not None and target < moved_at <= _default_opset(model):
+            _axes_input_to_attribute(node, constants)
+        elif node.op_type == "Split" and target < 13 and len(node.input) > 1:
+            _split_input_to_attribute(node, constants)
+        if node.op_type == "Split" and target < 18:
+            _drop_attribute(node, "num_outputs")  # older Split splits equally into its outputs
+        if node.op_type in _SOFTMAX_FAMILY and target < 13 <= _default_opset(model):
+            rewritten.extend(_softmax_on_last_axis(node, ranks, taken))
+            continue
+        rewritten.append(node)
+    del lowered.graph.node[:]
+    lowered.graph.node.extend(rewritten)
+    for entry in lowered.opset_import:
+        if entry.domain in _DEFAULT_DOMAINS:
+            entry.version = target
+    try:
+        onnx.checker.check_model(lowered, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
+        detail = _first_line(error)
+        named = sorted(
+            {n.op_type for n in lowered.graph.node if n.op_type in detail or (n.name and n.name in detail)}
+        )
+        what = f"operator {', '.join(named)} cannot be expressed" if named else "the model does not check"
+        raise _DowngradeBlocked(f"{what} at opset {target} ({detail})") from None
+    return lowered
+
+
+def _constant_values(graph: onnx.GraphProto) -> dict[str, Any]:
+    from onnx import numpy_helper
+
+    values: dict[str, Any] = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant":
+            for attribute in node.attribute:
+                if attribute.name == "value":
+                    values[node.output[0]] = numpy_helper.to_array(attribute.t)
+    return values
+
+
+def _constant_ints(node: onnx.NodeProto, index: int, constants: dict[str, Any]) -> list[int] | None:
+    """The ints of the node's ``index``-th input when it is a constant; None when absent."""
+    if len(node.input) <= index or not node.input[index]:
+        return None
+    name = node.input[index]
+    if name not in constants:
+        raise _DowngradeBlocked(
+            f"operator {node.op_type} ('{node.name or node.output[0]}') reads input '{name}' computed at "
+            "run time, which older opsets take as a fixed attribute"
+        )
+    return [int(v) for v in constants[name].reshape(-1)]
+
+
+def _axes_input_to_attribute(node: onnx.NodeProto, constants: dict[str, Any]) -> None:
+    from onnx import helper
+
+    for attribute in node.attribute:
+        if attribute.name == "noop_with_empty_axes" and attribute.i:
+            raise _DowngradeBlocked(
+                f"operator {node.op_type} uses noop_with_empty_axes, unknown to older opsets"
+            )
+    _drop_attribute(node, "noop_with_empty_axes")
+    axes = _constant_ints(node, 1, constants)
+    del node.input[1:]
+    if axes is not None:
+        node.attribute.append(helper.make_attribute("axes", axes))
+
+
+def _split_input_to_attribute(node: onnx.NodeProto, constants: dict[str, Any]) -> None:
+    from onnx import helper
+
+    split = _constant_ints(node, 1, constants)
+    del node.input[1:]
+    if split is not None:
+        node.attribute.append(helper.make_attribute("split", split))
+
+
+def _drop_attribute(node: onnx.NodeProto, name: str) -> None:
+    kept = [a for a in node.attribute if a.name != name]
+    del node.attribute[:]
+    node.attribute.extend(kept)
+
+
+def _softmax_on_last_axis(
+    node: onnx.NodeProto, ranks: dict[str, int], taken: set[str]
+) -> list[onnx.NodeProto]:
+    """Before opset 13 Softmax flattens from ``axis`` on; it equals the per-axis form only on the last
+    axis, so a Softmax over another axis is moved there and back with two Transposes."""
+    from onnx import helper
+
+    rank = ranks.get(node.input[0])
+    axis = next((a.i for a in node.attribute if a.name == "axis"), -1)
+    if rank is None:
+        if axis == -1:
+            return [node]
+        raise _DowngradeBlocked(f"operator {node.op_type} runs on a tensor of unknown rank")
+    axis = axis % rank
+    _drop_attribute(node, "axis")
+    node.attribute.append(helper.make_attribute("axis", rank - 1))
+    if axis == rank - 1:
+        return [node]
+    perm = list(range(rank))
+    perm[axis], perm[-1] = perm[-1], perm[axis]  # a swap is its own inverse
+    label = node.name or node.output[0]
+    moved_in = _unique(f"{label}_axis_last", taken)
+    moved_out = _unique(f"{label}_axis_last_out", taken)
+    before = helper.make_node(
+        "Transpose", [node.input[0]], [moved_in], name=_unique(f"{label}_to_last", taken), perm=perm
+    )
+    after = helper.make_node(
+        "Transpose", [moved_out], [node.output[0]], name=_unique(f"{label}_back", taken), perm=perm
+    )
+    node.input[0] = moved_in
+    node.output[0] = moved_out
+    return [before, node, after]
+
+
+def spec_hint_for_opset(opset: int) -> str | None:
+    """Which .czann specs (and ZEN releases) read a model at ``opset``, from the spec table."""
+    try:
+        table = json.loads(resources.files("czann_ci.format").joinpath("specs.json").read_text("utf-8"))
+    except (OSError, ValueError, ModuleNotFoundError):
+        return None
+    readers = [
+        row
+        for row in table.get("czann", [])
+        if row.get("accepted_opsets") and row["accepted_opsets"][0] <= opset <= row["accepted_opsets"][1]
+    ]
+    if not readers:
+        return f"no .czann spec reads opset {opset}"
+    row = readers[0]
+    return (
+        f"opset {opset} is read as is by spec {row['version']} "
+        f"(ZEN blue {row['min_zen_blue']}+ / core {row['min_zen_core']}+)"
+    )
+
+
+# --- graph surgery ------------------------------------------------------------------------------
+
+
+def _all_names(graph: onnx.GraphProto) -> set[str]:
+    names = {v.name for v in (*graph.input, *graph.output, *graph.value_info)}
+    names.update(t.name for t in graph.initializer)
+    for node in graph.node:
+        names.update(node.input)
+        names.update(node.output)
+        names.add(node.name)
+    for subgraph in _subgraphs(graph):
+        names.update(_all_names(subgraph))
+    return names
+
+
+def _unique(base: str, taken: set[str]) -> str:
+    name, counter = base, 1
+    while name in taken:
+        counter += 1
+        name = f"{base}_{counter}"
+    taken.add(name)
+    return name
+
+
+def _rename_uses(graph: onnx.GraphProto, old: str, new: str) -> None:
+    """Rename every read of ``old`` (nodes and nested graphs, which may read outer values)."""
+    for node in graph.node:
+        for index, name in enumerate(node.input):
+            if name == old:
+                node.input[index] = new
+    for subgraph in _subgraphs(graph):
+        if any(value.name == old for value in subgraph.input):
+            continue  # shadowed inside the subgraph
+        _rename_uses(subgraph, old, new)
+        for value in subgraph.output:
+            if value.name == old:
+                value.name = new
+
+
+def _rename_definition(graph: onnx.GraphProto, old: str, new: str) -> None:
+    """Rename where ``old`` is produced (a node output or an initializer) and its value_info."""
+    for node in graph.node:
+        for index, name in enumerate(node.output):
+            if name == old:
+                node.output[index] = new
+    for tensor in graph.initializer:
+        if tensor.name == old:
+            tensor.name = new
+    for value in graph.value_info:
+        if value.name == old:
+            value.name = new
+
+
+def _normalise_names(graph: onnx.GraphProto, notes: list[str]) -> None:
+    """Give the input and output usable, distinct names, only when they lack them."""
+    graph_input = _graph_input(graph)
+    taken = _all_names(graph)
+    if not graph_input.name:
+        graph_input.name = _unique("input", taken)
+        notes.append(f"named the unnamed input '{graph_input.name}'")
+    graph_output = graph.output[0]
+    if not graph_output.name or graph_output.name == graph_input.name:
+        old = graph_output.name
+        new = _unique("output", taken)
+        graph.node.add(
+            op_type="Identity", input=[old], output=[new], name=_unique("czann_output_identity", taken)
+        )
+        graph_output.name = new
+        notes.append(f"renamed the output '{old}' to '{new}' (it was empty or clashed with the input)")
+
+
+def _graph_input(graph: onnx.GraphProto) -> onnx.ValueInfoProto:
+    initializer_names = {t.name for t in graph.initializer}
+    return next(value for value in graph.input if value.name not in initializer_names)
+
+
+def _fix_spatial_dims(
+    graph: onnx.GraphProto, spatial_dims: Sequence[int], layout: str | None, notes: list[str], where: str
+) -> None:
+    """Fix the input's symbolic spatial dims, and the output dims that share their names."""
+    graph_input = _graph_input(graph)
+    tensor_type = graph_input.type.tensor_type
+    if not tensor_type.HasField("shape") or not tensor_type.shape.dim:
+        raise InvalidModelError(f"input '{graph_input.name}' declares no shape to fix", file=where)
+    dims = tensor_type.shape.dim
+    positions = range(2, len(dims)) if layout in CHANNELS_FIRST else range(1, len(dims) - 1)
+    renamed: dict[str, int] = {}
+    changed = False
+    for position, size in zip(positions, spatial_dims, strict=True):
+        dim = dims[position]
+        if dim.HasField("dim_value") and dim.dim_value > 0:
+            continue
+        if dim.dim_param:
+            renamed[dim.dim_param] = size
+        dim.Clear()
+        dim.dim_value = size
+        changed = True
+    for value in graph.output:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param in renamed:
+                size = renamed[dim.dim_param]
+                dim.Clear()
+                dim.dim_value = size
+    if changed:
+        notes.append(f"fixed the input's symbolic spatial dims to {list(spatial_dims)}")
+
+
+def _permute_shape(value: onnx.ValueInfoProto, perm: Sequence[int]) -> None:
+    tensor_type = value.type.tensor_type
+    if not tensor_type.HasField("shape"):
+        return
+    dims = [copy.deepcopy(dim) for dim in tensor_type.shape.dim]
+    del tensor_type.shape.dim[:]
+    for index in perm:
+        tensor_type.shape.dim.add().CopyFrom(dims[index])
+
+
+def _to_channels_first(layout: str) -> list[int]:
+    return [0, 3, 1, 2] if layout == "nchw" else [0, 4, 1, 2, 3]
+
+
+def _to_channels_last(layout: str) -> list[int]:
+    return [0, 2, 3, 1] if layout == "nchw" else [0, 2, 3, 4, 1]
+
+
+def _transpose_input_to_channels_last(graph: onnx.GraphProto, layout: str) -> None:
+    """The public input becomes channels-last; a Transpose feeds the old channels-first value."""
+    from onnx import helper
+
+    graph_input = _graph_input(graph)
+    taken = _all_names(graph)
+    internal = _unique(f"{graph_input.name}_channels_first", taken)
+    _rename_uses(graph, graph_input.name, internal)
+    for value in graph.output:  # a graph output that is the input itself
+        if value.name == graph_input.name:
+            value.name = internal
+    perm = _to_channels_first(layout)
+    transpose = helper.make_node(
+        "Transpose",
+        [graph_input.name],
+        [internal],
+        name=_unique("czann_input_to_channels_first", taken),
+        perm=perm,
+    )
+    graph.node.insert(0, transpose)
+    # The public input's dims in channels-last order are the inverse permutation of the old ones.
+    _permute_shape(graph_input, _to_channels_last(layout))
+
+
+def _transpose_output_to_channels_last(graph: onnx.GraphProto, layout: str) -> None:
+    """The old channels-first output becomes internal; a Transpose produces the public output."""
+    from onnx import helper
+
+    graph_output = graph.output[0]
+    public = graph_output.name
+    taken = _all_names(graph)
+    internal = _unique(f"{public}_channels_first", taken)
+    _rename_definition(graph, public, internal)
+    _rename_uses(graph, public, internal)
+    if any(value.name == public for value in graph.input):
+        # The output is a graph input passed straight through: read the input instead.
+        internal = public
+        public = _unique(f"{public}_channels_last", taken)
+        graph_output.name = public
+    transpose = helper.make_node(
+        "Transpose",
+        [internal],
+        [public],
+        name=_unique("czann_output_to_channels_last", taken),
+        perm=_to_channels_last(layout),
+    )
+    graph.node.append(transpose)
+    _permute_shape(graph_output, _to_channels_last(layout))
+
+
+# --- running models -----------------------------------------------------------------------------
+
+
+def _session(model: onnx.ModelProto, where: str, what: str) -> Any:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        return onnxruntime.InferenceSession(
+            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/NotImplemented classes
+        raise ConversionError(f"onnxruntime cannot load {what}: {_first_line(error)}", file=where) from None
+
+
+def _run(model: onnx.ModelProto, feed: np.ndarray, where: str, what: str) -> np.ndarray:
+    session = _session(model, where, what)
+    name = session.get_inputs()[0].name
+    try:
+        return session.run(None, {name: feed})[0]
+    except Exception as error:
+        raise ConversionError(f"onnxruntime cannot run {what}: {_first_line(error)}", file=where) from None
+
+
+def _seeded_input(input_shape: Sequence[int], layout: str | None) -> np.ndarray:
+    import numpy as np
+
+    tile = np.random.default_rng(0).random((1, *input_shape), dtype=np.float32)
+    if layout in CHANNELS_FIRST:
+        tile = np.transpose(tile, _to_channels_first(layout))
+    return np.ascontiguousarray(tile)
+
+
+def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    import numpy as np
+
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+
+
+class _OnnxReference:
+    """Runs the original model on channels-last tiles and returns channels-last outputs."""
+
+    def __init__(
+        self, model: onnx.ModelProto, in_layout: str | None, out_layout: str | None, where: str
+    ) -> None:
+        self._model = model
+        self._where = where
+        self._in_layout = in_layout
+        self._out_layout = out_layout
+        self._session: Any = None
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        if self._session is None:
+            self._session = _session(self._model, self._where, "the original model")
+        feed = np.asarray(batch, dtype=np.float32)
+        if self._in_layout in CHANNELS_FIRST:
+            feed = np.transpose(feed, _to_channels_first(self._in_layout))
+        name = self._session.get_inputs()[0].name
+        output = self._session.run(None, {name: np.ascontiguousarray(feed)})[0]
+        if self._out_layout in CHANNELS_FIRST:
+            output = np.transpose(output, _to_channels_last(self._out_layout))
+        return np.ascontiguousarray(output)
+
+
+def _first_line(error: object) -> str:
+    text = str(error).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
