@@ -1,0 +1,152 @@
+"""A small authenticated REST client on ``requests``: retries, pagination, token redaction.
+
+Both forges use it. Every error message and log line passes through ``redact`` so the token
+cannot leak even if a server echoes it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from czann_ci.errors import PublishError
+from czann_ci.publish.retry import RetryPolicy, TransientError, parse_retry_after, run_with_retries
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+# (status, parsed body, what) -> one actionable sentence for a non-retryable failure.
+ErrorHint = Callable[[int, Any, str], str]
+
+
+class Redactor:
+    """Replaces the secret in any text with ***."""
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret
+
+    def __call__(self, text: str) -> str:
+        if self._secret and self._secret in text:
+            return text.replace(self._secret, "***")
+        return text
+
+    def __repr__(self) -> str:
+        return "Redactor(***)"
+
+
+def body_of(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text[:500]
+
+
+def _is_rate_limited(response: requests.Response) -> bool:
+    # GitHub signals primary/secondary rate limits with 403 or 429 plus these headers.
+    return response.status_code == 403 and (
+        response.headers.get("Retry-After") is not None
+        or response.headers.get("X-RateLimit-Remaining") == "0"
+    )
+
+
+class ApiClient:
+    def __init__(
+        self,
+        *,
+        headers: dict[str, str],
+        policy: RetryPolicy,
+        log: Callable[[str], None],
+        redact: Redactor,
+        error_hint: ErrorHint,
+    ) -> None:
+        self.session = requests.Session()
+        self.session.headers.update(headers)
+        self.policy = policy
+        self.redact = redact
+        self.log = lambda message: log(redact(message))
+        self.error_hint = error_hint
+
+    def __repr__(self) -> str:
+        return "ApiClient(<token redacted>)"
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- one attempt -------------------------------------------------------------------------
+    def send_once(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        upload: Path | None = None,
+        headers: dict[str, str] | None = None,
+        stream: bool = False,
+    ) -> requests.Response:
+        """One HTTP exchange. Transient failures raise TransientError, others return."""
+        timeout = self.policy.upload_timeout if upload is not None else self.policy.timeout
+        try:
+            if upload is not None:
+                with upload.open("rb") as body:
+                    response = self.session.request(
+                        method, url, params=params, data=body, headers=headers, timeout=timeout
+                    )
+            else:
+                response = self.session.request(
+                    method, url, params=params, json=json, headers=headers, timeout=timeout, stream=stream
+                )
+        except requests.Timeout as exc:
+            raise TransientError(f"timed out ({type(exc).__name__})") from None
+        except requests.ConnectionError as exc:
+            raise TransientError(f"connection failed ({type(exc).__name__})") from None
+        except requests.exceptions.ChunkedEncodingError:
+            raise TransientError("connection dropped mid-response") from None
+        if response.status_code in RETRY_STATUSES or _is_rate_limited(response):
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            response.close()
+            raise TransientError(f"HTTP {response.status_code}", retry_after)
+        return response
+
+    # -- retried calls -------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        url: str,
+        what: str,
+        *,
+        ok: tuple[int, ...] = (200, 201, 204),
+        accept: tuple[int, ...] = (),
+        **kwargs: Any,
+    ) -> requests.Response:
+        """Retried request. Statuses in ``ok`` or ``accept`` return; anything else raises."""
+
+        def attempt(_: int) -> requests.Response:
+            return self.send_once(method, url, **kwargs)
+
+        response = run_with_retries(attempt, self.policy, what, self.log)
+        if response.status_code in ok or response.status_code in accept:
+            return response
+        raise self.failure(response, what)
+
+    def failure(self, response: requests.Response, what: str) -> PublishError:
+        hint = self.error_hint(response.status_code, body_of(response), what)
+        return PublishError(self.redact(hint))
+
+    def paginate(self, url: str, what: str, params: dict[str, Any] | None = None) -> Iterator[Any]:
+        """Follow ``Link: rel="next"`` (GitHub and GitLab both send it)."""
+        query: dict[str, Any] | None = {"per_page": 100, **(params or {})}
+        next_url: str | None = url
+        while next_url:
+            response = self.request("GET", next_url, what, params=query)
+            page = response.json()
+            if not isinstance(page, list):
+                raise PublishError(self.redact(f"{what}: expected a JSON list from {next_url}"))
+            yield from page
+            next_url = response.links.get("next", {}).get("url")
+            query = None  # the next link carries the query already
+
+    def json(self, method: str, url: str, what: str, **kwargs: Any) -> Any:
+        return self.request(method, url, what, **kwargs).json()

@@ -1,0 +1,1026 @@
+"""A loopback fake of the GitHub and GitLab REST endpoints czann-ci publishes through.
+
+A real ``http.server.ThreadingHTTPServer`` (HTTP/1.1, keep-alive) with all state in memory, guarded
+by one lock. Use it from any test, another process or a container on ``--network host``::
+
+    from tests.forge_server import FakeForge
+
+    with FakeForge(host="127.0.0.1", port=0) as forge:      # port 0: a free port
+        forge.add_token("ghs_secret", access="write")       # "write" | "read"; repos=None: all
+        forge.add_github_repo("acme/models")                 # immutable=False
+        project_id = forge.add_gitlab_project("group/models")
+        forge.github_api_url   # http://127.0.0.1:PORT/api/v3  (like GHES; uploads under /api/uploads)
+        forge.gitlab_api_url   # http://127.0.0.1:PORT/api/v4
+        forge.inject("POST", r"/releases/\\d+/assets$", kind="status", status=503, times=2)
+
+Endpoints (GitHub, under /api/v3, auth ``Authorization: Bearer|token T``):
+  GET/POST  /repos/O/R/releases              list (newest first, drafts only for write tokens,
+                                             ``Link`` pagination, per_page<=100) / create (201;
+                                             422 already_exists for a 2nd *published* release)
+  GET       /repos/O/R/releases/tags/TAG     published releases only (drafts: 404), like GitHub
+  GET/PATCH/DELETE /repos/O/R/releases/ID
+  GET       /repos/O/R/releases/ID/assets    assets with ``state`` ("starter" | "uploaded")
+  GET/PATCH/DELETE /repos/O/R/releases/assets/ID   GET with ``Accept: application/octet-stream``
+                                             returns the bytes; PATCH renames (422 on a taken name)
+  POST      /api/uploads/repos/O/R/releases/ID/assets?name=N&label=L   the release's
+            ``upload_url`` (built from the request's Host header, so it works from containers);
+            422 already_exists for a taken name, 422 for an immutable published release
+  GET       /O/R/releases/download/TAG/NAME  the browser download (no auth)
+  Assets carry ``digest: "sha256:<hex>"`` unless FakeForge(digests=False).
+  Errors: 401 Bad credentials, 404 for a repository the token cannot see, 403 "Resource not
+  accessible by integration" for writes with a read token.
+
+Endpoints (GitLab, under /api/v4/projects/ID-or-url-encoded-path, auth ``JOB-TOKEN``,
+``PRIVATE-TOKEN`` or ``Authorization: Bearer``):
+  PUT/GET   /packages/generic/NAME/VERSION/FILE   (?select=package_file); validates GitLab's
+            name/version/file rules (400); a re-upload adds a newer file, GET serves the newest
+  GET       /packages?package_type=generic&package_name=N     /packages/PID/package_files
+  DELETE    /packages/PID/package_files/FID
+  GET/POST  /releases (409 if it exists)     GET/PUT/DELETE /releases/TAG
+  GET/POST  /releases/TAG/assets/links       GET/PUT/DELETE /releases/TAG/assets/links/LID
+            (400 "has already been taken" for a duplicate link name or url)
+
+Fault injection: ``inject(method, path_regex, kind=..., status=..., retry_after=..., delay=...,
+times=1)`` queues a Fault; a request takes the first queued fault whose method ("*" = any) and
+regex (``re.search`` on the path without query) match, ``times`` times (-1 = forever). Kinds:
+  "status"       answer ``status`` (500/502/503/429...) with a JSON message, and ``Retry-After``
+                 when ``retry_after`` is given; nothing is changed
+  "drop"         close the socket without any response; nothing is changed
+  "delay"        wait ``delay`` seconds, then handle the request normally
+  "slow"         handle the request (state read/changed now), wait ``delay`` seconds, then answer
+  "drop-after"   handle the request, then close the socket without the response (lost response)
+  "half-upload"  on an asset upload: leave a half-created asset (state "starter", partial size)
+                 and answer ``status`` (default 502); with status=0 drop the connection instead
+``faults_pending()`` lists what is left; ``clear_faults()`` empties the queue.
+
+Inspection: ``requests_seen`` (list of RequestRecord(method, path, status); status 0 = dropped),
+``github_releases(repo)``, ``github_asset_bytes(repo, tag, name)``, ``gitlab_package_files(project,
+name, version)``, ``gitlab_file_bytes(...)``, ``gitlab_release(project, tag)``. Tokens are never
+logged or stored in records.
+
+Command line (for containers / other processes): ``python tests/forge_server.py --host 127.0.0.1
+--port 8765 --token T --github-repo o/r --gitlab-project g/p`` prints the URLs and serves until killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
+
+FAULT_KINDS = ("status", "drop", "delay", "slow", "drop-after", "half-upload")
+GITLAB_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+# GitLab documents \A(\.?[\w\+-]+\.?)+\z; this is the same language without nested quantifiers.
+GITLAB_VERSION_RE = re.compile(r"^\.?[A-Za-z0-9_+-]+(?:\.{0,2}[A-Za-z0-9_+-]+)*\.?$")
+
+
+@dataclass
+class Fault:
+    method: str
+    path: str
+    kind: str = "status"
+    status: int = 503
+    retry_after: str | None = None
+    delay: float = 0.0
+    times: int = 1
+    hits: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method == "*" or self.method == method) and re.search(self.path, path) is not None
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    method: str
+    path: str
+    status: int  # 0 when the connection was dropped without a response
+
+
+@dataclass
+class _Token:
+    access: str
+    repos: frozenset[str] | None
+
+
+@dataclass
+class _GhAsset:
+    id: int
+    name: str
+    label: str | None
+    state: str
+    data: bytes
+    created_at: str
+    size: int
+
+
+@dataclass
+class _GhRelease:
+    id: int
+    tag_name: str
+    name: str
+    body: str | None
+    draft: bool
+    prerelease: bool
+    target_commitish: str
+    created_at: str
+    untagged: str
+    published_at: str | None = None
+    assets: dict[int, _GhAsset] = field(default_factory=dict)
+
+
+@dataclass
+class _GhRepo:
+    full_name: str
+    immutable: bool
+    releases: dict[int, _GhRelease] = field(default_factory=dict)
+
+
+@dataclass
+class _GlFile:
+    id: int
+    package_id: int
+    file_name: str
+    data: bytes
+    created_at: str
+
+
+@dataclass
+class _GlPackage:
+    id: int
+    name: str
+    version: str
+    files: dict[int, _GlFile] = field(default_factory=dict)
+
+
+@dataclass
+class _GlLink:
+    id: int
+    name: str
+    url: str
+    direct_asset_path: str | None
+    link_type: str
+
+
+@dataclass
+class _GlRelease:
+    tag_name: str
+    name: str
+    description: str
+    created_at: str
+    links: dict[int, _GlLink] = field(default_factory=dict)
+
+
+@dataclass
+class _GlProject:
+    id: int
+    path: str
+    packages: dict[int, _GlPackage] = field(default_factory=dict)
+    releases: dict[str, _GlRelease] = field(default_factory=dict)
+
+
+class _Reply(Exception):
+    """Raised inside a route to answer with ``status`` and a JSON body."""
+
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class FakeForge:
+    """See the module docstring."""
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, digests: bool = True, public_url: str | None = None
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.digests = digests
+        self.public_url = public_url
+        self.lock = threading.RLock()
+        self.requests_seen: list[RequestRecord] = []
+        self._faults: list[Fault] = []
+        self._tokens: dict[str, _Token] = {}
+        self._gh: dict[str, _GhRepo] = {}
+        self._gl: dict[int, _GlProject] = {}
+        self._next_id = 1000
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> FakeForge:
+        handler = type("ForgeHandler", (_Handler,), {"forge": self})
+        self._server = ThreadingHTTPServer((self.host, self.port), handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-forge", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeForge:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def github_api_url(self) -> str:
+        return f"{self.url}/api/v3"
+
+    @property
+    def gitlab_api_url(self) -> str:
+        return f"{self.url}/api/v4"
+
+    # -- setup ------------------------------------------------------------------------------------
+    def new_id(self) -> int:
+        with self.lock:
+            self._next_id += 1
+            return self._next_id
+
+    def add_token(self, token: str, *, access: str = "write", repos: list[str] | None = None) -> None:
+        if access not in ("write", "read"):
+            raise ValueError("access must be 'write' or 'read'")
+        with self.lock:
+            self._tokens[token] = _Token(access, frozenset(repos) if repos is not None else None)
+
+    def add_github_repo(self, full_name: str, *, immutable: bool = False) -> None:
+        with self.lock:
+            self._gh[full_name] = _GhRepo(full_name, immutable)
+
+    def add_gitlab_project(self, path: str, project_id: int | None = None) -> int:
+        with self.lock:
+            pid = project_id if project_id is not None else self.new_id()
+            self._gl[pid] = _GlProject(pid, path)
+            return pid
+
+    def add_github_release(self, repo: str, tag: str, *, draft: bool = False) -> int:
+        with self.lock:
+            release = self._gh_new_release(self._gh[repo], {"tag_name": tag, "draft": draft})
+            return release.id
+
+    # -- faults -----------------------------------------------------------------------------------
+    def inject(
+        self,
+        method: str,
+        path: str,
+        *,
+        kind: str = "status",
+        status: int = 503,
+        retry_after: str | int | float | None = None,
+        delay: float = 0.0,
+        times: int = 1,
+    ) -> Fault:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"kind must be one of {FAULT_KINDS}")
+        if kind == "half-upload" and status == 503:
+            status = 502
+        fault = Fault(
+            method.upper(),
+            path,
+            kind,
+            status,
+            None if retry_after is None else str(retry_after),
+            delay,
+            times,
+        )
+        with self.lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self._faults.clear()
+
+    def faults_pending(self) -> list[Fault]:
+        with self.lock:
+            return [f for f in self._faults if f.times != 0]
+
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        with self.lock:
+            for fault in self._faults:
+                if fault.times != 0 and fault.matches(method, path):
+                    fault.hits += 1
+                    if fault.times > 0:
+                        fault.times -= 1
+                    return fault
+        return None
+
+    # -- inspection -------------------------------------------------------------------------------
+    def github_releases(self, repo: str) -> list[dict[str, Any]]:
+        with self.lock:
+            gh = self._gh[repo]
+            return [
+                self._gh_release_json(gh, r, self.url)
+                for r in sorted(gh.releases.values(), key=lambda r: r.id)
+            ]
+
+    def github_asset_bytes(self, repo: str, tag: str, name: str) -> bytes:
+        with self.lock:
+            for release in self._gh[repo].releases.values():
+                if release.tag_name == tag:
+                    for asset in release.assets.values():
+                        if asset.name == name:
+                            return asset.data
+        raise KeyError(f"{repo} {tag} {name}")
+
+    def _gl_project_by_ref(self, project: str | int) -> _GlProject:
+        with self.lock:
+            for item in self._gl.values():
+                if str(item.id) == str(project) or item.path == project:
+                    return item
+        raise KeyError(project)
+
+    def gitlab_package_files(self, project: str | int, name: str, version: str) -> list[dict[str, Any]]:
+        with self.lock:
+            proj = self._gl_project_by_ref(project)
+            return [
+                self._gl_file_json(f)
+                for p in proj.packages.values()
+                if p.name == name and p.version == version
+                for f in sorted(p.files.values(), key=lambda f: f.id)
+            ]
+
+    def gitlab_file_bytes(self, project: str | int, name: str, version: str, file_name: str) -> bytes:
+        with self.lock:
+            proj = self._gl_project_by_ref(project)
+            newest = self._gl_newest_file(proj, name, version, file_name)
+            if newest is None:
+                raise KeyError(file_name)
+            return newest.data
+
+    def gitlab_release(self, project: str | int, tag: str) -> dict[str, Any] | None:
+        with self.lock:
+            proj = self._gl_project_by_ref(project)
+            release = proj.releases.get(tag)
+            return None if release is None else self._gl_release_json(proj, release, self.url)
+
+    # -- GitHub model -----------------------------------------------------------------------------
+    def _gh_new_release(self, repo: _GhRepo, payload: dict[str, Any]) -> _GhRelease:
+        draft = bool(payload.get("draft", False))
+        release = _GhRelease(
+            id=self.new_id(),
+            tag_name=str(payload["tag_name"]),
+            name=str(payload.get("name") or payload["tag_name"]),
+            body=payload.get("body"),
+            draft=draft,
+            prerelease=bool(payload.get("prerelease", False)),
+            target_commitish=str(payload.get("target_commitish") or "main"),
+            created_at=_now(),
+            untagged=f"untagged-{secrets.token_hex(10)}",
+            published_at=None if draft else _now(),
+        )
+        repo.releases[release.id] = release
+        return release
+
+    def _gh_release_json(self, repo: _GhRepo, release: _GhRelease, base: str) -> dict[str, Any]:
+        api = f"{base}/api/v3/repos/{repo.full_name}/releases/{release.id}"
+        page_tag = release.untagged if release.draft else release.tag_name
+        uploads = f"{base}/api/uploads/repos/{repo.full_name}/releases/{release.id}"
+        return {
+            "id": release.id,
+            "url": api,
+            "assets_url": f"{api}/assets",
+            "upload_url": f"{uploads}/assets{{?name,label}}",
+            "html_url": f"{base}/{repo.full_name}/releases/tag/{page_tag}",
+            "tag_name": release.tag_name,
+            "target_commitish": release.target_commitish,
+            "name": release.name,
+            "body": release.body,
+            "draft": release.draft,
+            "prerelease": release.prerelease,
+            "immutable": repo.immutable and not release.draft,
+            "created_at": release.created_at,
+            "published_at": release.published_at,
+            "assets": [self._gh_asset_json(repo, release, a, base) for a in release.assets.values()],
+        }
+
+    def _gh_asset_json(
+        self, repo: _GhRepo, release: _GhRelease, asset: _GhAsset, base: str
+    ) -> dict[str, Any]:
+        page_tag = release.untagged if release.draft else release.tag_name
+        item = {
+            "id": asset.id,
+            "url": f"{base}/api/v3/repos/{repo.full_name}/releases/assets/{asset.id}",
+            "browser_download_url": f"{base}/{repo.full_name}/releases/download/{page_tag}/{asset.name}",
+            "name": asset.name,
+            "label": asset.label,
+            "state": asset.state,
+            "content_type": "application/octet-stream",
+            "size": asset.size,
+            "download_count": 0,
+            "created_at": asset.created_at,
+            "updated_at": asset.created_at,
+        }
+        if self.digests and asset.state == "uploaded":
+            item["digest"] = "sha256:" + hashlib.sha256(asset.data).hexdigest()
+        return item
+
+    # -- GitLab model -----------------------------------------------------------------------------
+    @staticmethod
+    def _gl_file_json(f: _GlFile) -> dict[str, Any]:
+        return {
+            "id": f.id,
+            "package_id": f.package_id,
+            "created_at": f.created_at,
+            "file_name": f.file_name,
+            "size": len(f.data),
+            "file_md5": hashlib.md5(f.data).hexdigest(),
+            "file_sha1": hashlib.sha1(f.data).hexdigest(),
+            "file_sha256": hashlib.sha256(f.data).hexdigest(),
+        }
+
+    @staticmethod
+    def _gl_newest_file(proj: _GlProject, name: str, version: str, file_name: str) -> _GlFile | None:
+        files = [
+            f
+            for p in proj.packages.values()
+            if p.name == name and p.version == version
+            for f in p.files.values()
+            if f.file_name == file_name
+        ]
+        return max(files, key=lambda f: f.id) if files else None
+
+    @staticmethod
+    def _gl_release_json(proj: _GlProject, release: _GlRelease, base: str) -> dict[str, Any]:
+        web = f"{base}/{proj.path}/-/releases/{quote(release.tag_name, safe='')}"
+        return {
+            "tag_name": release.tag_name,
+            "name": release.name,
+            "description": release.description,
+            "created_at": release.created_at,
+            "released_at": release.created_at,
+            "_links": {"self": web},
+            "assets": {
+                "count": len(release.links),
+                "links": [FakeForge._gl_link_json(web, link) for link in release.links.values()],
+            },
+        }
+
+    @staticmethod
+    def _gl_link_json(web: str, link: _GlLink) -> dict[str, Any]:
+        direct = f"{web}/downloads{link.direct_asset_path}" if link.direct_asset_path else link.url
+        return {
+            "id": link.id,
+            "name": link.name,
+            "url": link.url,
+            "direct_asset_url": direct,
+            "link_type": link.link_type,
+        }
+
+
+class _Handler(BaseHTTPRequestHandler):
+    forge: FakeForge
+    protocol_version = "HTTP/1.1"
+    server_version = "FakeForge/1.0"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet, and never prints anything request-derived
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_PUT(self) -> None:
+        self._serve("PUT")
+
+    def do_PATCH(self) -> None:
+        self._serve("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._serve("DELETE")
+
+    @property
+    def base(self) -> str:
+        if self.forge.public_url:
+            return self.forge.public_url.rstrip("/")
+        host = self.headers.get("Host") or f"{self.forge.host}:{self.forge.port}"
+        return f"http://{host}"
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        return self.rfile.read(length) if length else b""
+
+    def _drop(self, method: str, path: str) -> None:
+        with self.forge.lock:
+            self.forge.requests_seen.append(RequestRecord(method, path, 0))
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _serve(self, method: str) -> None:
+        split = urlsplit(self.path)
+        path = split.path
+        query = {k: v[-1] for k, v in parse_qs(split.query).items()}
+        body = self._read_body()
+        fault = self.forge._take_fault(method, path)
+        if fault is not None:
+            if fault.kind == "drop":
+                self._drop(method, path)
+                return
+            if fault.kind == "status":
+                headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+                self._send(method, path, fault.status, {"message": f"injected fault {fault.status}"}, headers)
+                return
+            if fault.kind == "delay":
+                time.sleep(fault.delay)
+        try:
+            status, payload, headers = self._route(method, path, query, body, fault)
+        except _Reply as reply:
+            status, payload, headers = reply.status, reply.body, reply.headers
+        if fault is not None and fault.kind == "half-upload" and status == -1:
+            if fault.status == 0:
+                self._drop(method, path)
+            else:
+                self._send(method, path, fault.status, {"message": "upload interrupted"}, {})
+            return
+        if fault is not None and fault.kind == "slow":
+            time.sleep(fault.delay)
+        if fault is not None and fault.kind == "drop-after":
+            self._drop(method, path)
+            return
+        self._send(method, path, status, payload, headers)
+
+    def _send(self, method: str, path: str, status: int, payload: Any, headers: dict[str, str]) -> None:
+        with self.forge.lock:
+            self.forge.requests_seen.append(RequestRecord(method, path, status))
+        if isinstance(payload, bytes):
+            data, ctype = payload, "application/octet-stream"
+        elif payload is None:
+            data, ctype = b"", "application/json"
+        else:
+            data, ctype = json.dumps(payload).encode(), "application/json; charset=utf-8"
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            if data:
+                self.wfile.write(data)
+        except OSError:
+            self.close_connection = True
+
+    # -- routing ----------------------------------------------------------------------------------
+    def _route(
+        self, method: str, path: str, query: dict[str, str], body: bytes, fault: Fault | None
+    ) -> tuple[int, Any, dict[str, str]]:
+        parts = path.strip("/").split("/")
+        if parts[:2] == ["api", "v3"] and len(parts) > 2 and parts[2] == "repos":
+            return self._github(method, [unquote(p) for p in parts[3:]], query, body)
+        if parts[:3] == ["api", "uploads", "repos"]:
+            return self._github_upload(method, [unquote(p) for p in parts[3:]], query, body, fault)
+        if parts[:2] == ["api", "v4"] and len(parts) > 3 and parts[2] == "projects":
+            return self._gitlab(method, unquote(parts[3]), [unquote(p) for p in parts[4:]], query, body)
+        if len(parts) == 6 and parts[2:4] == ["releases", "download"]:
+            return self._github_download([unquote(p) for p in parts])
+        raise _Reply(404, {"message": "Not Found"})
+
+    def _token(self) -> tuple[str | None, _Token | None]:
+        for header in ("JOB-TOKEN", "PRIVATE-TOKEN"):
+            if self.headers.get(header):
+                value = self.headers[header]
+                return value, self.forge._tokens.get(value)
+        auth = self.headers.get("Authorization", "")
+        match = re.match(r"(?i)(bearer|token)\s+(\S+)$", auth)
+        if match:
+            return match.group(2), self.forge._tokens.get(match.group(2))
+        return None, None
+
+    def _auth(self, repo_key: str, write: bool, gitlab: bool) -> _Token:
+        _, token = self._token()
+        if token is None:
+            raise _Reply(401, {"message": "401 Unauthorized"} if gitlab else {"message": "Bad credentials"})
+        if token.repos is not None and repo_key not in token.repos:
+            raise _Reply(404, {"message": "404 Project Not Found"} if gitlab else {"message": "Not Found"})
+        if write and token.access != "write":
+            raise _Reply(
+                403,
+                {"message": "403 Forbidden"}
+                if gitlab
+                else {"message": "Resource not accessible by integration"},
+            )
+        return token
+
+    def _page(
+        self, items: list[Any], query: dict[str, str], default: int
+    ) -> tuple[list[Any], dict[str, str]]:
+        per_page = max(1, min(100, int(query.get("per_page", default))))
+        page = max(1, int(query.get("page", 1)))
+        chunk = items[(page - 1) * per_page : page * per_page]
+        headers: dict[str, str] = {}
+        if page * per_page < len(items):
+            next_query = dict(query, page=str(page + 1), per_page=str(per_page))
+            link = f"{self.base}{urlsplit(self.path).path}?{urlencode(next_query)}"
+            headers["Link"] = f'<{link}>; rel="next"'
+            headers["X-Next-Page"] = str(page + 1)
+        return chunk, headers
+
+    # -- GitHub -----------------------------------------------------------------------------------
+    def _gh_repo(self, owner: str, name: str, write: bool) -> tuple[_GhRepo, _Token]:
+        full = f"{owner}/{name}"
+        token = self._auth(full, write, gitlab=False)
+        repo = self.forge._gh.get(full)
+        if repo is None:
+            raise _Reply(404, {"message": "Not Found"})
+        return repo, token
+
+    @staticmethod
+    def _validation(code: str, resource: str, field_name: str, message: str = "Validation Failed") -> _Reply:
+        return _Reply(
+            422, {"message": message, "errors": [{"resource": resource, "code": code, "field": field_name}]}
+        )
+
+    def _github(
+        self, method: str, parts: list[str], query: dict[str, str], body: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
+        if len(parts) < 3 or parts[2] != "releases":
+            raise _Reply(404, {"message": "Not Found"})
+        forge, base = self.forge, self.base
+        write = method != "GET"
+        repo, token = self._gh_repo(parts[0], parts[1], write)
+        rest = parts[3:]
+        payload = json.loads(body or b"{}") if method in ("POST", "PATCH") else {}
+        with forge.lock:
+            if not rest:
+                if method == "GET":
+                    visible = [r for r in repo.releases.values() if token.access == "write" or not r.draft]
+                    visible.sort(key=lambda r: r.id, reverse=True)
+                    chunk, headers = self._page(visible, query, 30)
+                    return 200, [forge._gh_release_json(repo, r, base) for r in chunk], headers
+                if method == "POST":
+                    if not payload.get("tag_name"):
+                        raise self._validation("missing_field", "Release", "tag_name")
+                    if not payload.get("draft") and any(
+                        r.tag_name == payload["tag_name"] and not r.draft for r in repo.releases.values()
+                    ):
+                        raise self._validation("already_exists", "Release", "tag_name")
+                    release = forge._gh_new_release(repo, payload)
+                    return 201, forge._gh_release_json(repo, release, base), {}
+            if rest[0] == "tags" and len(rest) == 2 and method == "GET":
+                for release in repo.releases.values():
+                    if release.tag_name == rest[1] and not release.draft:
+                        return 200, forge._gh_release_json(repo, release, base), {}
+                raise _Reply(404, {"message": "Not Found"})
+            if rest[0] == "assets" and len(rest) == 2:
+                return self._github_asset(method, repo, int(rest[1]), payload)
+            if not rest[0].isdigit():
+                raise _Reply(404, {"message": "Not Found"})
+            release = repo.releases.get(int(rest[0]))
+            if release is None:
+                raise _Reply(404, {"message": "Not Found"})
+            if len(rest) == 2 and rest[1] == "assets" and method == "GET":
+                items = sorted(release.assets.values(), key=lambda a: a.id)
+                chunk, headers = self._page(items, query, 30)
+                return 200, [forge._gh_asset_json(repo, release, a, base) for a in chunk], headers
+            if len(rest) == 1:
+                if method == "GET":
+                    return 200, forge._gh_release_json(repo, release, base), {}
+                if method == "DELETE":
+                    del repo.releases[release.id]
+                    return 204, None, {}
+                if method == "PATCH":
+                    return self._github_patch_release(repo, release, payload)
+        raise _Reply(404, {"message": "Not Found"})
+
+    def _github_patch_release(
+        self, repo: _GhRepo, release: _GhRelease, payload: dict[str, Any]
+    ) -> tuple[int, Any, dict[str, str]]:
+        if repo.immutable and not release.draft:
+            raise _Reply(422, {"message": "Cannot modify an immutable release."})
+        if "draft" in payload and not payload["draft"] and release.draft:
+            if any(r.tag_name == release.tag_name and not r.draft for r in repo.releases.values()):
+                raise self._validation("already_exists", "Release", "tag_name")
+            release.draft = False
+            release.published_at = _now()
+        for key in ("name", "body", "prerelease", "target_commitish", "tag_name"):
+            if key in payload:
+                setattr(release, key, payload[key])
+        return 200, self.forge._gh_release_json(repo, release, self.base), {}
+
+    def _github_asset(
+        self, method: str, repo: _GhRepo, asset_id: int, payload: dict[str, Any]
+    ) -> tuple[int, Any, dict[str, str]]:
+        for release in repo.releases.values():
+            asset = release.assets.get(asset_id)
+            if asset is None:
+                continue
+            if method == "GET":
+                if "application/octet-stream" in self.headers.get("Accept", ""):
+                    return 200, asset.data, {}
+                return 200, self.forge._gh_asset_json(repo, release, asset, self.base), {}
+            if repo.immutable and not release.draft:
+                raise _Reply(422, {"message": "Cannot modify an asset of an immutable release."})
+            if method == "DELETE":
+                del release.assets[asset_id]
+                return 204, None, {}
+            if method == "PATCH":
+                new_name = payload.get("name", asset.name)
+                if any(a.name == new_name and a.id != asset_id for a in release.assets.values()):
+                    raise self._validation("already_exists", "ReleaseAsset", "name")
+                asset.name = new_name
+                asset.label = payload.get("label", asset.label)
+                return 200, self.forge._gh_asset_json(repo, release, asset, self.base), {}
+        raise _Reply(404, {"message": "Not Found"})
+
+    def _github_upload(
+        self, method: str, parts: list[str], query: dict[str, str], body: bytes, fault: Fault | None
+    ) -> tuple[int, Any, dict[str, str]]:
+        if method != "POST" or len(parts) != 5 or parts[2:5:2] != ["releases", "assets"]:
+            raise _Reply(404, {"message": "Not Found"})
+        repo, _ = self._gh_repo(parts[0], parts[1], write=True)
+        name = query.get("name")
+        if not name:
+            raise self._validation("missing_field", "ReleaseAsset", "name")
+        with self.forge.lock:
+            release = repo.releases.get(int(parts[3])) if parts[3].isdigit() else None
+            if release is None:
+                raise _Reply(404, {"message": "Not Found"})
+            if repo.immutable and not release.draft:
+                raise _Reply(422, {"message": "Cannot upload assets to an immutable release."})
+            if any(a.name == name for a in release.assets.values()):
+                raise self._validation("already_exists", "ReleaseAsset", "name")
+            half = fault is not None and fault.kind == "half-upload"
+            asset = _GhAsset(
+                id=self.forge.new_id(),
+                name=name,
+                label=query.get("label"),
+                state="starter" if half else "uploaded",
+                data=body[: len(body) // 2] if half else body,
+                created_at=_now(),
+                size=len(body) // 2 if half else len(body),
+            )
+            release.assets[asset.id] = asset
+            if half:
+                return -1, None, {}
+            return 201, self.forge._gh_asset_json(repo, release, asset, self.base), {}
+
+    def _github_download(self, parts: list[str]) -> tuple[int, Any, dict[str, str]]:
+        owner, name, _, _, tag, file_name = parts
+        with self.forge.lock:
+            repo = self.forge._gh.get(f"{owner}/{name}")
+            for release in repo.releases.values() if repo else []:
+                if tag in (release.tag_name if not release.draft else release.untagged,):
+                    for asset in release.assets.values():
+                        if asset.name == file_name and asset.state == "uploaded":
+                            return 200, asset.data, {}
+        raise _Reply(404, {"message": "Not Found"})
+
+    # -- GitLab -----------------------------------------------------------------------------------
+    def _gitlab(
+        self, method: str, ref: str, parts: list[str], query: dict[str, str], body: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
+        forge = self.forge
+        with forge.lock:
+            proj = next((p for p in forge._gl.values() if str(p.id) == ref or p.path == ref), None)
+        key = proj.path if proj else ref
+        self._auth(key, method != "GET", gitlab=True)
+        if proj is None:
+            raise _Reply(404, {"message": "404 Project Not Found"})
+        with forge.lock:
+            if parts[:2] == ["packages", "generic"] and len(parts) == 5:
+                return self._gitlab_generic(method, proj, parts[2], parts[3], parts[4], query, body)
+            if parts == ["packages"] and method == "GET":
+                wanted = query.get("package_name", "")
+                items = [
+                    {
+                        "id": p.id,
+                        "name": p.name,
+                        "version": p.version,
+                        "package_type": "generic",
+                        "status": "default",
+                    }
+                    for p in sorted(proj.packages.values(), key=lambda p: p.id)
+                    if wanted.lower() in p.name.lower()
+                    and query.get("package_type", "generic") == "generic"
+                    and query.get("package_version", p.version) == p.version
+                ]
+                chunk, headers = self._page(items, query, 20)
+                return 200, chunk, headers
+            if len(parts) >= 3 and parts[0] == "packages" and parts[2] == "package_files":
+                package = proj.packages.get(int(parts[1])) if parts[1].isdigit() else None
+                if package is None:
+                    raise _Reply(404, {"message": "404 Package Not Found"})
+                if len(parts) == 3 and method == "GET":
+                    files = [
+                        forge._gl_file_json(f) for f in sorted(package.files.values(), key=lambda f: f.id)
+                    ]
+                    chunk, headers = self._page(files, query, 20)
+                    return 200, chunk, headers
+                if len(parts) == 4 and method == "DELETE":
+                    if package.files.pop(int(parts[3]), None) is None:
+                        raise _Reply(404, {"message": "404 Not found"})
+                    return 204, None, {}
+            if parts and parts[0] == "releases":
+                return self._gitlab_releases(method, proj, parts[1:], body)
+        raise _Reply(404, {"message": "404 Not Found"})
+
+    def _gitlab_generic(
+        self,
+        method: str,
+        proj: _GlProject,
+        name: str,
+        version: str,
+        file_name: str,
+        query: dict[str, str],
+        body: bytes,
+    ) -> tuple[int, Any, dict[str, str]]:
+        forge = self.forge
+        if method == "GET":
+            newest = forge._gl_newest_file(proj, name, version, file_name)
+            if newest is None:
+                raise _Reply(404, {"message": "404 Package Not Found"})
+            return 200, newest.data, {}
+        if method != "PUT":
+            raise _Reply(405, {"message": "405 Method Not Allowed"})
+        for field_name, value, rule in (
+            ("package_name", name, GITLAB_NAME_RE),
+            ("package_version", version, GITLAB_VERSION_RE),
+            ("file_name", file_name, GITLAB_NAME_RE),
+        ):
+            if not rule.match(value):
+                raise _Reply(400, {"error": f"{field_name} is invalid"})
+        package = next((p for p in proj.packages.values() if p.name == name and p.version == version), None)
+        if package is None:
+            package = _GlPackage(forge.new_id(), name, version)
+            proj.packages[package.id] = package
+        record = _GlFile(forge.new_id(), package.id, file_name, body, _now())
+        package.files[record.id] = record
+        if query.get("select") == "package_file":
+            return 201, forge._gl_file_json(record), {}
+        return 201, {"message": "201 Created"}, {}
+
+    def _gitlab_releases(
+        self, method: str, proj: _GlProject, parts: list[str], body: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
+        forge, base = self.forge, self.base
+        payload = json.loads(body or b"{}") if method in ("POST", "PUT") else {}
+        if not parts:
+            if method == "GET":
+                return 200, [forge._gl_release_json(proj, r, base) for r in proj.releases.values()], {}
+            if method == "POST":
+                tag = payload.get("tag_name")
+                if not tag:
+                    raise _Reply(400, {"error": "tag_name is missing"})
+                if tag in proj.releases:
+                    raise _Reply(409, {"message": "Release already exists"})
+                release = _GlRelease(
+                    tag, payload.get("name") or tag, payload.get("description") or "", _now()
+                )
+                for link in (payload.get("assets") or {}).get("links", []):
+                    self._gitlab_add_link(release, link)
+                proj.releases[tag] = release
+                return 201, forge._gl_release_json(proj, release, base), {}
+        release = proj.releases.get(parts[0]) if parts else None
+        if release is None:
+            raise _Reply(404, {"message": "404 Not Found"})
+        if len(parts) == 1:
+            if method == "GET":
+                return 200, forge._gl_release_json(proj, release, base), {}
+            if method == "PUT":
+                for key in ("name", "description"):
+                    if key in payload:
+                        setattr(release, key, payload[key])
+                return 200, forge._gl_release_json(proj, release, base), {}
+            if method == "DELETE":
+                del proj.releases[release.tag_name]
+                return 200, forge._gl_release_json(proj, release, base), {}
+        web = forge._gl_release_json(proj, release, base)["_links"]["self"]
+        if parts[1:3] == ["assets", "links"]:
+            if len(parts) == 3:
+                if method == "GET":
+                    return 200, [forge._gl_link_json(web, link) for link in release.links.values()], {}
+                if method == "POST":
+                    link = self._gitlab_add_link(release, payload)
+                    return 201, forge._gl_link_json(web, link), {}
+            if len(parts) == 4 and parts[3].isdigit():
+                link = release.links.get(int(parts[3]))
+                if link is None:
+                    raise _Reply(404, {"message": "404 Not found"})
+                if method == "GET":
+                    return 200, forge._gl_link_json(web, link), {}
+                if method == "DELETE":
+                    del release.links[link.id]
+                    return 200, forge._gl_link_json(web, link), {}
+                if method == "PUT":
+                    self._gitlab_check_link(release, payload, exclude=link.id)
+                    link.name = payload.get("name", link.name)
+                    link.url = payload.get("url", link.url)
+                    link.direct_asset_path = payload.get(
+                        "direct_asset_path", payload.get("filepath", link.direct_asset_path)
+                    )
+                    link.link_type = payload.get("link_type", link.link_type)
+                    return 200, forge._gl_link_json(web, link), {}
+        raise _Reply(404, {"message": "404 Not Found"})
+
+    @staticmethod
+    def _gitlab_check_link(release: _GlRelease, payload: dict[str, Any], exclude: int | None = None) -> None:
+        for other in release.links.values():
+            if other.id == exclude:
+                continue
+            for key in ("name", "url"):
+                if key in payload and getattr(other, key) == payload[key]:
+                    raise _Reply(400, {"message": {key: ["has already been taken"]}})
+
+    def _gitlab_add_link(self, release: _GlRelease, payload: dict[str, Any]) -> _GlLink:
+        if not payload.get("name") or not payload.get("url"):
+            raise _Reply(400, {"error": "name, url are missing"})
+        self._gitlab_check_link(release, payload)
+        link = _GlLink(
+            id=self.forge.new_id(),
+            name=payload["name"],
+            url=payload["url"],
+            direct_asset_path=payload.get("direct_asset_path") or payload.get("filepath"),
+            link_type=payload.get("link_type", "other"),
+        )
+        release.links[link.id] = link
+        return link
+
+
+@dataclass(frozen=True)
+class ForgeSetup:
+    """A started forge with one write token, one GitHub repository and one GitLab project."""
+
+    server: FakeForge
+    token: str
+    github_repo: str
+    gitlab_project: str
+    gitlab_project_id: int
+
+
+def seed(
+    server: FakeForge, github_repo: str = "acme/models", gitlab_project: str = "acme/models"
+) -> ForgeSetup:
+    token = f"czt_{secrets.token_hex(16)}"
+    server.add_token(token, access="write")
+    server.add_github_repo(github_repo)
+    project_id = server.add_gitlab_project(gitlab_project)
+    return ForgeSetup(server, token, github_repo, gitlab_project, project_id)
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Serve the fake GitHub/GitLab forge until killed.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--token", action="append", default=[], help="a write token (repeatable)")
+    parser.add_argument("--github-repo", action="append", default=[])
+    parser.add_argument("--gitlab-project", action="append", default=[])
+    args = parser.parse_args()
+    forge = FakeForge(args.host, args.port).start()
+    for token in args.token:
+        forge.add_token(token)
+    for repo in args.github_repo:
+        forge.add_github_repo(repo)
+    for project in args.gitlab_project:
+        print(f"gitlab project {project} id {forge.add_gitlab_project(project)}", flush=True)
+    print(f"github_api_url {forge.github_api_url}", flush=True)
+    print(f"gitlab_api_url {forge.gitlab_api_url}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        forge.stop()
+
+
+if __name__ == "__main__":
+    main()
