@@ -1,0 +1,86 @@
+# czann-ci: convert, validate and publish ZEISS ZEN .czann models from CI.
+#
+# Targets:
+#   full (default, last stage; what the GitHub action builds): Keras / SavedModel / ONNX sources
+#   slim (`docker build --target slim`): ONNX sources, validate, inspect, publish; no TensorFlow
+#
+# BASE_IMAGE is pinned by digest; CI machines without a registry pass a local stand-in with
+# --build-arg BASE_IMAGE=... (see tests/container/base.sh).
+ARG BASE_IMAGE=debian:bookworm-slim@sha256:7802002798b0e351323ed2357ae6dc5a8c4d0a05a57e7f4d8f97136151d3d603
+
+# --- Python runtime shared by both targets -------------------------------------------------------
+FROM ${BASE_IMAGE} AS runtime
+ARG DEBIAN_FRONTEND=noninteractive
+# Debian's security updates move package versions; the base image digest pins the release.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 ca-certificates \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PYTHONFAULTHANDLER=1 \
+    LANG=C.UTF-8 \
+    TF_CPP_MIN_LOG_LEVEL=2 \
+    PATH=/opt/czann/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+# --- Builder: pinned, hashed dependencies into /opt/czann (a venv without pip) ------------------
+FROM runtime AS builder
+ARG DEBIAN_FRONTEND=noninteractive
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3-venv binutils \
+ && rm -rf /var/lib/apt/lists/*
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore
+COPY requirements/build.lock /src/requirements/build.lock
+RUN python3 -m venv /opt/build \
+ && /opt/build/bin/pip install --require-hashes --no-deps -r /src/requirements/build.lock \
+ && python3 -m venv --without-pip /opt/czann
+COPY pyproject.toml README.md /src/
+COPY czann_ci /src/czann_ci
+RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /wheels /src
+
+FROM builder AS builder-slim
+COPY requirements/slim.lock /src/requirements/slim.lock
+RUN /opt/build/bin/pip --python /opt/czann/bin/python install --require-hashes --no-deps \
+      -r /src/requirements/slim.lock \
+ && /opt/build/bin/pip --python /opt/czann/bin/python install --no-deps /wheels/*.whl
+
+FROM builder AS builder-full
+COPY requirements/full.lock /src/requirements/full.lock
+# TensorFlow ships 290 MB of C++ headers (only for compiling custom ops) and unstripped shared
+# libraries; dropping both keeps the image about 0.5 GB smaller and changes nothing at run time.
+RUN /opt/build/bin/pip --python /opt/czann/bin/python install --require-hashes --no-deps \
+      -r /src/requirements/full.lock \
+ && /opt/build/bin/pip --python /opt/czann/bin/python install --no-deps /wheels/*.whl \
+ && tf=/opt/czann/lib/python3.11/site-packages/tensorflow \
+ && rm -rf "$tf/include" \
+ && find "$tf" -name '*.so*' -type f -exec strip --strip-unneeded {} +
+
+# --- slim: ONNX only ----------------------------------------------------------------------------
+FROM runtime AS slim
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="czann-ci (slim, ONNX only)" \
+      org.opencontainers.image.description="Validate, inspect, convert ONNX models to ZEISS ZEN .czann and publish them from CI" \
+      org.opencontainers.image.source="https://github.com/czann-ci/czann-ci" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.base.name="debian:bookworm-slim"
+COPY --from=builder-slim /opt/czann /opt/czann
+COPY entrypoint /usr/local/bin/czann-entrypoint
+ENTRYPOINT ["/usr/local/bin/czann-entrypoint"]
+
+# --- full: Keras 3 / TensorFlow / ONNX (default target; the GitHub action runs this) -------------
+FROM runtime AS full
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="czann-ci" \
+      org.opencontainers.image.description="Convert Keras 3, SavedModel and ONNX models to validated ZEISS ZEN .czann files and publish them from CI" \
+      org.opencontainers.image.source="https://github.com/czann-ci/czann-ci" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.base.name="debian:bookworm-slim"
+COPY --from=builder-full /opt/czann /opt/czann
+COPY entrypoint /usr/local/bin/czann-entrypoint
+ENTRYPOINT ["/usr/local/bin/czann-entrypoint"]

@@ -1,0 +1,791 @@
+"""The CI step: workflow inputs -> conversion -> validation -> release asset -> step outputs.
+
+GitHub passes inputs as ``INPUT_<NAME>`` (upper-cased, hyphens kept, e.g. ``INPUT_ZEN-BLUE``);
+GitLab jobs set ``CZANN_<NAME>`` (``CZANN_ZEN_BLUE``). ``run_action`` reads both, runs the same
+pipeline as ``czann convert``, publishes in publish mode and reports back through GitHub's
+workflow commands, ``$GITHUB_OUTPUT`` and ``$GITHUB_STEP_SUMMARY`` (plain text elsewhere).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from czann_ci.errors import ConversionError, CzannError, InvalidModelError, PublishError, UsageError
+
+MODES = ("validate", "package", "publish")
+OVERWRITE_MODES = ("never", "if-changed", "always")
+FORMATS = ("czann", "czseg", "czmodel")
+LAYOUTS = ("nchw", "nhwc", "ncdhw", "ndhwc")
+TRUE_SPELLINGS = ("true", "True", "TRUE")
+FALSE_SPELLINGS = ("false", "False", "FALSE")
+SUMMARY_LIMIT = 1024 * 1024 - 4096  # GitHub rejects step summaries of 1 MiB or more
+OUTPUT_NAMES = (
+    "czann-path",
+    "sha256",
+    "size",
+    "spec-version",
+    "zen-blue-min",
+    "zen-core-min",
+    "max-abs-diff",
+    "release-url",
+    "asset-url",
+    "upload-result",
+)
+# Every input action.yml declares; tests check the two lists agree.
+INPUT_NAMES = (
+    "model",
+    "metadata",
+    "license",
+    "output",
+    "format",
+    "spec",
+    "zen-blue",
+    "zen-core",
+    "opset",
+    "input-layout",
+    "bgr-to-rgb",
+    "sigmoid-to-softmax",
+    "atol",
+    "mode",
+    "release-tag",
+    "tag-prefix",
+    "draft",
+    "prerelease",
+    "overwrite",
+    "checksum",
+    "token",
+    "api-url",
+    "debug",
+)
+# SemVer 2.0.0, https://semver.org
+SEMVER_RE = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+)
+ZEN_VERSION_RE = re.compile(r"^\d+\.\d+(\.\d+)?$")
+
+
+# --------------------------------------------------------------------------------------------------
+# Inputs
+
+
+class InputReader:
+    """Looks up an input under every spelling a runner may use, first non-empty wins."""
+
+    def __init__(self, env: Mapping[str, str], overrides: Mapping[str, Any] | None = None) -> None:
+        self.env = env
+        self.overrides = {_kebab(key): value for key, value in (overrides or {}).items() if value is not None}
+
+    def raw(self, name: str) -> str:
+        if name in self.overrides:
+            value = self.overrides[name]
+            if isinstance(value, bool):
+                return "true" if value else "false"
+            return str(value).strip()
+        upper = name.upper()
+        for key in (f"INPUT_{upper}", f"INPUT_{upper.replace('-', '_')}", f"CZANN_{upper.replace('-', '_')}"):
+            value = self.env.get(key, "").strip()
+            if value:
+                return value
+        return ""
+
+    def text(self, name: str, default: str = "") -> str:
+        return self.raw(name) or default
+
+    def boolean(self, name: str, default: bool = False) -> bool:
+        value = self.raw(name)
+        if not value:
+            return default
+        if value in TRUE_SPELLINGS:
+            return True
+        if value in FALSE_SPELLINGS:
+            return False
+        raise UsageError(f"must be true or false, got {value!r}", field=name)
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str = "") -> str:
+        value = self.raw(name) or default
+        if value and value not in choices:
+            raise UsageError(f"must be one of {', '.join(choices)}, got {value!r}", field=name)
+        return value
+
+
+def _kebab(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+@dataclass(frozen=True)
+class CiContext:
+    """Where the step runs: the forge, the workspace and what was pushed."""
+
+    forge: str  # github | gitlab | local
+    workspace: Path
+    pushed_tag: str
+    repository: str
+    api_url: str
+    default_token: str
+    server_url: str = ""
+    commit: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> CiContext:
+        if env.get("GITLAB_CI", "").lower() == "true" or env.get("CI_API_V4_URL"):
+            return cls(
+                forge="gitlab",
+                workspace=Path(env.get("CI_PROJECT_DIR") or os.getcwd()),
+                pushed_tag=env.get("CI_COMMIT_TAG", ""),
+                repository=env.get("CI_PROJECT_ID", "") or env.get("CI_PROJECT_PATH", ""),
+                api_url=env.get("CI_API_V4_URL", ""),
+                default_token=env.get("CI_JOB_TOKEN", ""),
+                server_url=env.get("CI_SERVER_URL", ""),
+                commit=env.get("CI_COMMIT_SHA", ""),
+            )
+        ref = env.get("GITHUB_REF", "")
+        return cls(
+            forge="github" if env.get("GITHUB_ACTIONS", "").lower() == "true" or ref else "local",
+            workspace=Path(env.get("GITHUB_WORKSPACE") or os.getcwd()),
+            pushed_tag=ref[len("refs/tags/") :] if ref.startswith("refs/tags/") else "",
+            repository=env.get("GITHUB_REPOSITORY", ""),
+            api_url=env.get("GITHUB_API_URL", "https://api.github.com"),
+            default_token=env.get("GITHUB_TOKEN", ""),
+            server_url=env.get("GITHUB_SERVER_URL", ""),
+            commit=env.get("GITHUB_SHA", ""),
+        )
+
+
+@dataclass(frozen=True)
+class ActionInputs:
+    """Every input, parsed, checked against each other and resolved against the workspace."""
+
+    metadata: Path
+    model: Path | None
+    license: Path | None
+    output: Path | None  # None: dist/<name>-<version>.<format>
+    out_format: str
+    spec: str | None
+    zen_blue: str | None
+    zen_core: str | None
+    opset: int | None
+    input_layout: str | None
+    bgr_to_rgb: bool
+    sigmoid_to_softmax: bool
+    atol: float
+    mode: str
+    release_tag: str
+    tag_prefix: str
+    version: str
+    draft: bool
+    prerelease: bool
+    overwrite: str
+    checksum: bool
+    token: str = field(repr=False)
+    token_kind: str  # job (the CI's own job token) | private (a token given as an input)
+    api_url: str
+    debug: bool
+
+
+def read_inputs(reader: InputReader, ctx: CiContext) -> ActionInputs:
+    """Parse and cross-check the inputs; raises UsageError naming the input at fault."""
+    metadata_text = reader.text("metadata")
+    if not metadata_text:
+        raise UsageError("is required: the path of the metadata JSON", field="metadata")
+    metadata = _existing(ctx.workspace, metadata_text, "metadata")
+    model = _existing(ctx.workspace, reader.text("model"), "model") if reader.text("model") else None
+    license_file = (
+        _existing(ctx.workspace, reader.text("license"), "license") if reader.text("license") else None
+    )
+    output = (
+        _inside_workspace(ctx.workspace, reader.text("output"), "output") if reader.text("output") else None
+    )
+
+    out_format = reader.choice("format", FORMATS, "czann")
+    spec = reader.text("spec") or None
+    if spec is not None and out_format != "czann":
+        raise UsageError(
+            f"is {spec!r} but format is {out_format}: the legacy formats have no model.json spec; "
+            "remove spec or set format: czann",
+            field="spec",
+        )
+    zen_blue = _zen_version(reader, "zen-blue")
+    zen_core = _zen_version(reader, "zen-core")
+    opset = _integer(reader, "opset")
+    input_layout = reader.choice("input-layout", LAYOUTS) or None
+    atol = _number(reader, "atol", 1e-4)
+
+    release_tag = reader.text("release-tag") or ctx.pushed_tag
+    mode = reader.choice("mode", MODES) or ("publish" if ctx.pushed_tag else "package")
+    if mode == "publish" and not release_tag:
+        raise UsageError(
+            "is publish but no tag was pushed and release-tag is empty: run on a tag push "
+            "(on: push: tags: ['model-v*']), set release-tag, or use mode: package",
+            field="mode",
+        )
+    tag_prefix = reader.text("tag-prefix", "model-v")
+    version = _version_of(release_tag, tag_prefix, ctx.commit)
+    overwrite = reader.choice("overwrite", OVERWRITE_MODES, "if-changed")
+    token = reader.text("token") or ctx.default_token
+    api_url = (reader.text("api-url") or ctx.api_url).rstrip("/")
+    if mode == "publish":
+        if not token:
+            raise UsageError(
+                "is empty: publishing needs a token (GitHub: permissions: contents: write; "
+                "GitLab: CI_JOB_TOKEN or CZANN_TOKEN)",
+                field="token",
+            )
+        if not api_url.startswith(("http://", "https://")):
+            raise UsageError(f"must be an http(s) URL, got {api_url!r}", field="api-url")
+        if not ctx.repository:
+            raise UsageError(
+                "publishing needs the repository (GITHUB_REPOSITORY or CI_PROJECT_ID) in the environment",
+                field="mode",
+            )
+    return ActionInputs(
+        metadata=metadata,
+        model=model,
+        license=license_file,
+        output=output,
+        out_format=out_format,
+        spec=spec,
+        zen_blue=zen_blue,
+        zen_core=zen_core,
+        opset=opset,
+        input_layout=input_layout,
+        bgr_to_rgb=reader.boolean("bgr-to-rgb"),
+        sigmoid_to_softmax=reader.boolean("sigmoid-to-softmax"),
+        atol=atol,
+        mode=mode,
+        release_tag=release_tag,
+        tag_prefix=tag_prefix,
+        version=version,
+        draft=reader.boolean("draft"),
+        prerelease=reader.boolean("prerelease"),
+        overwrite=overwrite,
+        checksum=reader.boolean("checksum", True),
+        token=token,
+        token_kind="private" if reader.text("token") else "job",
+        api_url=api_url,
+        debug=reader.boolean("debug"),
+    )
+
+
+def _existing(workspace: Path, text: str, name: str) -> Path:
+    path = (workspace / text).resolve() if not Path(text).is_absolute() else Path(text)
+    if not path.exists():
+        raise UsageError(f"{text!r} does not exist (paths are relative to {workspace})", field=name)
+    return path
+
+
+def _inside_workspace(workspace: Path, text: str, name: str) -> Path:
+    path = (workspace / text).resolve()
+    if not path.is_relative_to(workspace.resolve()):
+        raise UsageError(f"{text!r} points outside the workspace", field=name)
+    return path
+
+
+def _zen_version(reader: InputReader, name: str) -> str | None:
+    value = reader.text(name)
+    if value and not ZEN_VERSION_RE.match(value):
+        raise UsageError(f"must be a ZEN release like 3.10 (quote it in YAML), got {value!r}", field=name)
+    return value or None
+
+
+def _integer(reader: InputReader, name: str) -> int | None:
+    value = reader.text(name)
+    if not value:
+        return None
+    if not value.isdigit():
+        raise UsageError(f"must be a whole number, got {value!r}", field=name)
+    return int(value)
+
+
+def _number(reader: InputReader, name: str, default: float) -> float:
+    value = reader.text(name)
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise UsageError(f"must be a number, got {value!r}", field=name) from None
+    if not number >= 0:
+        raise UsageError(f"must be zero or positive, got {value!r}", field=name)
+    return number
+
+
+def _version_of(tag: str, prefix: str, commit: str) -> str:
+    if not tag:
+        return f"dev-{commit[:7]}" if commit else "dev"
+    if not tag.startswith(prefix):
+        raise UsageError(
+            f"tag {tag!r} does not start with tag-prefix {prefix!r}: push a tag like {prefix}1.0.0 "
+            "or set tag-prefix",
+            field="release-tag",
+        )
+    version = tag[len(prefix) :]
+    if not SEMVER_RE.match(version):
+        raise UsageError(
+            f"tag {tag!r} gives version {version!r}, which is not SemVer "
+            f"(MAJOR.MINOR.PATCH, e.g. {prefix}1.2.0)",
+            field="release-tag",
+        )
+    return version
+
+
+# --------------------------------------------------------------------------------------------------
+# Reporting back to the runner
+
+
+def escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+class Console:
+    """Log lines and workflow commands; every line goes through the secret filter."""
+
+    def __init__(self, forge: str, stream: TextIO, secrets_to_hide: list[str]) -> None:
+        self.github = forge == "github"
+        self.stream = stream
+        self.secrets = [secret for secret in secrets_to_hide if secret]
+
+    def hide(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def line(self, text: str) -> None:
+        self.stream.write(self.hide(text) + "\n")
+        self.stream.flush()
+
+    def mask(self, secret: str) -> None:
+        if secret and self.github:
+            # The one place the secret is written on purpose: the runner removes it from the log.
+            self.stream.write(f"::add-mask::{escape_data(secret)}\n")
+            self.stream.flush()
+
+    def annotate(
+        self, level: str, message: str, title: str = "", file: str = "", line: int | None = None
+    ) -> None:
+        if not self.github:
+            where = f"{file}:{line}: " if file and line else (f"{file}: " if file else "")
+            self.line(f"{level}: {where}{message}")
+            return
+        props = []
+        if file:
+            props.append(f"file={escape_property(file)}")
+        if line:
+            props.append(f"line={line}")
+        if title:
+            props.append(f"title={escape_property(self.hide(title))}")
+        self.line(f"::{level} {','.join(props)}::{escape_data(self.hide(message))}".replace(" ::", "::", 1))
+
+    @contextmanager
+    def group(self, title: str) -> Iterator[None]:
+        self.line(f"::group::{title}" if self.github else f"== {title}")
+        try:
+            yield
+        finally:
+            if self.github:
+                self.line("::endgroup::")
+
+
+def write_outputs(path: str, outputs: Mapping[str, str], hide: Callable[[str], str]) -> None:
+    """Append outputs in the heredoc form; a fresh random delimiter per value."""
+    with open(path, "a", encoding="utf-8") as handle:
+        for name, value in outputs.items():
+            text = hide(str(value))
+            delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
+            while delimiter in text:
+                delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
+            handle.write(f"{name}<<{delimiter}\n{text}\n{delimiter}\n")
+
+
+def field_line(metadata_file: Path, field_name: str) -> int | None:
+    """1-based line of the first ``"field_name":`` key in a JSON file, if it can be found."""
+    try:
+        text = metadata_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    match = re.search(r'"' + re.escape(field_name) + r'"\s*:', text)
+    return text.count("\n", 0, match.start()) + 1 if match else None
+
+
+def workspace_relative(path: Path, workspace: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(workspace.resolve()))
+    except ValueError:
+        return str(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# The step
+
+
+@dataclass
+class StepResult:
+    """What the step produced, for outputs and the summary."""
+
+    outcome: str = "failed"
+    czann_path: str = ""
+    sha256: str = ""
+    size: int | None = None
+    spec_version: str = ""
+    zen_blue_min: str = ""
+    zen_core_min: str = ""
+    max_abs_diff: float | None = None
+    fidelity_status: str = ""
+    atol: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    release_url: str = ""
+    asset_url: str = ""
+    upload_result: str = "none"
+    error: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    def outputs(self) -> dict[str, str]:
+        return {
+            "czann-path": self.czann_path,
+            "sha256": self.sha256,
+            "size": "" if self.size is None else str(self.size),
+            "spec-version": self.spec_version,
+            "zen-blue-min": self.zen_blue_min,
+            "zen-core-min": self.zen_core_min,
+            "max-abs-diff": "" if self.max_abs_diff is None else f"{self.max_abs_diff:.3g}",
+            "release-url": self.release_url,
+            "asset-url": self.asset_url,
+            "upload-result": self.upload_result,
+        }
+
+
+def run_action(env: Mapping[str, str] = os.environ, argv_overrides: dict | None = None) -> int:
+    """Run the CI step; returns the process exit code (0 ok, 1 invalid, 2 usage, 3 conversion,
+    4 publish). ``argv_overrides`` maps input names (either spelling) to values that win over the
+    environment, for ``czann action --mode validate`` and the like."""
+    reader = InputReader(env, argv_overrides)
+    ctx = CiContext.from_env(env)
+    token = reader.text("token") or ctx.default_token
+    console = Console(ctx.forge, sys.stdout, [token])
+    console.mask(token)
+    debug = reader.raw("debug") in TRUE_SPELLINGS
+    step = StepResult()
+    inputs: ActionInputs | None = None
+    phase = "inputs"
+    try:
+        inputs = read_inputs(reader, ctx)
+        step.atol = inputs.atol
+        with tempfile.TemporaryDirectory(prefix="czann-action-") as scratch:
+            phase = "convert"
+            result = _convert(inputs, ctx, console, Path(scratch), step)
+            if inputs.mode == "validate":
+                step.outcome = "valid"
+            else:
+                final = _place(inputs, ctx, result.path)
+                step.czann_path = workspace_relative(final, ctx.workspace)
+                step.outcome = "packaged"
+                if inputs.mode == "publish":
+                    phase = "publish"
+                    _publish(inputs, ctx, console, final, step)
+                    step.outcome = "published"
+        code = 0
+    except CzannError as exc:
+        code = exc.exit_code
+        step.error = console.hide(exc.one_line())
+        _report_error(console, exc, inputs, ctx)
+    except Exception as exc:  # an unexpected failure still gets the phase's exit code and one line
+        code = {"convert": ConversionError.exit_code, "publish": PublishError.exit_code}.get(phase, 1)
+        step.error = console.hide(f"{type(exc).__name__}: {exc}")
+        console.annotate("error", step.error, title=f"czann: {phase} failed")
+    if debug and code:
+        console.line(traceback.format_exc())
+    if code and not step.outcome.startswith("failed"):
+        step.outcome = "failed"
+    _finish(env, console, step, inputs, ctx)
+    return code
+
+
+def _convert(inputs: ActionInputs, ctx: CiContext, console: Console, scratch: Path, step: StepResult) -> Any:
+    from czann_ci.pipeline import ConvertOptions, convert_model
+
+    with console.group("Convert and validate"):
+        options = ConvertOptions(
+            meta=inputs.metadata,
+            model=inputs.model,
+            output=scratch / f"model.{inputs.out_format}",
+            out_format=inputs.out_format,
+            spec=inputs.spec,
+            zen_blue=inputs.zen_blue,
+            zen_core=inputs.zen_core,
+            license=inputs.license,
+            opset=inputs.opset,
+            bgr_to_rgb=inputs.bgr_to_rgb,
+            sigmoid_to_softmax=inputs.sigmoid_to_softmax,
+            atol=inputs.atol,
+            input_layout=inputs.input_layout,
+        )
+        result = convert_model(options, progress=console.line)
+    step.sha256 = result.sha256
+    step.size = result.size
+    step.spec_version = result.spec_version
+    step.zen_blue_min = result.zen_blue_min
+    step.zen_core_min = result.zen_core_min
+    step.max_abs_diff = result.max_abs_diff
+    step.fidelity_status = getattr(result.fidelity, "status", "") if result.fidelity else "not-established"
+    step.metadata = dict(result.metadata or {})
+    findings = list(getattr(result.report, "findings", []))
+    for finding in findings:
+        if getattr(finding, "level", "") == "warning":
+            step.warnings.append(finding.message)
+            _annotate_finding(console, finding, "warning", inputs, ctx)
+    errors = [finding for finding in findings if getattr(finding, "level", "") == "error"]
+    if errors:
+        failure = InvalidModelError(
+            f"validation failed with {len(errors)} error(s): {errors[0].message}", file=str(inputs.metadata)
+        )
+        failure.findings = errors  # type: ignore[attr-defined]
+        raise failure
+    return result
+
+
+def _place(inputs: ActionInputs, ctx: CiContext, built: Path) -> Path:
+    """Move the archive to its place in the workspace and hand it to the workspace owner."""
+    if inputs.output is not None:
+        final = inputs.output
+    else:
+        final = ctx.workspace / "dist" / f"{_asset_stem(inputs, built)}-{inputs.version}.{inputs.out_format}"
+    if final.exists() and final.is_dir():
+        raise UsageError(f"{workspace_relative(final, ctx.workspace)} is a folder", field="output")
+    created = _make_parents(final.parent)
+    shutil.move(str(built), final)
+    _hand_over([*created, final], ctx.workspace)
+    return final
+
+
+def _asset_stem(inputs: ActionInputs, built: Path) -> str:
+    name = _model_name(built) or (inputs.model or inputs.metadata).stem
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-._").lower()
+    return slug or "model"
+
+
+def _model_name(archive: Path) -> str:
+    import zipfile
+
+    with zipfile.ZipFile(archive) as bundle:
+        for member in bundle.namelist():
+            if member == "model.json":
+                return str(json.loads(bundle.read(member)).get("ModelName") or "")
+            if member.endswith(".xml"):
+                found = re.search(rb"<ModelName>([^<]*)</ModelName>", bundle.read(member))
+                return found.group(1).decode("utf-8", "replace") if found else ""
+    return ""
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    missing = []
+    probe = folder
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return list(reversed(missing))
+
+
+def _hand_over(paths: list[Path], workspace: Path) -> None:
+    """Files written as root in a container would be root-owned on the runner: give them back."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return
+    try:
+        owner = workspace.stat()
+    except OSError:
+        return
+    for path in paths:
+        try:
+            if path.stat().st_uid != owner.st_uid or path.stat().st_gid != owner.st_gid:
+                os.chown(path, owner.st_uid, owner.st_gid)
+        except OSError:
+            pass
+
+
+def _publish(inputs: ActionInputs, ctx: CiContext, console: Console, archive: Path, step: StepResult) -> None:
+    from czann_ci.publish import Asset
+
+    assets = [Asset.from_file(archive)]
+    if inputs.checksum:
+        checksum_file = archive.with_name(archive.name + ".sha256")
+        checksum_file.write_text(f"{assets[0].sha256}  {archive.name}\n", encoding="utf-8")
+        _hand_over([checksum_file], ctx.workspace)
+        assets.append(Asset.from_file(checksum_file))
+    with console.group(f"Publish {archive.name} to {inputs.release_tag}"):
+        if ctx.forge == "gitlab":
+            outcome = _publish_gitlab(inputs, ctx, console, assets)
+        else:
+            outcome = _publish_github(inputs, ctx, console, assets)
+    step.release_url = outcome.release_url
+    step.asset_url = outcome.asset_url
+    step.upload_result = outcome.upload_result
+
+
+def _publish_github(inputs: ActionInputs, ctx: CiContext, console: Console, assets: list) -> Any:
+    from czann_ci.publish import GitHubTarget, publish_github
+
+    target = GitHubTarget(
+        api_url=inputs.api_url,
+        repository=ctx.repository,
+        token=inputs.token,
+        tag=inputs.release_tag,
+        draft=inputs.draft,
+        prerelease=inputs.prerelease,
+        overwrite=inputs.overwrite,
+        target_commitish=ctx.commit or None,
+    )
+    return publish_github(target, assets, log=console.line)
+
+
+def _publish_gitlab(inputs: ActionInputs, ctx: CiContext, console: Console, assets: list) -> Any:
+    from czann_ci.publish import GitLabTarget, publish_gitlab
+
+    target = GitLabTarget(
+        api_url=inputs.api_url,
+        project=ctx.repository,
+        token=inputs.token,
+        token_kind=inputs.token_kind,
+        tag=inputs.release_tag,
+        package_name=_asset_stem_from_name(assets[0].name, inputs),
+        package_version=inputs.version,
+        overwrite=inputs.overwrite,
+    )
+    return publish_gitlab(target, assets, log=console.line)
+
+
+def _asset_stem_from_name(asset_name: str, inputs: ActionInputs) -> str:
+    stem = asset_name.rsplit(".", 1)[0]
+    suffix = f"-{inputs.version}"
+    return stem[: -len(suffix)] if stem.endswith(suffix) else stem
+
+
+def _report_error(console: Console, exc: CzannError, inputs: ActionInputs | None, ctx: CiContext) -> None:
+    findings = [f for f in getattr(exc, "findings", None) or [] if getattr(f, "level", "error") == "error"]
+    if isinstance(exc, InvalidModelError) and findings:
+        for finding in findings:
+            _annotate_finding(console, finding, "error", inputs, ctx)
+        console.line(f"error: {exc.one_line()}")
+        return
+    kind = {1: "invalid model", 2: "usage error", 3: "conversion failed", 4: "publish failed"}.get(
+        exc.exit_code, "error"
+    )
+    file = ""
+    line = None
+    if exc.file and inputs is not None:
+        file = workspace_relative(Path(exc.file), ctx.workspace)
+        if exc.field and Path(exc.file).resolve() == inputs.metadata.resolve():
+            line = field_line(inputs.metadata, exc.field)
+    console.annotate("error", exc.one_line(), title=f"czann: {kind}", file=file, line=line)
+
+
+def _annotate_finding(
+    console: Console, finding: Any, level: str, inputs: ActionInputs | None, ctx: CiContext
+) -> None:
+    field_name = getattr(finding, "field", None)
+    code = getattr(finding, "code", "") or ""
+    title = f"czann {code}".strip() + (f": {field_name}" if field_name else "")
+    file = ""
+    line = None
+    if inputs is not None:
+        file = workspace_relative(inputs.metadata, ctx.workspace)
+        if field_name:
+            line = field_line(inputs.metadata, field_name)
+    console.annotate(level, finding.message, title=title, file=file, line=line)
+
+
+def _finish(
+    env: Mapping[str, str], console: Console, step: StepResult, inputs: ActionInputs | None, ctx: CiContext
+) -> None:
+    outputs = step.outputs()
+    if env.get("GITHUB_OUTPUT"):
+        write_outputs(env["GITHUB_OUTPUT"], outputs, console.hide)
+    if env.get("GITHUB_STEP_SUMMARY"):
+        summary = console.hide(render_summary(step, inputs, ctx))
+        with open(env["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as handle:
+            handle.write(summary)
+    if ctx.forge != "github":
+        for name, value in outputs.items():
+            if value:
+                console.line(f"{name}: {value}")
+        if env.get("CZANN_DOTENV"):
+            _write_dotenv(Path(env["CZANN_DOTENV"]), outputs, console.hide)
+
+
+def _write_dotenv(path: Path, outputs: Mapping[str, str], hide: Callable[[str], str]) -> None:
+    """GitLab passes job outputs on as a dotenv report (CZANN_SHA256=... etc.)."""
+    with path.open("a", encoding="utf-8") as handle:
+        for name, value in outputs.items():
+            handle.write(f"CZANN_{name.upper().replace('-', '_')}={hide(value).replace(chr(10), ' ')}\n")
+
+
+def render_summary(step: StepResult, inputs: ActionInputs | None, ctx: CiContext) -> str:
+    """The job summary in Markdown, kept under GitHub's 1 MiB limit."""
+    icon = {"published": "✅", "packaged": "✅", "valid": "✅"}.get(step.outcome, "❌")
+    lines = [f"## {icon} czann: {step.outcome}", ""]
+    if step.error:
+        lines += ["```", step.error, "```", ""]
+    if inputs is not None:
+        about = f"Metadata `{workspace_relative(inputs.metadata, ctx.workspace)}`, mode `{inputs.mode}`"
+        if inputs.release_tag:
+            about += f", release tag `{inputs.release_tag}` (version `{inputs.version}`)"
+        lines += [about, ""]
+    if step.metadata:
+        lines += ["### Metadata", "", "| field | value |", "|---|---|"]
+        for key, value in step.metadata.items():
+            shown = value if isinstance(value, str) else json.dumps(value)
+            lines.append(f"| {key} | {_cell(str(shown))} |")
+        lines.append("")
+    if step.sha256:
+        lines += ["### Archive", "", "| | |", "|---|---|"]
+        if step.czann_path:
+            lines.append(f"| file | `{step.czann_path}` |")
+        lines += [f"| sha256 | `{step.sha256}` |", f"| size | {step.size} bytes |"]
+        lines += [f"| spec version | {step.spec_version} |", ""]
+        lines += ["### ZEN compatibility", "", "| ZEN (blue) | ZEN core |", "|---|---|"]
+        lines += [f"| {step.zen_blue_min} or later | {step.zen_core_min} or later |", ""]
+        lines += ["### Conversion fidelity", ""]
+        if step.max_abs_diff is None:
+            lines.append(f"Not established ({step.fidelity_status or 'no reference run'}).")
+        else:
+            lines.append(
+                f"Max abs difference source vs ONNX: {step.max_abs_diff:.3g} "
+                f"(atol {step.atol:g}, {step.fidelity_status or 'passed'})."
+            )
+        lines.append("")
+    if step.release_url or step.asset_url:
+        lines += ["### Release", ""]
+        if step.asset_url:
+            lines.append(
+                f"Asset: [{step.czann_path.rsplit('/', 1)[-1]}]({step.asset_url}) ({step.upload_result})"
+            )
+        if step.release_url:
+            lines.append(f"Release: {step.release_url}")
+        lines.append("")
+    if step.warnings:
+        lines += ["### Warnings", ""] + [f"- {_cell(w)}" for w in step.warnings] + [""]
+    text = "\n".join(lines) + "\n"
+    if len(text.encode("utf-8")) > SUMMARY_LIMIT:
+        cut = text.encode("utf-8")[: SUMMARY_LIMIT - 200].decode("utf-8", "ignore")
+        text = cut + "\n\n… (summary truncated to stay under GitHub's 1 MiB limit)\n"
+    return text
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")

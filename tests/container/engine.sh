@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Start or stop a private Docker engine that leaves the host's network alone.
+#
+#   engine.sh start      -> prints "W=<dir>" and "DOCKER_HOST=unix://<dir>/docker.sock"
+#   engine.sh stop <W>   -> stops that engine and removes <dir>
+#
+# The image store lives in a persistent cache directory (so the base image and build layers are
+# reused between runs) when no other engine holds it; otherwise in <W>. The lock is an open file
+# descriptor that dockerd inherits, so it is released when that dockerd exits.
+set -euo pipefail
+
+CACHE_ROOT="${CZANN_DOCKER_CACHE:-/var/tmp/czann-ci-docker}"
+
+start() {
+  local w data
+  # Socket paths are limited to 108 characters: keep the folder short.
+  w="$(mktemp -d /tmp/dk.XXXXXX)"
+  mkdir -p "$CACHE_ROOT"
+  exec 9>"$CACHE_ROOT/lock"
+  if flock -n 9; then
+    data="$CACHE_ROOT/data"
+  else
+    exec 9>&-
+    data="$w/data"
+  fi
+  dockerd --data-root "$data" --exec-root "$w/exec" -H "unix://$w/docker.sock" \
+    --pidfile "$w/dockerd.pid" --iptables=false --ip-forward=false --ip-masq=false \
+    --bridge=none >"$w/dockerd.log" 2>&1 &
+  echo "$!" >"$w/dockerd.launcher"
+  exec 9>&-
+  local i
+  for i in $(seq 1 120); do
+    if DOCKER_HOST="unix://$w/docker.sock" /usr/bin/docker version >/dev/null 2>&1; then
+      echo "W=$w"
+      echo "DOCKER_HOST=unix://$w/docker.sock"
+      return 0
+    fi
+    sleep 0.5
+  done
+  echo "dockerd did not come up; log follows" >&2
+  tail -n 30 "$w/dockerd.log" >&2 || true
+  stop "$w"
+  return 1
+}
+
+stop() {
+  local w="$1" pid=""
+  [[ -d "$w" && "$w" == /tmp/dk.* ]] || { echo "not an engine folder: $w" >&2; return 1; }
+  if [[ -s "$w/dockerd.pid" ]]; then pid="$(cat "$w/dockerd.pid")"; elif [[ -s "$w/dockerd.launcher" ]]; then pid="$(cat "$w/dockerd.launcher")"; fi
+  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+    kill "$pid"
+    local i
+    for i in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -0 "$pid" 2>/dev/null && kill -9 "$pid" || true
+  fi
+  umount "$w/exec/netns/default" 2>/dev/null || true
+  rm -rf "$w"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop "${2:?engine folder}" ;;
+  *) echo "usage: $0 start | stop <W>" >&2; exit 2 ;;
+esac
