@@ -154,11 +154,13 @@ def prepare_onnx_model(
         _fix_spatial_dims(prepared.graph, spatial_dims, in_layout, notes, where)
     if in_layout in CHANNELS_FIRST:
         _transpose_input_to_channels_last(prepared.graph, in_layout)
-        notes.append(f"added a {in_layout.upper()} input transpose: the model now takes channels-last tiles")
+        channels_last = "NHWC" if in_layout == "nchw" else "NDHWC"
+        notes.append(f"added an input transpose {channels_last} -> {in_layout.upper()} (channels-last input)")
     if out_layout in CHANNELS_FIRST:
         _transpose_output_to_channels_last(prepared.graph, out_layout)
+        channels_last = "NHWC" if out_layout == "nchw" else "NDHWC"
         notes.append(
-            f"added an output transpose: the model now returns channels-last ({out_layout.upper()} before)"
+            f"added an output transpose {out_layout.upper()} -> {channels_last} (channels-last output)"
         )
     if max_ir_version is not None and prepared.ir_version > max_ir_version:
         notes.append(f"stamped IR version {max_ir_version} (was {prepared.ir_version})")
