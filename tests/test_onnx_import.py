@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import subprocess
 import sys
 from pathlib import Path
 
@@ -646,3 +647,16 @@ def test_broken_graph_is_refused_with_the_checker_message() -> None:
     model.graph.node[1].input[0] = "nowhere"
     with pytest.raises(InvalidModelError, match=r"net.onnx: the ONNX checker rejects the model: .*nowhere"):
         _prepare_2d(model)
+
+
+def test_onnx_route_imports_neither_tensorflow_nor_tf2onnx(tmp_path: Path) -> None:
+    path = save(segmentation_2d(13), tmp_path, external=True)
+    script = (
+        "import sys\n"
+        "from czann_ci.sources.onnx_import import prepare_onnx\n"
+        f"prepare_onnx({str(path)!r}, input_shape=(8, 8, 3), output_shape=(8, 8, 2), target_opset=12,"
+        " accepted_opsets=(12, 12)).reference(__import__('numpy').zeros((1, 8, 8, 3), 'float32'))\n"
+        "loaded = [name for name in ('tensorflow', 'tf2onnx', 'keras', 'torch') if name in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)

@@ -116,7 +116,9 @@ def _load_module(torch: Any, module_or_path: Any) -> tuple[Any, str]:
     if not path.is_file():
         raise UsageError("PyTorch model file not found", file=str(path))
     try:
-        return torch.jit.load(str(path), map_location="cpu"), str(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript files are still what users have
+            return torch.jit.load(str(path), map_location="cpu"), str(path)
     except RuntimeError:
         pass  # not TorchScript: try a pickled module next
     try:
