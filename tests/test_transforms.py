@@ -289,8 +289,11 @@ def test_preprocessing_alone_builds_a_new_input_with_the_model_dims() -> None:
 
 
 def test_sigmoid_to_softmax_refused_on_a_multi_channel_output() -> None:
-    with pytest.raises(ValueError, match="expects a 1-channel sigmoid output"):
+    with pytest.raises(InvalidModelError) as caught:
         wrap_model(_fcn(channels_out=2), postprocessing=sigmoid_to_softmax_layer())
+    assert caught.value.field == "postprocessing"
+    assert "layer 'sigmoid_to_softmax' does not fit shape (None, None, None, 2)" in str(caught.value)
+    assert "expects a 1-channel sigmoid output" in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -47,13 +47,13 @@ def wrap_model(
         inputs = keras.Input(batch_shape=batch_shape, dtype="float32", name=INPUT_NAME)
         tensor = inputs
         for layer in pre:
-            tensor = layer(tensor)
+            tensor = _apply(layer, tensor, "preprocessing")
         tensor = model(tensor)
     else:
         inputs = model.inputs[0]
         tensor = model.outputs[0]
     for layer in post:
-        tensor = layer(tensor)
+        tensor = _apply(layer, tensor, "postprocessing")
     return keras.Model(inputs=inputs, outputs=tensor, name=f"{model.name}_wrapped")
 
 
@@ -75,6 +75,19 @@ def sigmoid_to_softmax_layer() -> keras.layers.Layer:
     from czann_ci.sources.transforms import SigmoidToSoftmaxScores
 
     return SigmoidToSoftmaxScores(name="sigmoid_to_softmax")
+
+
+def _apply(layer: keras.layers.Layer, tensor: Any, what: str) -> Any:
+    # Layers refuse incompatible shapes with ValueError (e.g. SigmoidToSoftmaxScores on 2 channels);
+    # for a user that is a model that does not fit the requested processing.
+    try:
+        return layer(tensor)
+    except ValueError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidModelError(
+            f"{what} layer {layer.name!r} does not fit shape {tuple(tensor.shape)}: {first_line}",
+            field=what,
+        ) from exc
 
 
 def _as_layers(value: Any, what: str) -> list[keras.layers.Layer]:
