@@ -6,6 +6,8 @@ Exit codes: 0 success, 1 invalid model/metadata or failed validation, 2 usage er
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class CzannError(Exception):
     """Base of every error a user is meant to read: one line, no traceback."""
@@ -30,9 +32,15 @@ class CzannError(Exception):
 
 
 class InvalidModelError(CzannError):
-    """The model or its metadata breaks the spec (exit 1)."""
+    """The model or its metadata breaks the spec (exit 1). ``findings`` holds every problem found."""
 
     exit_code = 1
+
+    def __init__(
+        self, message: str, *, file: str | None = None, field: str | None = None, findings: Sequence = ()
+    ) -> None:
+        super().__init__(message, file=file, field=field)
+        self.findings = list(findings)
 
 
 class UsageError(CzannError):

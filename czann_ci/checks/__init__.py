@@ -1,0 +1,1 @@
+"""Checks: each returns findings; none prints or exits."""

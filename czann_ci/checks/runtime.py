@@ -1,0 +1,97 @@
+"""The model really runs: onnxruntime loads it and infers one tile of InputShape."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from czann_ci.checks.findings import Report
+from czann_ci.format.metadata import ModelType
+
+if TYPE_CHECKING:
+    import numpy as np
+
+SEED = 20240917
+_RANGE_TOLERANCE = 1e-5
+
+
+def seeded_input(
+    shape: Sequence[int], *, seed: int = SEED, low: float = 0.0, high: float = 1.0
+) -> np.ndarray:
+    """A reproducible float32 batch of one tile, values uniform in [low, high)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return rng.uniform(low, high, size=(1, *shape)).astype(np.float32)
+
+
+class OnnxRunner:
+    """One onnxruntime session on a serialized model, called like a function."""
+
+    def __init__(self, model_bytes: bytes) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: batch})[0]
+
+
+def check_runtime(
+    run: Callable[[np.ndarray], np.ndarray],
+    *,
+    input_shape: Sequence[int],
+    output_shape: Sequence[int],
+    model_type: ModelType | None,
+    file: str | None = None,
+) -> tuple[Report, np.ndarray | None]:
+    """Run one inference; return the findings and the output (None when the run failed)."""
+    import numpy as np
+
+    report = Report()
+    where = {"file": file}
+    batch = seeded_input(input_shape)
+    try:
+        output = np.asarray(run(batch))
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        report.error(
+            "runtime", f"onnxruntime could not run the model on a {list(batch.shape)} input: {first}", **where
+        )
+        return report, None
+    expected = (1, *output_shape)
+    report.facts["runtime_output_shape"] = list(output.shape)
+    if tuple(output.shape) != expected:
+        report.error(
+            "runtime-shape",
+            f"on a {list(batch.shape)} input the model returns {list(output.shape)}, but OutputShape declares "
+            f"{list(expected)} (with batch)",
+            field="OutputShape",
+            **where,
+        )
+    if output.dtype != np.float32:
+        report.error("runtime-dtype", f"the output is {output.dtype}; float32 is required", **where)
+    if not np.all(np.isfinite(output)):
+        report.error("runtime-finite", "the output contains NaN or infinite values", **where)
+    elif model_type is not None and model_type.is_segmentation:
+        low, high = float(output.min()), float(output.max())
+        if low < -_RANGE_TOLERANCE or high > 1 + _RANGE_TOLERANCE:
+            report.error(
+                "runtime-range",
+                f"segmentation scores range over [{low:.4g}, {high:.4g}]; they must lie in [0, 1] "
+                "(add a softmax, or --sigmoid-to-softmax for a 1-channel sigmoid model)",
+                **where,
+            )
+        elif output.shape[-1] > 1:
+            sums = output.sum(axis=-1)
+            worst = float(np.abs(sums - 1).max())
+            if worst > 1e-3:
+                report.warning(
+                    "runtime-sum",
+                    f"class scores do not sum to 1 per pixel (off by up to {worst:.3g}); ZEN expects softmax-like scores",
+                    **where,
+                )
+    return report, output

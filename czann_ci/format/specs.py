@@ -1,0 +1,150 @@
+"""The spec/ZEN compatibility table (specs.json) and the questions asked of it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from czann_ci.errors import UsageError
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.strip().split("."))
+    except ValueError:
+        raise UsageError(f"'{text}' is not a version number such as 3.10") from None
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    """One row of the table: a model.json spec version (or a legacy XML version)."""
+
+    version: str
+    legacy: bool
+    default_opset: int | None
+    accepted_opsets: tuple[int, int] | None
+    max_ir_version: int | None
+    min_zen_blue: str
+    min_zen_core: str
+    first_written_by: str
+    schema: str | None = None
+    scaling_items: tuple[int, ...] | None = None
+    format_version_field: bool = False
+    allows_savedmodel: bool = False
+
+    def read_by(self, product: str, zen_version: str) -> bool:
+        minimum = self.min_zen_blue if product == "blue" else self.min_zen_core
+        return _version_tuple(zen_version) >= _version_tuple(minimum)
+
+    def accepts_opset(self, opset: int) -> bool:
+        return (
+            self.accepted_opsets is not None and self.accepted_opsets[0] <= opset <= self.accepted_opsets[1]
+        )
+
+
+def _row(raw: dict, legacy: bool) -> FormatSpec:
+    def pair(value: list | None) -> tuple[int, int] | None:
+        return None if value is None else (int(value[0]), int(value[1]))
+
+    return FormatSpec(
+        version=raw["version"],
+        legacy=legacy,
+        default_opset=raw["default_opset"],
+        accepted_opsets=pair(raw["accepted_opsets"]),
+        max_ir_version=raw["max_ir_version"],
+        min_zen_blue=raw["min_zen_blue"],
+        min_zen_core=raw["min_zen_core"],
+        first_written_by=raw["first_written_by"],
+        schema=raw.get("schema"),
+        scaling_items=tuple(raw["scaling_items"]) if raw.get("scaling_items") else None,
+        format_version_field=raw.get("format_version_field", False),
+        allows_savedmodel=raw.get("allows_savedmodel", False),
+    )
+
+
+@cache
+def _table() -> tuple[tuple[FormatSpec, ...], tuple[FormatSpec, ...]]:
+    raw = json.loads(resources.files("czann_ci.format").joinpath("specs.json").read_text("utf-8"))
+    return (
+        tuple(_row(item, legacy=False) for item in raw["czann"]),
+        tuple(_row(item, legacy=True) for item in raw["legacy"]),
+    )
+
+
+def czann_specs() -> tuple[FormatSpec, ...]:
+    """All .czann model.json spec versions, oldest first."""
+    return _table()[0]
+
+
+def legacy_specs() -> tuple[FormatSpec, ...]:
+    return _table()[1]
+
+
+CZANN_VERSIONS = tuple(spec.version for spec in czann_specs())
+LATEST_CZANN = CZANN_VERSIONS[-1]
+LEGACY_WRITTEN = "3.1.0"
+
+
+def get_spec(version: str, *, legacy: bool = False) -> FormatSpec:
+    rows = legacy_specs() if legacy else czann_specs()
+    for spec in rows:
+        if spec.version == version:
+            return spec
+    known = ", ".join(spec.version for spec in rows)
+    raise UsageError(f"unknown spec version '{version}' (known: {known})", field="spec")
+
+
+def choose_spec(
+    *,
+    spec: str | None,
+    zen_blue: str | None,
+    zen_core: str | None,
+    legacy: bool = False,
+) -> FormatSpec:
+    """The spec to write: the forced one (checked against the ZEN targets), else the newest they read."""
+    targets = [(product, version) for product, version in (("blue", zen_blue), ("core", zen_core)) if version]
+    if spec is not None:
+        chosen = get_spec(spec, legacy=legacy)
+        for product, version in targets:
+            if not chosen.read_by(product, version):
+                minimum = chosen.min_zen_blue if product == "blue" else chosen.min_zen_core
+                raise UsageError(
+                    f"spec {chosen.version} is read by ZEN {product} {minimum} or newer, not by ZEN {product} "
+                    f"{version}; choose an older --spec or drop it to get the newest spec ZEN {product} "
+                    f"{version} reads",
+                    field="spec",
+                )
+        return chosen
+    if legacy:
+        chosen = get_spec(LEGACY_WRITTEN, legacy=True)
+        for product, version in targets:
+            if not chosen.read_by(product, version):
+                raise UsageError(f"no legacy format version is read by ZEN {product} {version}")
+        return chosen
+    candidates = [s for s in czann_specs() if all(s.read_by(p, v) for p, v in targets)]
+    if not candidates:
+        oldest = czann_specs()[0]
+        needs = ", ".join(
+            f"ZEN {p} {oldest.min_zen_blue if p == 'blue' else oldest.min_zen_core}" for p, _ in targets
+        )
+        raise UsageError(
+            f"no .czann spec is read by the requested ZEN version(s); .czann needs at least {needs}"
+        )
+    return candidates[-1]
+
+
+def detect_spec_version(model_json: dict) -> str:
+    """The oldest spec version a model.json (as read from a file) can be: files before 2.1.0 carry no version."""
+    declared = model_json.get("FormatVersion")
+    if isinstance(declared, str):
+        return declared
+    scaling = model_json.get("Scaling")
+    if isinstance(scaling, list):
+        return "2.0.0" if len(scaling) == 3 else "1.1.0"
+    return "1.0.0"
+
+
+def specs_reading_opset(opset: int) -> list[FormatSpec]:
+    return [spec for spec in czann_specs() if spec.accepts_opset(opset)]
