@@ -660,3 +660,13 @@ def test_onnx_route_imports_neither_tensorflow_nor_tf2onnx(tmp_path: Path) -> No
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True)
+
+
+def test_in_memory_model_with_external_data_needs_its_folder(tmp_path: Path) -> None:
+    path = save(segmentation_2d(12), tmp_path, external=True)
+    pointers_only = onnx.load_model(str(path), load_external_data=False)
+    options = dict(input_shape=(8, 8, 3), output_shape=(8, 8, 2), target_opset=12, accepted_opsets=(12, 12))
+    with pytest.raises(UsageError, match=r"keeps tensors in external data files but no folder was given"):
+        prepare_onnx_model(pointers_only, base_dir=None, **options)
+    prepared = prepare_onnx_model(pointers_only, base_dir=tmp_path, **options)
+    assert_prepared_matches(prepared, segmentation_2d(12), (8, 8, 3), (12, 12))
