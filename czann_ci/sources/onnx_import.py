@@ -812,21 +812,21 @@ def _rename_definition(graph: onnx.GraphProto, old: str, new: str) -> None:
 
 
 def _normalise_names(graph: onnx.GraphProto, notes: list[str]) -> None:
-    """Give the input and output usable, distinct names, only when they lack them."""
+    """Give the output its own name when it is the input passed straight through.
+
+    (Empty names never get this far: the ONNX checker refuses them first.)
+    """
     graph_input = _graph_input(graph)
-    taken = _all_names(graph)
-    if not graph_input.name:
-        graph_input.name = _unique("input", taken)
-        notes.append(f"named the unnamed input '{graph_input.name}'")
     graph_output = graph.output[0]
-    if not graph_output.name or graph_output.name == graph_input.name:
-        old = graph_output.name
-        new = _unique("output", taken)
-        graph.node.add(
-            op_type="Identity", input=[old], output=[new], name=_unique("czann_output_identity", taken)
-        )
-        graph_output.name = new
-        notes.append(f"renamed the output '{old}' to '{new}' (it was empty or clashed with the input)")
+    if graph_output.name != graph_input.name:
+        return
+    taken = _all_names(graph)
+    old, new = graph_output.name, _unique("output", taken)
+    graph.node.add(
+        op_type="Identity", input=[old], output=[new], name=_unique("czann_output_identity", taken)
+    )
+    graph_output.name = new
+    notes.append(f"renamed the output '{old}' to '{new}' (it was the input's name)")
 
 
 def _graph_input(graph: onnx.GraphProto) -> onnx.ValueInfoProto:
@@ -891,9 +891,6 @@ def _transpose_input_to_channels_last(graph: onnx.GraphProto, layout: str) -> No
     taken = _all_names(graph)
     internal = _unique(f"{graph_input.name}_channels_first", taken)
     _rename_uses(graph, graph_input.name, internal)
-    for value in graph.output:  # a graph output that is the input itself
-        if value.name == graph_input.name:
-            value.name = internal
     perm = _to_channels_first(layout)
     transpose = helper.make_node(
         "Transpose",
@@ -917,11 +914,6 @@ def _transpose_output_to_channels_last(graph: onnx.GraphProto, layout: str) -> N
     internal = _unique(f"{public}_channels_first", taken)
     _rename_definition(graph, public, internal)
     _rename_uses(graph, public, internal)
-    if any(value.name == public for value in graph.input):
-        # The output is a graph input passed straight through: read the input instead.
-        internal = public
-        public = _unique(f"{public}_channels_last", taken)
-        graph_output.name = public
     transpose = helper.make_node(
         "Transpose",
         [internal],
