@@ -57,7 +57,8 @@ def legacy_xml_bytes(meta: LegacyMetadata, model_id: str, postprocessing: str | 
             },
         )
     ET.SubElement(root, "BorderSize").text = str(meta.border_size)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True).replace(b"\n", b"")
+    body = ET.tostring(root, encoding="unicode").replace("\n", "")
+    return ('<?xml version="1.0" encoding="utf-8"?>' + body).encode("utf-8")
 
 
 def parse_legacy_xml(data: bytes, source: str) -> dict[str, Any]:
