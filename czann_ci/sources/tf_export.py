@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from czann_ci.errors import ConversionError, InvalidModelError, UsageError
+from czann_ci.errors import ConversionError, CzannError, InvalidModelError, UsageError
 from czann_ci.sources.tf_weights import WeightValue, fold_weight_inputs
 
 if TYPE_CHECKING:
@@ -89,6 +89,8 @@ def keras_to_onnx(
     input_name, output_name, shape = _keras_signature(model, input_shape)
     try:
         traced = _trace_keras(model, shape)
+    except CzannError:
+        raise
     except Exception as exc:  # the fast path cannot trace this model: plain tf2onnx does
         note = (
             f"the fast conversion cannot trace this model ({_one_line(exc)}); "
@@ -126,7 +128,7 @@ def savedmodel_to_onnx(
     if input_shape is not None:
         function = _reshaped_signature(function, input_key, input_shape)
     traced = _trace_concrete_function(function, file=str(path))
-    onnx_model = _convert_traced(traced, opset, loaded)
+    onnx_model = _convert_traced(traced, opset, None)
     del traced
     _name_io(onnx_model, input_key, output_key)
 
@@ -176,6 +178,7 @@ def _trace_keras(model: Any, shape: tuple[int | None, ...]) -> _TracedGraph:
     # Small variables become constants of the graph: tf2onnx folds them as it always does.
     small_values = {i: np.asarray(v.numpy()) for i, v in enumerate(variables) if i not in large_set}
     n_trainable = len(trainable)
+    call_kwargs = {"training": False} if _accepts_training(model) else {}
 
     def forward(x: Any, *large_values: Any) -> Any:
         values: list[Any] = [None] * len(variables)
@@ -183,7 +186,7 @@ def _trace_keras(model: Any, shape: tuple[int | None, ...]) -> _TracedGraph:
             values[i] = value
         for i, value in small_values.items():
             values[i] = tf.constant(value)
-        outputs, _ = model.stateless_call(values[:n_trainable], values[n_trainable:], x, training=False)
+        outputs, _ = model.stateless_call(values[:n_trainable], values[n_trainable:], x, **call_kwargs)
         if isinstance(outputs, (list, tuple)):
             if len(outputs) != 1:
                 raise InvalidModelError(f"the model returns {len(outputs)} outputs, ZEN takes one")
@@ -204,6 +207,16 @@ def _trace_keras(model: Any, shape: tuple[int | None, ...]) -> _TracedGraph:
         output_name=concrete.outputs[0].name,
         weights=weights,
     )
+
+
+def _accepts_training(model: Any) -> bool:
+    import inspect
+
+    try:
+        parameters = inspect.signature(model.call).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "training" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 def _reader(variable: Any) -> Callable[[], np.ndarray]:
@@ -514,8 +527,13 @@ def _require_onnx_ops(onnx_model: onnx.ModelProto, opset: int, source: Any, erro
         elif domain not in domains:
             unknown.append(f"{domain}.{node.op_type} ({node.name})")
     if unknown:
-        reason = f"no ONNX opset {opset} mapping for TensorFlow op(s): {', '.join(sorted(set(unknown))[:10])}"
-        raise ConversionError(_failure_message(ValueError(reason), source, errors))
+        reason = (
+            f"no ONNX mapping at opset {opset} for TensorFlow op(s): {', '.join(sorted(set(unknown))[:10])}"
+        )
+        unsupported = [line for line in errors if "is not supported" in line]
+        if unsupported:  # tf2onnx's own lines name the TensorFlow node: explain_failure reads them
+            reason += "; " + "; ".join(unsupported[:10])
+        raise ConversionError(_failure_message(ValueError(reason), source, []))
 
 
 def _lowering_module() -> Any:
