@@ -265,6 +265,8 @@ FAULTS = {
     "create-dropped": ("POST", r"/repos/acme/models/releases$", {"kind": "drop"}),
     "create-response-lost": ("POST", r"/repos/acme/models/releases$", {"kind": "drop-after"}),
     "list-slow-timeout": ("GET", r"/releases$", {"kind": "slow", "delay": 1.0}),
+    "list-delayed-timeout": ("GET", r"/releases$", {"kind": "delay", "delay": 1.0}),
+    "upload-slow-timeout": ("POST", UPLOAD_PATH, {"kind": "slow", "delay": 1.0}),
     "verify-503": ("GET", r"/releases/\d+/assets$", {"kind": "status", "status": 503}),
     "publish-502": ("PATCH", r"/releases/\d+$", {"kind": "status", "status": 502}),
     "publish-response-lost": ("PATCH", r"/releases/\d+$", {"kind": "drop-after"}),
@@ -278,7 +280,9 @@ def test_each_fault_kind_is_recovered(forge: ForgeSetup, tmp_path: Path, name: s
     model = make_asset(tmp_path, "nuclei.czann", 300)
     sleeps = Sleeps()
     logs: list[str] = []
-    result = publish_github(target(forge), [model], logs.append, retry=fast_policy(sleeps, timeout=0.5))
+    result = publish_github(
+        target(forge), [model], logs.append, retry=fast_policy(sleeps, timeout=0.5, upload_timeout=0.5)
+    )
     assert fault.hits >= 1
     assert result.upload_result == "uploaded"
     assert_published_with(forge, [model])
