@@ -115,6 +115,18 @@ def test_draft_requested_stays_a_draft_and_is_found_again(forge: ForgeSetup, tmp
     assert sorted(a["name"] for a in release["assets"]) == ["a.czann", "b.czann"]
 
 
+def test_finds_its_draft_beyond_the_first_page_of_releases(forge: ForgeSetup, tmp_path: Path) -> None:
+    draft_id = forge.server.add_github_release(forge.github_repo, TAG, draft=True)
+    for index in range(120):  # newer releases push the draft to the second page of 100
+        forge.server.add_github_release(forge.github_repo, f"other-v{index}")
+    model = make_asset(tmp_path, "nuclei.czann", 10)
+    publish(forge, [model])
+    assert only_release(forge)["id"] == draft_id
+    assert_published_with(forge, [model])
+    pages = [r.path for r in forge.server.requests_seen if r.path.endswith("/releases") and r.method == "GET"]
+    assert len(pages) >= 2
+
+
 @pytest.mark.parametrize("digests", [True, False], ids=["digest-field", "download-and-hash"])
 def test_rerun_with_the_same_file_is_skipped_identical(tmp_path: Path, digests: bool) -> None:
     with FakeForge(digests=digests) as server:
@@ -384,3 +396,12 @@ def test_the_token_never_appears_in_any_output(
     texts += [*logs, captured.out, captured.err]
     assert len(logs) > 10
     assert not [text for text in texts if secret in text]
+
+
+def test_a_malformed_answer_is_a_publish_error_not_a_traceback(forge: ForgeSetup, tmp_path: Path) -> None:
+    forge.server.inject("GET", r"/releases$", kind="status", status=200)  # a JSON object, not a list
+    with pytest.raises(PublishError, match="expected a JSON list"):
+        publish(forge, [make_asset(tmp_path, "m.czann", 310)])
+    forge.server.inject("POST", r"/releases$", kind="status", status=201)  # no id in the answer
+    with pytest.raises(PublishError, match="unexpected answer from GitHub: KeyError"):
+        publish(forge, [make_asset(tmp_path, "m.czann", 311)])
