@@ -283,6 +283,8 @@ def _export(
         onnx_model, reference = savedmodel_to_onnx(source, opset=opset, input_shape=shape)
         exported = _Exported(onnx_model, reference)
     elif model_format in ("onnx", "torch"):
+        if input_shape is None and model_format == "onnx":
+            input_shape, output_shape = _shapes_of_onnx_file(source)
         if input_shape is None or output_shape is None:
             raise UsageError("ONNX and PyTorch sources need InputShape and OutputShape in the metadata")
         sigmoid_shape = list(output_shape)
@@ -320,6 +322,26 @@ def _export(
         )
     _apply_onnx_edits(exported, options, channels)
     return exported
+
+
+def _shapes_of_onnx_file(source: Path | Any) -> tuple[list[int], list[int]]:
+    """A legacy spec declares no shapes: read them (channels-last, fixed) from the ONNX model itself."""
+    import onnx
+
+    model = onnx.load_model(str(source), load_external_data=False) if isinstance(source, Path) else source
+    inputs, outputs = graph_inputs(model), list(model.graph.output)
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise InvalidModelError(
+            f"the model has {len(inputs)} inputs and {len(outputs)} outputs; exactly one each is required",
+            file=str(source),
+        )
+    dims = [tensor_dims(inputs[0])[1:], tensor_dims(outputs[0])[1:]]
+    if any(not isinstance(d, int) for shape in dims for d in shape):
+        raise InvalidModelError(
+            f"the legacy format needs fixed dimensions; the model's input is {dims[0]} and output {dims[1]}",
+            file=str(source),
+        )
+    return [int(d) for d in dims[0]], [int(d) for d in dims[1]]
 
 
 # --- the pipeline ----------------------------------------------------------------------------------------

@@ -19,3 +19,32 @@ def forge() -> Iterator[ForgeSetup]:
 
 
 # ---- END fake forge fixtures -------------------------------------------------------------------------
+
+
+# ---- BEGIN converter fixtures (owner: converter core, see tests/model_factory.py) ------------------
+from model_factory import SEG_META, keras_to_plain_onnx, tiny_segmentation_model, write_json  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def seg_sources(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One tiny segmentation model saved in every source format, with its metadata and a license."""
+    root = tmp_path_factory.mktemp("seg_sources")
+    model = tiny_segmentation_model()
+    model.save(root / "seg.keras")
+    model.save(root / "seg.h5")
+    model.export(root / "seg_savedmodel", format="tf_saved_model", verbose=False)
+    keras_to_plain_onnx(model, root / "seg.onnx")
+    (root / "LICENSE.md").write_text("MIT-like test license\n", encoding="utf-8")
+    return {
+        "root": root,
+        "model": model,
+        "keras": root / "seg.keras",
+        "h5": root / "seg.h5",
+        "savedmodel": root / "seg_savedmodel",
+        "onnx": root / "seg.onnx",
+        "meta": write_json(root / "seg.json", SEG_META),
+        "license": root / "LICENSE.md",
+    }
+
+
+# ---- END converter fixtures ----------------------------------------------------------------------------

@@ -332,11 +332,10 @@ def _check_domains(model: onnx.ModelProto, where: str) -> None:
             file=where,
         )
     if foreign:
-        raise InvalidModelError(
-            f"imports operator domains ZEN does not read ({', '.join(foreign)}); "
-            "re-export with the standard ONNX domain only",
-            file=where,
-        )
+        # Imported but unused (tf2onnx always imports ai.onnx.ml): drop the import, nothing depends on it.
+        kept = [entry for entry in model.opset_import if entry.domain in _DEFAULT_DOMAINS]
+        del model.opset_import[:]
+        model.opset_import.extend(kept)
 
 
 def _single_input_output(
