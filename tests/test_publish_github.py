@@ -356,6 +356,35 @@ def test_immutable_published_release_explains_the_draft_workflow(tmp_path: Path)
         assert "immutable" in str(caught.value) and "draft: true" in str(caught.value)
 
 
+def test_immutable_release_matrix_uploads_to_a_draft_then_publishes(tmp_path: Path) -> None:
+    with FakeForge() as server:
+        forge = seed(server, github_repo="acme/locked")
+        server.add_github_repo("acme/locked", immutable=True)
+        assets = [make_asset(tmp_path, f"m{i}.czann", 320 + i) for i in range(3)]
+        errors: list[BaseException] = []
+
+        def matrix_job(asset: Asset) -> None:
+            try:
+                publish(forge, [asset], repository="acme/locked", draft=True)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=matrix_job, args=(a,)) for a in assets]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        final = publish(forge, [assets[0]], repository="acme/locked")  # the final job publishes
+        assert final.upload_result == "skipped-identical"
+        (release,) = server.github_releases("acme/locked")
+        assert release["draft"] is False and release["immutable"] is True
+        assert sorted(a["name"] for a in release["assets"]) == ["m0.czann", "m1.czann", "m2.czann"]
+        assert publish(forge, [assets[1]], repository="acme/locked").upload_result == "skipped-identical"
+        with pytest.raises(PublishError, match="immutable"):
+            publish(forge, [make_asset(tmp_path, "m1.czann", 330)], repository="acme/locked")
+
+
 def test_invalid_inputs_are_usage_errors(forge: ForgeSetup, tmp_path: Path) -> None:
     model = make_asset(tmp_path, "m.czann", 307)
     with pytest.raises(UsageError, match="overwrite"):

@@ -184,13 +184,27 @@ class _GitHubRelease:
             )
         return chosen
 
+    def current(self, release: dict[str, Any]) -> dict[str, Any]:
+        return self.client.json("GET", f"{self.repo_url}/releases/{release['id']}", "reading the release")
+
     def publish(self, release: dict[str, Any]) -> dict[str, Any]:
+        # Another publisher may have published it meanwhile; an immutable release refuses a second
+        # PATCH, so look first, and look again if the PATCH is refused.
+        latest = self.current(release)
+        if not latest.get("draft"):
+            return latest
         what = f"publishing release {self.target.tag}"
-        response = self.client.request(
-            "PATCH", f"{self.repo_url}/releases/{release['id']}", what, json={"draft": False}
-        )
+        try:
+            published = self.client.json(
+                "PATCH", f"{self.repo_url}/releases/{release['id']}", what, json={"draft": False}
+            )
+        except PublishError:
+            latest = self.current(release)
+            if latest.get("draft"):
+                raise
+            return latest
         self.log(f"github: published release {self.target.tag}")
-        return response.json()
+        return published
 
     # -- assets ---------------------------------------------------------------------------------
     def list_assets(self, release_id: int) -> list[dict[str, Any]]:
