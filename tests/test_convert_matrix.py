@@ -57,7 +57,11 @@ def test_czann_every_source_every_spec(seg_sources: dict, tmp_path: Path, kind: 
         model_bytes = archive.read("model.model")
     assert ("FormatVersion" in model_json) == (spec == "2.1.0")
     expected_keys = ["Id", "Type", "InputShape", "OutputShape", "MinOverlap", "Classes", "ModelName"]
-    expected_keys = (["FormatVersion"] if spec == "2.1.0" else []) + expected_keys + (["Scaling"] if spec != "1.0.0" else [])
+    expected_keys = (
+        (["FormatVersion"] if spec == "2.1.0" else [])
+        + expected_keys
+        + (["Scaling"] if spec != "1.0.0" else [])
+    )
     assert list(model_json) == expected_keys
     assert model_json["Classes"] == SEG_META["Classes"]
     assert ("Scaling" in model_json) == (spec != "1.0.0")
@@ -98,7 +102,11 @@ def test_legacy_every_source(seg_sources: dict, tmp_path: Path, kind: str, out_f
     )
     out = tmp_path / f"out.{out_format}"
     options = ConvertOptions(
-        meta=legacy_spec, model=_source(seg_sources, kind), output=out, out_format=out_format, spatial_dims=(32, 32)
+        meta=legacy_spec,
+        model=_source(seg_sources, kind),
+        output=out,
+        out_format=out_format,
+        spatial_dims=(32, 32),
     )
     if kind == "onnx":
         # A plain ONNX file has undefined spatial dims; InputShape is not in a legacy spec, so fix them first.
@@ -108,7 +116,11 @@ def test_legacy_every_source(seg_sources: dict, tmp_path: Path, kind: str, out_f
     assert result.spec_version == "3.1.0"
     contents = read_archive(out)
     model_id = result.metadata["Id"]
-    assert [m.name for m in contents.members] == [f"{model_id}.xml", f"{model_id}.model", f"modelid={model_id}"]
+    assert [m.name for m in contents.members] == [
+        f"{model_id}.xml",
+        f"{model_id}.model",
+        f"modelid={model_id}",
+    ]
     assert contents.metadata["Version"] == "3.1.0"
     assert [c["Name"] for c in contents.metadata["TrainingClasses"]] == SEG_META["Classes"]
     assert contents.metadata["BorderSize"] == "2"

@@ -42,7 +42,9 @@ def _onnx_model(
         nodes.append(helper.make_node("Identity", ["logits"], ["y"]))
     outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [*in_shape[:-1], out_channels])]
     if extra_output:
-        outputs.append(helper.make_tensor_value_info("logits", TensorProto.FLOAT, [*in_shape[:-1], out_channels]))
+        outputs.append(
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, [*in_shape[:-1], out_channels])
+        )
     initializers = [numpy_helper.from_array(weights, "w"), numpy_helper.from_array(np.float32(100.0), "big")]
     graph = helper.make_graph(
         nodes, "g", [helper.make_tensor_value_info("x", in_type, list(in_shape))], outputs, initializers
@@ -173,7 +175,12 @@ def test_opset_as_the_spec_requires(tmp_path: Path) -> None:
     import onnx
 
     path = tmp_path / "opset13.czann"
-    model_json = {"Id": "4f1f3c1e-3d2b-4a59-9b7e-2a9f4f0f8c11", "Type": "Regression", "InputShape": [8, 8, 3], "OutputShape": [8, 8, 2]}
+    model_json = {
+        "Id": "4f1f3c1e-3d2b-4a59-9b7e-2a9f4f0f8c11",
+        "Type": "Regression",
+        "InputShape": [8, 8, 3],
+        "OutputShape": [8, 8, 2],
+    }
     write_czann(path, model_json, _onnx_model(opset=13, op="identity").SerializeToString())
     report = validate_file(path)
     assert not report.ok
@@ -186,7 +193,12 @@ def test_onnx_checker_full_check(tmp_path: Path) -> None:
     model = _onnx_model(op="identity")
     model.graph.node[0].input[1] = "no_such_tensor"
     path = tmp_path / "broken.czann"
-    model_json = {"Id": "4f1f3c1e-3d2b-4a59-9b7e-2a9f4f0f8c11", "Type": "Regression", "InputShape": [8, 8, 3], "OutputShape": [8, 8, 2]}
+    model_json = {
+        "Id": "4f1f3c1e-3d2b-4a59-9b7e-2a9f4f0f8c11",
+        "Type": "Regression",
+        "InputShape": [8, 8, 3],
+        "OutputShape": [8, 8, 2],
+    }
     write_czann(path, model_json, model.SerializeToString())
     report = validate_file(path)
     assert any(f.code == "onnx-checker" and "no_such_tensor" in f.message for f in report.errors)
@@ -195,10 +207,20 @@ def test_onnx_checker_full_check(tmp_path: Path) -> None:
 def test_legacy_needs_fixed_spatial_dims(tmp_path: Path, seg_sources: dict) -> None:
     legacy = write_json(
         tmp_path / "legacy.json",
-        {"ModelName": "m", "ColorHandling": "SplitRgb", "PixelType": "Bgr24", "Classes": ["a", "b", "c"], "BorderSize": 0},
+        {
+            "ModelName": "m",
+            "ColorHandling": "SplitRgb",
+            "PixelType": "Bgr24",
+            "Classes": ["a", "b", "c"],
+            "BorderSize": 0,
+        },
     )
     with pytest.raises(InvalidModelError) as caught:
-        convert_model(ConvertOptions(meta=legacy, model=seg_sources["keras"], output=tmp_path / "x.czseg", out_format="czseg"))
+        convert_model(
+            ConvertOptions(
+                meta=legacy, model=seg_sources["keras"], output=tmp_path / "x.czseg", out_format="czseg"
+            )
+        )
     assert "the legacy format needs fixed spatial dimensions" in caught.value.message
     assert "--spatial-dims" in caught.value.message
 
