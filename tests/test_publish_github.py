@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 from forge_server import FakeForge, ForgeSetup, seed
 
 from czann_ci.errors import PublishError, UsageError
@@ -434,3 +435,17 @@ def test_a_malformed_answer_is_a_publish_error_not_a_traceback(forge: ForgeSetup
     forge.server.inject("POST", r"/releases$", kind="status", status=201)  # no id in the answer
     with pytest.raises(PublishError, match="unexpected answer from GitHub: KeyError"):
         publish(forge, [make_asset(tmp_path, "m.czann", 311)])
+
+
+def test_the_fake_hides_drafts_from_the_tag_endpoint_like_github(forge: ForgeSetup) -> None:
+    headers = {"Authorization": f"Bearer {forge.token}"}
+    by_tag = f"{forge.server.github_api_url}/repos/acme/models/releases/tags/{TAG}"
+    forge.server.add_github_release(forge.github_repo, TAG, draft=True)
+    assert requests.get(by_tag, headers=headers, timeout=10).status_code == 404
+    listed = requests.get(
+        f"{forge.server.github_api_url}/repos/acme/models/releases", headers=headers, timeout=10
+    )
+    assert [r["draft"] for r in listed.json()] == [True]
+    forge.server.add_github_release(forge.github_repo, "model-v9.9.9", draft=False)
+    found = requests.get(by_tag.replace(TAG, "model-v9.9.9"), headers=headers, timeout=10)
+    assert found.status_code == 200 and found.json()["upload_url"].endswith("/assets{?name,label}")
