@@ -197,7 +197,7 @@ def test_unpack_model_relative_target(tmp_path: Path, monkeypatch) -> None:
     model = tiny_segmentation_model()
     result = DefaultConverter().convert_from_model_spec(ModelSpec(model, _metadata()), tmp_path, "u")
     monkeypatch.chdir(tmp_path)
-    metadata, model_path = unpack_model("u.czann", "rel/target")
+    metadata, model_path = unpack_model(result.path.name, "rel/target")
     assert (
         metadata.classes == ["bg", "a", "b"]
         and metadata.model_type is ModelType.MULTI_CLASS_SEMANTIC_SEGMENTATION
