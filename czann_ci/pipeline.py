@@ -369,10 +369,12 @@ def _check_options(options: ConvertOptions) -> None:
             f"--spatial-dims takes 2 (h w) or 3 (z h w) positive sizes, not {list(options.spatial_dims)}"
         )
     if options.savedmodel:
-        raise UsageError(
-            "--savedmodel (a zipped SavedModel inside a spec 1.0.0 file) is not supported by czann-ci: ZEN reads ONNX "
-            "in every spec version, so convert to ONNX (drop --savedmodel)"
-        )
+        if options.spec not in (None, "1.0.0") or (options.out_format or "czann") != "czann":
+            raise UsageError(
+                "--savedmodel packs a zipped SavedModel, which only spec 1.0.0 .czann files allow"
+            )
+        if options.opset is not None or options.input_layout or options.output_layout:
+            raise UsageError("--savedmodel packs no ONNX model: --opset and the layout options do not apply")
 
 
 def _resolve_inputs(options: ConvertOptions) -> tuple[MetadataFile, Path | Any, str, Path | None]:
@@ -416,7 +418,8 @@ def convert_model(options: ConvertOptions, progress: Progress | None = None) -> 
             "(Type, InputShape, OutputShape, ...)",
             file=str(meta.path),
         )
-    spec = choose_spec(spec=options.spec, zen_blue=options.zen_blue, zen_core=options.zen_core, legacy=legacy)
+    forced_spec = "1.0.0" if options.savedmodel else options.spec
+    spec = choose_spec(spec=forced_spec, zen_blue=options.zen_blue, zen_core=options.zen_core, legacy=legacy)
     assert spec.default_opset is not None
     opset = options.opset or spec.default_opset
     if not spec.accepts_opset(opset):
@@ -441,6 +444,23 @@ def convert_model(options: ConvertOptions, progress: Progress | None = None) -> 
                 file=str(meta.path),
                 field="InputShape",
             )
+
+    if options.savedmodel:
+        assert input_shape is not None and output_shape is not None
+        return _convert_savedmodel_payload(
+            source,
+            model_format,
+            options,
+            meta,
+            fields,
+            spec,
+            input_shape,
+            output_shape,
+            model_type,
+            license_file,
+            report,
+            step,
+        )
 
     step(f"converting the {model_format} model to ONNX (opset {opset})")
     exported = _export(source, model_format, options, spec, opset, input_shape, output_shape)
@@ -510,6 +530,98 @@ def convert_model(options: ConvertOptions, progress: Progress | None = None) -> 
         report=report,
         opset=opset,
         notes=exported.notes,
+    )
+
+
+def _convert_savedmodel_payload(
+    source: Path | Any,
+    model_format: str,
+    options: ConvertOptions,
+    meta: MetadataFile,
+    fields: dict[str, Any],
+    spec: FormatSpec,
+    input_shape: list[int],
+    output_shape: list[int],
+    model_type: ModelType | None,
+    license_file: Path | None,
+    report: Report,
+    step: Progress,
+) -> ConversionResult:
+    """Spec 1.0.0 with a zipped SavedModel instead of ONNX: checked by running the SavedModel itself."""
+    from czann_ci.sources.savedmodel_payload import savedmodel_payload
+    from czann_ci.sources.tf_quiet import import_tensorflow
+
+    import_tensorflow()
+    step(f"exporting the {model_format} model as a SavedModel")
+    reference = None
+    if model_format in ("keras", "h5"):
+        from czann_ci.sources.keras_wrap import bgr_to_rgb_layer, sigmoid_to_softmax_layer, wrap_model
+        from czann_ci.sources.tf_export import load_keras_file
+
+        model = load_keras_file(source) if isinstance(source, Path) else source
+        pre = _as_list(options.preprocessing) + (
+            [bgr_to_rgb_layer(input_shape[-1])] if options.bgr_to_rgb else []
+        )
+        post = _as_list(options.postprocessing) + (
+            [sigmoid_to_softmax_layer()] if options.sigmoid_to_softmax else []
+        )
+        wrapped = wrap_model(
+            model, spatial_dims=options.spatial_dims, preprocessing=pre or None, postprocessing=post or None
+        )
+        payload, runner = savedmodel_payload(wrapped)
+
+        def reference(batch: np.ndarray) -> np.ndarray:
+            import numpy as np
+
+            return np.asarray(wrapped(batch, training=False))
+
+    elif model_format == "savedmodel":
+        if options.bgr_to_rgb or options.sigmoid_to_softmax or options.spatial_dims:
+            raise UsageError(
+                "a SavedModel is packed as it is: --bgr-to-rgb, --sigmoid-to-softmax and --spatial-dims need a Keras model"
+            )
+        payload, runner = savedmodel_payload(source)
+    else:
+        raise UsageError(
+            f"--savedmodel needs a Keras model or a SavedModel folder, not a {model_format} model"
+        )
+    where = str(source) if isinstance(source, Path) else "model"
+    step("running the SavedModel")
+    runtime_report, output = check_runtime(
+        runner, input_shape=input_shape, output_shape=output_shape, model_type=model_type, file=where
+    )
+    report.extend(runtime_report)
+    report.raise_if_failed()
+    fidelity = None
+    if reference is not None:
+        from czann_ci.checks.runtime import seeded_input
+
+        first = (reference(seeded_input(input_shape)), output)
+        fidelity, fidelity_report = check_fidelity(
+            reference, runner, input_shape=input_shape, atol=options.atol, first_outputs=first
+        )
+        report.extend(fidelity_report)
+        report.raise_if_failed()
+    report.warning(
+        "savedmodel",
+        "the model is a zipped TensorFlow SavedModel (spec 1.0.0); ZEN also reads ONNX, which czann-ci checks more deeply",
+    )
+    output_path = Path(options.output or Path.cwd() / f"{default_output_name(meta, source)}.czann")
+    step(f"writing {output_path}")
+    metadata = _write_czann(output_path, fields, spec, payload, license_file, options.force)
+    return ConversionResult(
+        path=output_path,
+        sha256=sha256_file(output_path),
+        size=output_path.stat().st_size,
+        spec_version=spec.version,
+        zen_blue_min=spec.min_zen_blue,
+        zen_core_min=spec.min_zen_core,
+        max_abs_diff=fidelity.max_abs_diff if fidelity and fidelity.status != "not-established" else None,
+        fidelity=fidelity,
+        metadata=metadata,
+        report=report,
+        opset=None,
+        notes=["packed a zipped TensorFlow SavedModel instead of ONNX (--savedmodel)"],
     )
 
 

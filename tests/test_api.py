@@ -260,3 +260,39 @@ def test_metadata_from_json_and_usage_errors(tmp_path: Path) -> None:
     )
     with pytest.raises(UsageError, match="file not found"):
         ModelMetadata.from_json(tmp_path / "absent.json")
+
+
+def test_savedmodel_payload_only_when_asked(tmp_path: Path, seg_sources: dict) -> None:
+    from czann_ci.pipeline import ConvertOptions, convert_model
+    from czann_ci.readers import inspect_file, validate_file
+
+    result = convert_model(
+        ConvertOptions(
+            meta=seg_sources["meta"],
+            model=seg_sources["keras"],
+            output=tmp_path / "sm.czann",
+            savedmodel=True,
+        )
+    )
+    assert result.spec_version == "1.0.0" and result.opset is None
+    assert result.fidelity is not None and result.fidelity.status == "passed"
+    with zipfile.ZipFile(result.path) as archive:
+        payload = archive.read("model.model")
+    with zipfile.ZipFile(__import__("io").BytesIO(payload)) as inner:
+        names = inner.namelist()
+    assert "saved_model.pb" in names and all(
+        not n.startswith("/") and not n.startswith("savedmodel/") for n in names
+    )
+    assert inspect_file(result.path)["model_is_savedmodel"] is True
+    report = validate_file(result.path)
+    assert report.ok and [f.code for f in report.warnings] == ["savedmodel"]
+    with pytest.raises(UsageError, match=r"only spec 1\.0\.0"):
+        convert_model(
+            ConvertOptions(
+                meta=seg_sources["meta"],
+                model=seg_sources["keras"],
+                output=tmp_path / "x.czann",
+                savedmodel=True,
+                spec="2.1.0",
+            )
+        )
