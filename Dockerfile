@@ -38,9 +38,11 @@ COPY requirements/build.lock /src/requirements/build.lock
 RUN python3 -m venv /opt/build \
  && /opt/build/bin/pip install --require-hashes --no-deps -r /src/requirements/build.lock \
  && python3 -m venv --without-pip /opt/czann
-COPY pyproject.toml README.md /src/
+COPY pyproject.toml README.md* /src/
 COPY czann_ci /src/czann_ci
-RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /wheels /src
+# pyproject names README.md as the long description; a context without it still builds.
+RUN { test -f /src/README.md || echo "czann-ci" >/src/README.md; } \
+ && /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /wheels /src
 
 FROM builder AS builder-slim
 COPY requirements/slim.lock /src/requirements/slim.lock
