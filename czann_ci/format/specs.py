@@ -148,3 +148,36 @@ def detect_spec_version(model_json: dict) -> str:
 
 def specs_reading_opset(opset: int) -> list[FormatSpec]:
     return [spec for spec in czann_specs() if spec.accepts_opset(opset)]
+
+
+def spec_table_markdown() -> str:
+    """The compatibility table for the README (kept in sync by a test), rendered from specs.json."""
+    rows = [
+        "| format | spec | ONNX opset | min ZEN blue | min ZEN core | written by czann-ci |",
+        "|---|---|---|---|---|---|",
+    ]
+    for spec in czann_specs():
+        low, high = spec.accepted_opsets or (0, 0)
+        opsets = f"{spec.default_opset}" if low == high else f"{spec.default_opset} (accepts {low}-{high})"
+        extras = []
+        if spec.scaling_items:
+            extras.append("Scaling " + "/".join(str(n) for n in spec.scaling_items) + " items")
+        if spec.format_version_field:
+            extras.append("FormatVersion")
+        if spec.allows_savedmodel:
+            extras.append("or zipped SavedModel (--savedmodel)")
+        note = f"yes ({', '.join(extras)})" if extras else "yes"
+        rows.append(
+            f"| .czann | {spec.version} | {opsets} | {spec.min_zen_blue} | {spec.min_zen_core} | {note} |"
+        )
+    for spec in legacy_specs():
+        written = "yes (.czseg / .czmodel)" if spec.version == LEGACY_WRITTEN else "read only"
+        opsets = str(spec.default_opset) if spec.default_opset else "SavedModel"
+        rows.append(
+            f"| legacy XML | {spec.version} | {opsets} | {spec.min_zen_blue} | {spec.min_zen_core} | {written} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(spec_table_markdown(), end="")
