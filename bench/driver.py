@@ -29,6 +29,7 @@ def convert(source: Path, meta: dict, opset: int, check: bool) -> tuple[bytes, f
         import onnx
 
         model = onnx.load(source)
+        expected = _run_onnx(model.SerializeToString(), model.graph.input[0].name, batch) if check else None
     elif source.is_dir():
         from czann_ci.sources.tf_export import savedmodel_to_onnx
 
@@ -48,14 +49,17 @@ def convert(source: Path, meta: dict, opset: int, check: bool) -> tuple[bytes, f
     del model
     diff = None
     if check:
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-        actual = session.run(None, {input_name: batch})[0]
+        actual = _run_onnx(data, input_name, batch)
         if expected is not None:
             diff = float(np.max(np.abs(actual - expected)))
-        del session
     return data, diff
+
+
+def _run_onnx(data: bytes, input_name: str, batch: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    return session.run(None, {input_name: batch})[0]
 
 
 def main() -> None:

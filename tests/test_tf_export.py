@@ -280,3 +280,11 @@ def test_missing_keras_file_is_a_usage_error(tmp_path: Path) -> None:
 
     with pytest.raises(UsageError, match="no such model file"):
         tf_export.load_keras_file(tmp_path / "absent.keras")
+
+
+def test_reference_runner_matches_the_eager_model() -> None:
+    model = segmentation_net()
+    run = tf_export.keras_reference_runner(model)
+    for batch_size in (1, 2):
+        batch = _sample((batch_size, 32, 32, 3), seed=batch_size)
+        np.testing.assert_allclose(run(batch), model(batch, training=False), rtol=0, atol=1e-6)

