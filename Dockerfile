@@ -38,6 +38,9 @@ COPY requirements/build.lock /src/requirements/build.lock
 RUN python3 -m venv /opt/build \
  && /opt/build/bin/pip install --require-hashes --no-deps -r /src/requirements/build.lock \
  && python3 -m venv --without-pip /opt/czann
+
+# The czann-ci wheel, in its own stage so that a source change does not re-install the dependencies.
+FROM builder AS wheel
 COPY pyproject.toml README.md* /src/
 COPY czann_ci /src/czann_ci
 # pyproject names README.md as the long description; a context without it still builds.
@@ -47,19 +50,22 @@ RUN { test -f /src/README.md || echo "czann-ci" >/src/README.md; } \
 FROM builder AS builder-slim
 COPY requirements/slim.lock /src/requirements/slim.lock
 RUN /opt/build/bin/pip --python /opt/czann/bin/python install --require-hashes --no-deps \
-      -r /src/requirements/slim.lock \
- && /opt/build/bin/pip --python /opt/czann/bin/python install --no-deps /wheels/*.whl
+      -r /src/requirements/slim.lock
+COPY --from=wheel /wheels /wheels
+RUN /opt/build/bin/pip --python /opt/czann/bin/python install --no-deps /wheels/*.whl
 
 FROM builder AS builder-full
 COPY requirements/full.lock /src/requirements/full.lock
 # TensorFlow ships 290 MB of C++ headers (only for compiling custom ops) and unstripped shared
 # libraries; dropping both keeps the image about 0.5 GB smaller and changes nothing at run time.
+# tf2onnx's wheel also installs its own test suite as a top-level package named `tests`.
 RUN /opt/build/bin/pip --python /opt/czann/bin/python install --require-hashes --no-deps \
       -r /src/requirements/full.lock \
- && /opt/build/bin/pip --python /opt/czann/bin/python install --no-deps /wheels/*.whl \
- && tf=/opt/czann/lib/python3.11/site-packages/tensorflow \
- && rm -rf "$tf/include" \
- && find "$tf" -name '*.so*' -type f -exec strip --strip-unneeded {} +
+ && site=/opt/czann/lib/python3.11/site-packages \
+ && rm -rf "$site/tensorflow/include" "$site/tests" \
+ && find "$site/tensorflow" -name '*.so*' -type f -exec strip --strip-unneeded {} +
+COPY --from=wheel /wheels /wheels
+RUN /opt/build/bin/pip --python /opt/czann/bin/python install --no-deps /wheels/*.whl
 
 # --- slim: ONNX only ----------------------------------------------------------------------------
 FROM runtime AS slim
