@@ -269,7 +269,7 @@ def test_op_needing_a_newer_opset_is_explained_in_one_line() -> None:
     assert "layer 'mark_corner' (ScatterAddLayer)" in message
     assert "TF op 'TensorScatterAdd'" in message
     assert "at opset 12" in message
-    assert "from opset 16: use spec 2.1.0 (opset 18)" in message
+    assert "from opset 16: spec 2.1.0 allows opsets 7-18 (default 18)" in message
     # ... and the spec that message points to does convert it.
     convert_and_compare(model, 18, seeded_input(IMAGE))
 
@@ -284,3 +284,95 @@ def test_op_without_any_mapping_is_explained_in_one_line() -> None:
     assert "layer 'shrink' (Resizing)" in message
     assert "TF op 'ScaleAndTranslate'" in message
     assert "maps 'ScaleAndTranslate' at no opset" in message
+
+
+# --- the lowering hooks on their own -----------------------------------------------------------
+
+
+def _frozen_graph_def(model: keras.Model):
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="input")
+    concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    frozen = convert_variables_to_constants_v2(concrete, lower_control_flow=False, aggressive_inlining=True)
+    return frozen, frozen.graph.as_graph_def(add_shapes=True)
+
+
+def test_lower_graph_def_inlines_xla_calls_and_lowers_erfc() -> None:
+    import tf2onnx
+
+    from czann_ci.sources.tf_lowering import custom_op_handlers, lower_graph_def
+
+    model = _build(IMAGE, lambda x: gelu_exact(grouped_conv(x)))
+    frozen, graph_def = _frozen_graph_def(model)
+    ops = {n.op for n in graph_def.node}
+    assert {"StatefulPartitionedCall", "Erfc"} <= ops  # what TensorFlow's own freezing leaves
+
+    lowered = lower_graph_def(graph_def)
+    lowered_ops = {n.op for n in lowered.node}
+    assert not lowered_ops & {"StatefulPartitionedCall", "PartitionedCall", "Erfc"}
+    assert {"Conv2D", "Erf"} <= lowered_ops
+    assert len(lowered.library.function) == 0  # the inlined bodies are dropped from the library
+
+    for opset in OPSETS:
+        onnx_model, _ = tf2onnx.convert.from_graph_def(
+            lowered,
+            input_names=[t.name for t in frozen.inputs],
+            output_names=[t.name for t in frozen.outputs],
+            opset=opset,
+            custom_op_handlers=custom_op_handlers(),
+        )
+        onnx.checker.check_model(onnx_model, full_check=True)
+        session = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
+        x = seeded_input(IMAGE)
+        got = session.run(None, {session.get_inputs()[0].name: x})[0]
+        np.testing.assert_allclose(got, np.asarray(model(x)), atol=ATOL, rtol=0)
+
+
+def test_custom_op_handlers_lower_erfc_expm1_log1p_in_plain_tf2onnx() -> None:
+    """Without the GraphDef lowering (tf2onnx's own from_function route) the handlers do the job."""
+    import tensorflow as tf
+    import tf2onnx
+
+    from czann_ci.sources.tf_lowering import custom_op_handlers
+
+    def body(x):
+        x = gelu_exact(x)  # Erfc
+        x = L.Activation("celu")(x)  # Expm1
+        return L.Lambda(lambda t: keras.ops.log1p(keras.ops.abs(t)))(x)  # Log1p
+
+    model = _build(IMAGE, body)
+    function = tf.function(lambda x: model(x, training=False))
+    spec = (tf.TensorSpec((None, *IMAGE), tf.float32, name="input"),)
+    x = seeded_input(IMAGE)
+    for opset in OPSETS:
+        plain, _ = tf2onnx.convert.from_function(function, input_signature=spec, opset=opset)
+        assert {op for _, op in find_unconverted_nodes(plain)} == {"Erfc", "Expm1", "Log1p"}
+
+        onnx_model, _ = tf2onnx.convert.from_function(
+            function, input_signature=spec, opset=opset, custom_op_handlers=custom_op_handlers()
+        )
+        assert find_unconverted_nodes(onnx_model) == []
+        onnx.checker.check_model(onnx_model, full_check=True)
+        session = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
+        got = session.run(None, {"input": x})[0]
+        np.testing.assert_allclose(got, np.asarray(model(x)), atol=ATOL, rtol=0)
+
+
+def test_explain_failure_reads_the_onnx_checker_and_ignores_other_errors() -> None:
+    from czann_ci.sources.tf_lowering import UnconvertedOpsError, explain_failure
+
+    model = _build(IMAGE, lambda x: L.Conv2D(2, 3, name="stage_0_gelu")(x))
+    checker_text = (
+        "No Op registered for Erfc with domain_version of 12\n\n==> Context: Bad node spec for node. "
+        "Name: functional_1/stage_0_gelu_1/Gelu/Erfc OpType: Erfc"
+    )
+    message = explain_failure(ValueError(checker_text), model)
+    assert message is not None and "\n" not in message
+    assert message.startswith("layer 'stage_0_gelu' (Conv2D): TF op 'Erfc'")
+    assert "at opset 12" in message
+
+    error = UnconvertedOpsError([("m/block_1/StatefulPartitionedCall", "StatefulPartitionedCall")], 18)
+    assert "could not be inlined" in (explain_failure(error, None) or "")
+    assert explain_failure(MemoryError("out of memory"), model) is None

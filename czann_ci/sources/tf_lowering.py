@@ -2,13 +2,14 @@
 
 Three jobs, used by ``tf_export.keras_to_onnx``:
 
-* ``lower_graph_def``: rewrite a frozen TensorFlow GraphDef before tf2onnx sees it. It inlines the
-  function calls the freezer keeps (Keras 3 runs grouped convolutions, e.g. ConvNeXt's depthwise
-  ``Conv2D(groups=C)``, in a ``tf.function(jit_compile=True)``; its ``StatefulPartitionedCall`` carries
-  ``_XlaMustCompile``/``_noinline`` so neither the freezer nor grappler inlines it), and it lowers
-  ``Erfc(x)`` (the exact GELU) to ``1 - Erf(x)``.
-* ``custom_op_handlers``: the same ``Erfc`` lowering as a tf2onnx handler, for conversion routes
-  where the GraphDef cannot be rewritten first (``tf2onnx.convert.from_keras``).
+* ``lower_graph_def``: rewrite a TensorFlow GraphDef (frozen, or with weights as placeholders) before
+  tf2onnx sees it. It inlines the function calls TensorFlow's inliner keeps: Keras 3 runs grouped
+  convolutions, e.g. ConvNeXt's depthwise ``Conv2D(groups=C)``, in a ``tf.function(jit_compile=True)``
+  whose ``StatefulPartitionedCall`` carries ``_XlaMustCompile``/``_noinline``. It lowers the
+  elementwise ops tf2onnx lacks: ``Erfc`` (exact GELU) via ``Erf``, ``Expm1`` (CELU) via ``Exp``,
+  ``Log1p`` via ``Log``; all exist in ONNX opset 12.
+* ``custom_op_handlers``: the same elementwise lowerings as tf2onnx handlers, for conversion routes
+  where the GraphDef cannot be rewritten first (``tf2onnx.convert.from_function``/``from_keras``).
 * ``find_unconverted_nodes`` / ``explain_failure``: tf2onnx logs unsupported ops and still writes a
   model holding the raw TensorFlow ops. These find such nodes and turn them into one line naming the
   Keras layer, the TensorFlow op and the opset (and spec) that would map it.
@@ -26,9 +27,6 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 _CALL_OPS = frozenset({"PartitionedCall", "StatefulPartitionedCall"})
-
-# Opset each .czann spec version requires (contract: 12 up to spec 2.0.0, 18 for spec 2.1.0).
-_SPEC_OPSETS = (("2.0.0", 12), ("2.1.0", 18))
 
 
 class UnconvertedOpsError(Exception):
@@ -50,7 +48,7 @@ class UnconvertedOpsError(Exception):
 
 
 def lower_graph_def(graph_def: tf.compat.v1.GraphDef) -> tf.compat.v1.GraphDef:
-    """Return a copy of ``graph_def`` with function calls inlined and ``Erfc`` lowered to ``Erf``."""
+    """A copy of ``graph_def`` with library function calls inlined and Erfc/Expm1/Log1p lowered."""
     from tensorflow.core.framework import graph_pb2
 
     lowered = graph_pb2.GraphDef()
@@ -296,7 +294,7 @@ _CHECKER_NO_OP = re.compile(
     r"(?:.*?Name: (?P<node>\S+))?",
     re.S,
 )
-# tf_export's refusal of a model holding unmapped ops: "... opset 12 mapping for TensorFlow op(s): Op (node), ..."
+# tf_export refusing unmapped ops: "... opset 12 mapping for TensorFlow op(s): Op (node), ..."
 _EXPORT_REFUSAL = re.compile(r"opset (?P<opset>\d+) mapping for TensorFlow op\(s\): (?P<items>.*)")
 _EXPORT_ITEM = re.compile(r"(?:[\w.]+\.)?(?P<op>\w+) \((?P<node>[^()]+)\)")
 _OPSET_IN_TEXT = re.compile(r"opset[ _]?(?:version )?(\d+)", re.I)
@@ -346,19 +344,31 @@ def _unmapped_from_exception(exc: BaseException) -> tuple[list[tuple[str, str]],
 
 
 def _what_would_allow(op: str, opset: int | None) -> str:
+    if op in _CALL_OPS:
+        return (
+            "a nested TensorFlow function call that could not be inlined (its body is not in the "
+            "graph's function library); no opset converts it"
+        )
+    if op in _ELEMENTWISE_LOWERINGS:
+        return f"czann_ci lowers {op!r} at every opset, so this conversion bypassed tf_lowering's hooks"
     first = first_opset_mapping(op)
     if first is None:
         return (
             f"tf2onnx maps {op!r} at no opset; replace the layer using it with standard ops "
             "or convert the model to ONNX yourself"
         )
-    spec = next((s for s, o in _SPEC_OPSETS if o >= first), None)
     if opset is not None and first <= opset:
         return f"tf2onnx maps {op!r} from opset {first}, so the failure lies in its handler"
-    if spec is None:
+    from czann_ci.format.specs import czann_specs
+
+    spec = next((s for s in czann_specs() if s.accepted_opsets and s.accepted_opsets[1] >= first), None)
+    if spec is None or spec.accepted_opsets is None:
         return f"tf2onnx maps {op!r} from opset {first}, newer than any .czann spec allows"
-    spec_opset = dict(_SPEC_OPSETS)[spec]
-    return f"tf2onnx maps it from opset {first}: use spec {spec} (opset {spec_opset})"
+    low, high = spec.accepted_opsets
+    return (
+        f"tf2onnx maps it from opset {first}: spec {spec.version} allows opsets {low}-{high} "
+        f"(default {spec.default_opset})"
+    )
 
 
 def first_opset_mapping(op: str) -> int | None:
@@ -389,10 +399,13 @@ def _layer_for_node(node_name: str, model: keras.Model | None) -> str:
     return ""
 
 
-def _walk_layers(layer: Any) -> Iterable[Any]:
+def _walk_layers(layer: Any, seen: set[int] | None = None) -> Iterable[Any]:
+    """``layer`` and every layer nested in it (functional sub-models, layers holding layers)."""
+    seen = set() if seen is None else seen
+    if id(layer) in seen:
+        return
+    seen.add(id(layer))
     yield layer
-    for child in getattr(layer, "layers", None) or ():
-        yield from _walk_layers(child)
-    for child in getattr(layer, "_layers", None) or ():
-        if child not in (getattr(layer, "layers", None) or ()):
-            yield from _walk_layers(child)
+    for attribute in ("layers", "_layers"):
+        for child in getattr(layer, attribute, None) or ():
+            yield from _walk_layers(child, seen)
