@@ -43,7 +43,7 @@ OUTPUT_NAMES = (
     "asset-url",
     "upload-result",
 )
-# Every input action.yml declares; tests check the two lists agree.
+# Every input action.yml declares (tests check the two agree); argv_overrides may name only these.
 INPUT_NAMES = (
     "model",
     "metadata",
@@ -477,6 +477,7 @@ def run_action(env: Mapping[str, str] = os.environ, argv_overrides: dict | None 
     environment, for ``czann action --mode validate`` and the like."""
     reader = InputReader(env, argv_overrides)
     ctx = CiContext.from_env(env)
+    unknown = sorted(set(reader.overrides) - set(INPUT_NAMES))
     token = reader.text("token") or ctx.default_token
     console = Console(ctx.forge, sys.stdout, [token])
     console.mask(token)
@@ -486,6 +487,8 @@ def run_action(env: Mapping[str, str] = os.environ, argv_overrides: dict | None 
     phase = "inputs"
     trace = ""
     try:
+        if unknown:
+            raise UsageError(f"unknown input(s) {', '.join(unknown)}; known: {', '.join(INPUT_NAMES)}")
         inputs = read_inputs(reader, ctx)
         step.atol = inputs.atol
         with tempfile.TemporaryDirectory(prefix="czann-action-") as scratch:
@@ -731,7 +734,8 @@ def _write_dotenv(path: Path, outputs: Mapping[str, str], hide: Callable[[str], 
     """GitLab passes job outputs on as a dotenv report (CZANN_SHA256=... etc.)."""
     with path.open("a", encoding="utf-8") as handle:
         for name, value in outputs.items():
-            handle.write(f"CZANN_{name.upper().replace('-', '_')}={hide(value).replace(chr(10), ' ')}\n")
+            if value:  # GitLab's dotenv reports take single-line, non-empty values
+                handle.write(f"CZANN_{name.upper().replace('-', '_')}={hide(value).replace(chr(10), ' ')}\n")
 
 
 def render_summary(step: StepResult, inputs: ActionInputs | None, ctx: CiContext) -> str:
