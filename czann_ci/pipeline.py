@@ -195,7 +195,7 @@ def _derive_id(model_bytes: bytes, described: dict[str, Any]) -> str:
 
 def _keras_export(model: Any, options: ConvertOptions, opset: int, channels: int | None) -> _Exported:
     from czann_ci.sources.keras_wrap import bgr_to_rgb_layer, sigmoid_to_softmax_layer, wrap_model
-    from czann_ci.sources.tf_export import keras_to_onnx
+    from czann_ci.sources.tf_export import keras_reference_runner, keras_to_onnx
 
     pre = _as_list(options.preprocessing)
     post = _as_list(options.postprocessing)
@@ -208,13 +208,7 @@ def _keras_export(model: Any, options: ConvertOptions, opset: int, channels: int
     )
     notes: list[str] = []
     onnx_model = keras_to_onnx(wrapped, opset=opset, on_note=notes.append)
-
-    def reference(batch: np.ndarray) -> np.ndarray:
-        import numpy as np
-
-        return np.asarray(wrapped(batch, training=False))
-
-    return _Exported(onnx_model, reference, notes, keep_alive=wrapped)
+    return _Exported(onnx_model, keras_reference_runner(wrapped), notes, keep_alive=wrapped)
 
 
 def _as_list(value: Any) -> list[Any]:
