@@ -376,3 +376,18 @@ def test_explain_failure_reads_the_onnx_checker_and_ignores_other_errors() -> No
     error = UnconvertedOpsError([("m/block_1/StatefulPartitionedCall", "StatefulPartitionedCall")], 18)
     assert "could not be inlined" in (explain_failure(error, None) or "")
     assert explain_failure(MemoryError("out of memory"), model) is None
+
+
+def test_grouped_conv_and_exact_gelu_from_a_savedmodel(tmp_path) -> None:
+    """The SavedModel route holds the same XLA-compiled call, reading a variable inside it."""
+    from czann_ci.sources.tf_export import savedmodel_to_onnx
+
+    model = _build(IMAGE, lambda x: gelu_exact(grouped_conv(x)))
+    model.export(str(tmp_path / "saved"), format="tf_saved_model", verbose=False)
+    for opset in OPSETS:
+        onnx_model, run_reference = savedmodel_to_onnx(tmp_path / "saved", opset=opset)
+        onnx.checker.check_model(onnx_model, full_check=True)
+        session = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
+        x = seeded_input(IMAGE)
+        got = session.run(None, {session.get_inputs()[0].name: x})[0]
+        np.testing.assert_allclose(got, run_reference(x), atol=ATOL, rtol=0)
