@@ -33,7 +33,7 @@ sys.path.insert(0, str(BENCH))
 import models  # noqa: E402  (bench/models.py; imports NumPy only)
 
 TIME = "/usr/bin/time"
-CZMODEL_PACKAGES = ["czmodel==5.1.0", "tensorflow-cpu==2.15.1", "onnx==1.17.0"]
+CZMODEL_PACKAGES = ["czmodel[tensorflow]==5.1.0", "tensorflow-cpu==2.15.1", "onnx==1.17.0"]
 SOURCES = ("keras", "savedmodel", "onnx")
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -238,6 +238,9 @@ def czmodel_python(out: Path) -> Path:
     venv = out / "czmodel-venv"
     python = venv / "bin" / "python"
     if python.is_file():
+        probe = [str(python), "-c", "import czmodel.tensorflow.convert, tf2onnx"]
+        if subprocess.run(probe, capture_output=True, check=False).returncode != 0:
+            subprocess.run([str(python), "-m", "pip", "install", "-q", *CZMODEL_PACKAGES], check=True)
         return python
     base = shutil.which("python3.11") or (sys.executable if sys.version_info[:2] == (3, 11) else None)
     if base is None:
