@@ -288,3 +288,27 @@ def test_reference_runner_matches_the_eager_model() -> None:
     for batch_size in (1, 2):
         batch = _sample((batch_size, 32, 32, 3), seed=batch_size)
         np.testing.assert_allclose(run(batch), model(batch, training=False), rtol=0, atol=1e-6)
+
+
+class _GatheringModule(tf.Module):
+    """A SavedModel whose large variable is read by a gather, not a plain read: the fast path falls back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table = tf.Variable(np.linspace(-1.0, 1.0, 5000, dtype=np.float32))
+
+    @tf.function(input_signature=[tf.TensorSpec((None, 8, 8, 3), tf.float32, name="image")])
+    def serve(self, image: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"scaled": image * tf.reduce_sum(tf.gather(self.table, [10, 2000, 4999]))}
+
+
+def test_savedmodel_the_fast_path_cannot_trace_falls_back_and_says_so(tmp_path: Path) -> None:
+    module = _GatheringModule()
+    tf.saved_model.save(module, str(tmp_path), signatures={"serving_default": module.serve})
+    notes: list[str] = []
+    onnx_model, reference = tf_export.savedmodel_to_onnx(tmp_path, opset=12, on_note=notes.append)
+    assert len(notes) == 1 and "plain tf2onnx" in notes[0]
+    _assert_valid(onnx_model, 12)
+    assert onnx_model.graph.input[0].name == "image" and onnx_model.graph.output[0].name == "scaled"
+    batch = _sample((1, 8, 8, 3))
+    np.testing.assert_allclose(_run_onnx(onnx_model, batch), reference(batch), rtol=0, atol=ATOL)

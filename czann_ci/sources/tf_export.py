@@ -92,14 +92,8 @@ def keras_to_onnx(
     except CzannError:
         raise
     except Exception as exc:  # the fast path cannot trace this model: plain tf2onnx does
-        note = (
-            f"the fast conversion cannot trace this model ({_one_line(exc)}); "
-            "converting with plain tf2onnx instead (slower, more memory)"
-        )
-        logger.warning(note)
-        if on_note:
-            on_note(note)
-        onnx_model = _plain_tf2onnx(model, shape, opset)
+        _fallback_note(exc, on_note)
+        onnx_model = _plain_tf2onnx(lambda x: model(x, training=False), shape, opset, model)
     else:
         onnx_model = _convert_traced(traced, opset, model)
         del traced
@@ -113,8 +107,13 @@ def savedmodel_to_onnx(
     opset: int,
     input_shape: Sequence[int | None] | None = None,
     signature: str = "serving_default",
+    on_note: Callable[[str], None] | None = None,
 ) -> tuple[onnx.ModelProto, Callable[[np.ndarray], np.ndarray]]:
-    """The SavedModel's serving signature as ONNX, and a runner of that signature for fidelity checks."""
+    """The SavedModel's serving signature as ONNX, and a runner of that signature for fidelity checks.
+
+    `input_shape` (full shape with batch) retraces the signature for that shape. `on_note` receives
+    one line when the conversion had to leave the fast path (plain tf2onnx was used instead).
+    """
     import tensorflow as tf
 
     path = Path(path)
@@ -127,9 +126,17 @@ def savedmodel_to_onnx(
     function, input_key, output_key = _serving_function(loaded, signature, path)
     if input_shape is not None:
         function = _reshaped_signature(function, input_key, input_shape)
-    traced = _trace_concrete_function(function, file=str(path))
-    onnx_model = _convert_traced(traced, opset, None)
-    del traced
+    try:
+        traced = _trace_concrete_function(function, file=str(path))
+    except CzannError:
+        raise
+    except Exception as exc:  # e.g. a variable read by a gather: freeze it all, plain tf2onnx
+        _fallback_note(exc, on_note)
+        shape = input_shape or function.structured_input_signature[1][input_key].shape.as_list()
+        onnx_model = _plain_tf2onnx(lambda x: function(**{input_key: x})[output_key], shape, opset, None)
+    else:
+        onnx_model = _convert_traced(traced, opset, None)
+        del traced
     _name_io(onnx_model, input_key, output_key)
 
     def run_reference(batch: np.ndarray) -> np.ndarray:
@@ -254,23 +261,39 @@ def _is_large(shape: Any, dtype: Any) -> bool:
     return int(np.prod(dims, dtype=np.int64)) >= LARGE_WEIGHT_ELEMENTS and tf.as_dtype(dtype).is_floating
 
 
-def _plain_tf2onnx(model: Any, shape: tuple[int | None, ...], opset: int) -> onnx.ModelProto:
-    """Plain tf2onnx on `model(x, training=False)`: only for models the fast path cannot trace."""
+def _plain_tf2onnx(
+    call: Callable[[Any], Any], shape: Sequence[int | None], opset: int, source: Any
+) -> onnx.ModelProto:
+    """Plain tf2onnx on `call(x)`: only for models the fast path cannot trace.
+
+    tf2onnx's optimizer passes leave their graph copies to the cycle collector, hence `gc.collect()`.
+    """
     import tensorflow as tf
     import tf2onnx
 
-    function = tf.function(lambda x: model(x, training=False), autograph=False)
-    signature = (tf.TensorSpec(shape, tf.float32, name=_TRACE_INPUT),)
+    function = tf.function(call, autograph=False)
+    signature = (tf.TensorSpec(tuple(shape), tf.float32, name=_TRACE_INPUT),)
     with _quiet_tf2onnx() as errors:
         try:
             onnx_model, _ = tf2onnx.convert.from_function(
                 function, input_signature=signature, opset=opset, custom_op_handlers=_custom_op_handlers()
             )
         except Exception as exc:
-            raise ConversionError(_failure_message(exc, model, errors)) from exc
-    _require_onnx_ops(onnx_model, opset, model, errors)
-    gc.collect()
+            raise ConversionError(_failure_message(exc, source, errors)) from exc
+        finally:
+            gc.collect()
+    _require_onnx_ops(onnx_model, opset, source, errors)
     return onnx_model
+
+
+def _fallback_note(exc: BaseException, on_note: Callable[[str], None] | None) -> None:
+    note = (
+        f"the fast conversion cannot trace this model ({_one_line(exc)}); "
+        "converting with plain tf2onnx instead (slower, more memory)"
+    )
+    logger.warning(note)
+    if on_note:
+        on_note(note)
 
 
 # --- SavedModel tracing --------------------------------------------------------------------------
