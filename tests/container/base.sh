@@ -57,6 +57,10 @@ if ! $DOCKER image inspect "$raw_tag" >/dev/null 2>&1; then
     --change 'CMD ["bash"]' "$RAW" "$raw_tag" >/dev/null
 fi
 
+# Older snapshots of the base are of no further use.
+$DOCKER images --format '{{.Repository}}:{{.Tag}}' "${TAG%%:*}-raw" | grep -vxF "$raw_tag" \
+  | xargs -r $DOCKER rmi >/dev/null 2>&1 || true
+
 ctx="$(mktemp -d /tmp/czann-ca.XXXXXX)"
 mkdir "$ctx/certs"
 shopt -s nullglob

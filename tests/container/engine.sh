@@ -23,6 +23,7 @@ start() {
     exec 9>&-
     data="$w/data"
   fi
+  echo "$data" >"$w/data-root"
   dockerd --data-root "$data" --exec-root "$w/exec" -H "unix://$w/docker.sock" \
     --pidfile "$w/dockerd.pid" --iptables=false --ip-forward=false --ip-masq=false \
     --bridge=none >"$w/dockerd.log" 2>&1 &
@@ -46,6 +47,14 @@ start() {
 stop() {
   local w="$1" pid=""
   [[ -d "$w" && "$w" == /tmp/dk.* ]] || { echo "not an engine folder: $w" >&2; return 1; }
+  # A kept image store must not grow without bound: drop what no tag uses and old build cache,
+  # keeping enough for the next build of both targets to be a cache hit.
+  if [[ "$(cat "$w/data-root" 2>/dev/null)" != "$w/data" && -S "$w/docker.sock" ]]; then
+    local docker=(/usr/bin/docker -H "unix://$w/docker.sock")
+    "${docker[@]}" container prune -f >/dev/null 2>&1 || true
+    "${docker[@]}" image prune -f >/dev/null 2>&1 || true
+    "${docker[@]}" builder prune -f --keep-storage "${CZANN_DOCKER_KEEP:-4gb}" >/dev/null 2>&1 || true
+  fi
   if [[ -s "$w/dockerd.pid" ]]; then pid="$(cat "$w/dockerd.pid")"; elif [[ -s "$w/dockerd.launcher" ]]; then pid="$(cat "$w/dockerd.launcher")"; fi
   if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
     kill "$pid"
