@@ -423,3 +423,53 @@ def test_errors_are_one_line_on_stdout_outside_github(tmp_path: Path) -> None:
     console = Console("gitlab", buffer, ["s3cret"])
     console.annotate("error", "bad s3cret\nsecond", title="t", file="m.json", line=3)
     assert buffer.getvalue() == "error: m.json:3: bad *** second\n"
+
+
+def test_changed_model_replaces_the_asset_and_never_refuses(workspace: Path, forge, capsys) -> None:
+    server = forge.server
+    common = {"token": forge.token, "api_url": server.github_api_url, "checksum": "false"}
+    env = github_env(workspace, ref="refs/tags/model-v3.0.0", draft="true", prerelease="TRUE", **common)
+    env["CZANN_RETRY_SCALE"] = "0.001"
+    code, log = run(env, capsys)
+    assert code == 0, log
+    first = outputs_of(env)
+    (release,) = server.github_releases("acme/models")
+    assert release["draft"] and release["prerelease"]
+    assert [a["name"] for a in release["assets"]] == ["nuclei-3.0.0.czann"]  # checksum: false
+
+    # the same version rebuilt from changed metadata: different bytes under the same name
+    meta = json.loads((workspace / "models" / "nuclei.json").read_text())
+    meta["Scaling"] = [5e-07, 5e-07]
+    (workspace / "models" / "nuclei.json").write_text(json.dumps(meta))
+    Path(env["GITHUB_OUTPUT"]).write_text("")
+    env["INPUT_OVERWRITE"] = "never"
+    code, log = run(env, capsys)
+    assert code == 4, log
+    assert server.github_asset_bytes("acme/models", "model-v3.0.0", "nuclei-3.0.0.czann") != b""
+    assert (
+        sha256_of(server.github_asset_bytes("acme/models", "model-v3.0.0", "nuclei-3.0.0.czann"))
+        == (first["sha256"])
+    )
+
+    Path(env["GITHUB_OUTPUT"]).write_text("")
+    env["INPUT_OVERWRITE"] = "if-changed"
+    code, log = run(env, capsys)
+    assert code == 0, log
+    second = outputs_of(env)
+    assert second["upload-result"] == "replaced" and second["sha256"] != first["sha256"]
+    published = server.github_asset_bytes("acme/models", "model-v3.0.0", "nuclei-3.0.0.czann")
+    assert sha256_of(published) == second["sha256"]
+
+
+def test_explicit_release_tag_and_unknown_overrides(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # release-tag names the version even off a tag push; package mode needs no token
+    env = github_env(workspace, release_tag="model-v0.9.0", mode="package")
+    code, log = run(env, capsys)
+    assert code == 0, log
+    assert outputs_of(env)["czann-path"] == "dist/nuclei-0.9.0.czann"
+
+    code = run_action(github_env(workspace), {"zen_purple": "1.0"})
+    assert code == 2
+    assert "unknown input(s) zen-purple" in capsys.readouterr().out
