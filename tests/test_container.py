@@ -148,6 +148,10 @@ class GitHubRun:
     def file_commands(self) -> Path:
         return self.root / "file_commands"
 
+    @property
+    def home(self) -> Path:
+        return self.root / "home"
+
     def outputs(self) -> dict[str, str]:
         lines = (self.file_commands / "output").read_text().splitlines()
         found: dict[str, str] = {}
@@ -170,6 +174,7 @@ def github_run(tmp_path: Path) -> GitHubRun:
     for name in ("nuclei.keras", "nuclei.json"):
         shutil.copy(EXAMPLE / name, run.workspace / "models" / name)
     run.file_commands.mkdir()
+    run.home.mkdir()
     for name in ("output", "summary"):
         (run.file_commands / name).touch()
     # The runner's user owns the checkout; the container runs as root.
@@ -192,6 +197,10 @@ def docker_run_like_github(
         f"{run.workspace}:/github/workspace",
         "-v",
         f"{run.file_commands}:/github/file_commands",
+        "-v",
+        f"{run.home}:/github/home",
+        "-e",
+        "HOME=/github/home",
         "-e",
         "GITHUB_OUTPUT=/github/file_commands/output",
         "-e",
