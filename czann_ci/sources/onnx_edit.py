@@ -16,14 +16,10 @@ if TYPE_CHECKING:
     import onnx
 
 
-def _unique(graph: onnx.GraphProto, base: str) -> str:
-    taken = {name for node in graph.node for name in (*node.input, *node.output)}
-    taken |= {v.name for v in (*graph.input, *graph.output)} | {i.name for i in graph.initializer}
-    candidate, index = base, 0
-    while candidate in taken:
-        index += 1
-        candidate = f"{base}_{index}"
-    return candidate
+def _fresh(graph: onnx.GraphProto, base: str) -> str:
+    from czann_ci.sources.onnx_graph import all_names, unique_name
+
+    return unique_name(base, all_names(graph))
 
 
 def channel_order_for(channels: int) -> tuple[int, ...]:
@@ -44,8 +40,8 @@ def prepend_channel_permutation(model: onnx.ModelProto, order: Sequence[int]) ->
 
     graph = model.graph
     source = graph.input[0].name
-    permuted = _unique(graph, f"{source}_channels_permuted")
-    indices = _unique(graph, "channel_permutation")
+    permuted = _fresh(graph, f"{source}_channels_permuted")
+    indices = _fresh(graph, "channel_permutation")
     graph.initializer.append(numpy_helper.from_array(np.asarray(order, dtype=np.int64), name=indices))
     for node in graph.node:
         node.input[:] = [permuted if name == source else name for name in node.input]
@@ -71,9 +67,9 @@ def append_sigmoid_to_softmax(model: onnx.ModelProto) -> None:
             f"--sigmoid-to-softmax needs a 1-channel output, the model's output has {dims[-1].dim_value}",
             field="OutputShape",
         )
-    score = _unique(graph, f"{output.name}_sigmoid")
-    one = _unique(graph, "one")
-    complement = _unique(graph, f"{output.name}_complement")
+    score = _fresh(graph, f"{output.name}_sigmoid")
+    one = _fresh(graph, "one")
+    complement = _fresh(graph, f"{output.name}_complement")
     for node in graph.node:
         node.output[:] = [score if name == output.name else name for name in node.output]
         node.input[:] = [score if name == output.name else name for name in node.input]

@@ -13,14 +13,14 @@ This module never imports TensorFlow: the ONNX route and the slim image run with
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from czann_ci.errors import ConversionError, InvalidModelError, UsageError
+from czann_ci.errors import InvalidModelError, UsageError
+from czann_ci.sources.onnx_graph import all_names, first_line, onnx_session, subgraphs, unique_name
+from czann_ci.sources.onnx_opset import convert_opset, default_opset
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,8 +28,6 @@ if TYPE_CHECKING:
 
 # A protobuf message cannot exceed 2 GiB, so neither can a single-file ONNX model.
 MAX_SINGLE_FILE_BYTES = 2**31
-# Opset conversion and layout changes must not move any output by more than this.
-CONVERSION_ATOL = 1e-5
 
 LAYOUTS_2D = ("nhwc", "nchw")
 LAYOUTS_3D = ("ndhwc", "ncdhw")
@@ -74,7 +72,7 @@ def prepare_onnx(
     try:
         model = onnx.load_model(str(path), load_external_data=False)
     except (DecodeError, RuntimeError, ValueError) as error:
-        raise InvalidModelError(f"not a readable ONNX model ({_first_line(error)})", file=str(path)) from None
+        raise InvalidModelError(f"not a readable ONNX model ({first_line(error)})", file=str(path)) from None
     return prepare_onnx_model(
         model,
         base_dir=path.parent,
@@ -129,7 +127,7 @@ def prepare_onnx_model(
         onnx.checker.check_model(original)
     except onnx.checker.ValidationError as error:
         raise InvalidModelError(
-            f"the ONNX checker rejects the model: {_first_line(error)}", file=where
+            f"the ONNX checker rejects the model: {first_line(error)}", file=where
         ) from None
 
     graph_input, graph_output = _single_input_output(original.graph, where)
@@ -141,11 +139,12 @@ def prepare_onnx_model(
     in_layout = _resolve_layout(in_dims, input_shape, input_layout, "input", graph_input.name, where)
     out_layout = _resolve_layout(out_dims, output_shape, output_layout, "output", graph_output.name, where)
 
-    opset = _default_opset(original)
+    opset = default_opset(original)
     prepared = copy.deepcopy(original)
     low, high = accepted_opsets
     if not low <= opset <= high:
-        prepared = _convert_opset(prepared, opset, target_opset, input_shape, in_layout, opset_hint, where)
+        feed = _seeded_input(input_shape, in_layout)
+        prepared = convert_opset(prepared, opset, target_opset, feed, opset_hint, where)
         notes.append(f"converted opset {opset} -> {target_opset} (outputs verified with onnxruntime)")
         opset = target_opset
 
@@ -170,7 +169,7 @@ def prepare_onnx_model(
         onnx.checker.check_model(prepared, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
         raise InvalidModelError(
-            f"the prepared model fails the ONNX checker: {_first_line(error)}", file=where
+            f"the prepared model fails the ONNX checker: {first_line(error)}", file=where
         ) from None
 
     reference = _OnnxReference(original, in_layout, out_layout, where)
@@ -233,17 +232,6 @@ def _all_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
             elif attribute.type == AttributeProto.GRAPHS:
                 for subgraph in attribute.graphs:
                     yield from _all_tensors(subgraph)
-
-
-def _subgraphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
-    from onnx import AttributeProto
-
-    for node in graph.node:
-        for attribute in node.attribute:
-            if attribute.type == AttributeProto.GRAPH:
-                yield attribute.g
-            elif attribute.type == AttributeProto.GRAPHS:
-                yield from attribute.graphs
 
 
 def _fold_external_data(model: onnx.ModelProto, base_dir: Path | None, where: str) -> bool:
@@ -323,7 +311,7 @@ def _check_domains(model: onnx.ModelProto, where: str) -> None:
     while graphs:
         graph = graphs.pop()
         nodes.extend(graph.node)
-        graphs.extend(_subgraphs(graph))
+        graphs.extend(subgraphs(graph))
     foreign_ops = sorted({f"{n.domain}.{n.op_type}" for n in nodes if n.domain not in _DEFAULT_DOMAINS})
     if foreign_ops:
         raise InvalidModelError(
@@ -468,317 +456,16 @@ def _resolve_layout(
     )
 
 
-# --- opset --------------------------------------------------------------------------------------
+def _seeded_input(input_shape: Sequence[int], layout: str | None) -> np.ndarray:
+    import numpy as np
 
-
-def _default_opset(model: onnx.ModelProto) -> int:
-    for entry in model.opset_import:
-        if entry.domain in _DEFAULT_DOMAINS:
-            return entry.version
-    return 1
-
-
-def _convert_opset(
-    model: onnx.ModelProto,
-    opset: int,
-    target: int,
-    input_shape: Sequence[int],
-    in_layout: str | None,
-    opset_hint: Callable[[int], str | None] | None,
-    where: str,
-) -> onnx.ModelProto:
-    from onnx import version_converter
-
-    hint = (opset_hint or spec_hint_for_opset)(opset)
-    suffix = f"; {hint}" if hint else f"; the model as is needs a spec that reads opset {opset}"
-    try:
-        converted = version_converter.convert_version(model, target)
-    except Exception as error:  # the converter raises bare RuntimeError/ValueError/IndexError
-        if target > opset:
-            blocker = _blocking_op(model, target, str(error))
-            raise ConversionError(
-                f"cannot convert opset {opset} -> {target}: {blocker}{suffix}", file=where
-            ) from None
-        # onnx's converter has few downward adapters (none for Relu 14 -> 13, say), so lower the
-        # opset ourselves: rewrite the ops whose signature changed, re-stamp, let the checker judge.
-        try:
-            converted = _downgrade_opset(model, target)
-        except _DowngradeBlocked as blocked:
-            raise ConversionError(
-                f"cannot convert opset {opset} -> {target}: {blocked}{suffix}", file=where
-            ) from None
-    feed = _seeded_input(input_shape, in_layout)
-    before = _run(model, feed, where, "the original model")
-    after = _run(converted, feed, where, f"the model converted to opset {target}")
-    if before.shape != after.shape:
-        raise ConversionError(
-            f"converting opset {opset} -> {target} changed the output shape {before.shape} -> {after.shape}",
-            file=where,
-        )
-    diff = _max_abs_diff(before, after)
-    if not diff <= CONVERSION_ATOL:
-        changed = _ops_redefined_between(model, min(opset, target), max(opset, target))
-        suspects = f" (operators redefined between these opsets: {', '.join(changed)})" if changed else ""
-        raise ConversionError(
-            f"converting opset {opset} -> {target} changed the outputs (max abs diff {diff:.3g} > "
-            f"{CONVERSION_ATOL:g}){suspects}{suffix}",
-            file=where,
-        )
-    return converted
-
-
-def _blocking_op(model: onnx.ModelProto, target: int, message: str) -> str:
-    """Name the operator that stops the version converter, as precisely as we can tell."""
-    missing = _ops_missing_at(model, target)
-    if missing:
-        return f"operator {', '.join(missing)} does not exist at opset {target}"
-    op_types = sorted({node.op_type for node in model.graph.node})
-    named = [op for op in op_types if op in message]
-    detail = _first_line(message)
-    if named:
-        return f"operator {', '.join(named)} has no converter ({detail})"
-    return f"the ONNX version converter failed ({detail})"
-
-
-def _ops_missing_at(model: onnx.ModelProto, opset: int) -> list[str]:
-    from onnx import defs
-
-    missing = set()
-    for node in _all_nodes(model.graph):
-        try:
-            defs.get_schema(node.op_type, opset)
-        except defs.SchemaError:
-            missing.add(node.op_type)
-    return sorted(missing)
-
-
-def _ops_redefined_between(model: onnx.ModelProto, low: int, high: int) -> list[str]:
-    from onnx import defs
-
-    changed = set()
-    for node in _all_nodes(model.graph):
-        try:
-            if defs.get_schema(node.op_type, high).since_version > low:
-                changed.add(node.op_type)
-        except defs.SchemaError:
-            continue
-    return sorted(changed)
-
-
-def _all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
-    yield from graph.node
-    for subgraph in _subgraphs(graph):
-        yield from _all_nodes(subgraph)
-
-
-class _DowngradeBlocked(Exception):
-    """Why a model cannot be lowered to the target opset (one line)."""
-
-
-# Ops whose axes moved from an attribute to an input, and the opset that moved them.
-_AXES_BECAME_INPUT = {
-    "ReduceSum": 13,
-    "Squeeze": 13,
-    "Unsqueeze": 13,
-    **{
-        op: 18
-        for op in (
-            "ReduceMean",
-            "ReduceMax",
-            "ReduceMin",
-            "ReduceProd",
-            "ReduceL1",
-            "ReduceL2",
-            "ReduceLogSum",
-            "ReduceLogSumExp",
-            "ReduceSumSquare",
-        )
-    },
-}
-_SOFTMAX_FAMILY = ("Softmax", "LogSoftmax", "Hardmax")
-
-
-def _downgrade_opset(model: onnx.ModelProto, target: int) -> onnx.ModelProto:
-    """Lower the default-domain opset: rewrite signature changes, re-stamp, check at ``target``.
-
-    The caller verifies the outputs with onnxruntime, which catches a change in meaning that
-    keeps the signature (the checker cannot see those).
-    """
-    import onnx
-
-    lowered = copy.deepcopy(model)
-    missing = _ops_missing_at(lowered, target)
-    if missing:
-        raise _DowngradeBlocked(f"operator {', '.join(missing)} does not exist at opset {target}")
-    inferred = onnx.shape_inference.infer_shapes(lowered)
-    ranks = {
-        value.name: len(value.type.tensor_type.shape.dim)
-        for value in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output)
-        if value.type.tensor_type.HasField("shape")
-    }
-    constants = _constant_values(lowered.graph)
-    taken = _all_names(lowered.graph)
-    rewritten: list[onnx.NodeProto] = []
-    for node in lowered.graph.node:
-        moved_at = _AXES_BECAME_INPUT.get(node.op_type)
-        if moved_at is not None and target < moved_at <= _default_opset(model):
-            _axes_input_to_attribute(node, constants)
-        elif node.op_type == "Split" and target < 13 and len(node.input) > 1:
-            _split_input_to_attribute(node, constants)
-        if node.op_type == "Split" and target < 18:
-            _drop_attribute(node, "num_outputs")  # older Split splits equally into its outputs
-        if node.op_type in _SOFTMAX_FAMILY and target < 13 <= _default_opset(model):
-            rewritten.extend(_softmax_on_last_axis(node, ranks, taken))
-            continue
-        rewritten.append(node)
-    del lowered.graph.node[:]
-    lowered.graph.node.extend(rewritten)
-    for entry in lowered.opset_import:
-        if entry.domain in _DEFAULT_DOMAINS:
-            entry.version = target
-    try:
-        onnx.checker.check_model(lowered, full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
-        detail = _first_line(error)
-        named = sorted(
-            {n.op_type for n in lowered.graph.node if n.op_type in detail or (n.name and n.name in detail)}
-        )
-        what = f"operator {', '.join(named)} cannot be expressed" if named else "the model does not check"
-        raise _DowngradeBlocked(f"{what} at opset {target} ({detail})") from None
-    return lowered
-
-
-def _constant_values(graph: onnx.GraphProto) -> dict[str, Any]:
-    from onnx import numpy_helper
-
-    values: dict[str, Any] = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant":
-            for attribute in node.attribute:
-                if attribute.name == "value":
-                    values[node.output[0]] = numpy_helper.to_array(attribute.t)
-    return values
-
-
-def _constant_ints(node: onnx.NodeProto, index: int, constants: dict[str, Any]) -> list[int] | None:
-    """The ints of the node's ``index``-th input when it is a constant; None when absent."""
-    if len(node.input) <= index or not node.input[index]:
-        return None
-    name = node.input[index]
-    if name not in constants:
-        raise _DowngradeBlocked(
-            f"operator {node.op_type} ('{node.name or node.output[0]}') reads input '{name}' computed at "
-            "run time, which older opsets take as a fixed attribute"
-        )
-    return [int(v) for v in constants[name].reshape(-1)]
-
-
-def _axes_input_to_attribute(node: onnx.NodeProto, constants: dict[str, Any]) -> None:
-    from onnx import helper
-
-    for attribute in node.attribute:
-        if attribute.name == "noop_with_empty_axes" and attribute.i:
-            raise _DowngradeBlocked(
-                f"operator {node.op_type} uses noop_with_empty_axes, unknown to older opsets"
-            )
-    _drop_attribute(node, "noop_with_empty_axes")
-    axes = _constant_ints(node, 1, constants)
-    del node.input[1:]
-    if axes is not None:
-        node.attribute.append(helper.make_attribute("axes", axes))
-
-
-def _split_input_to_attribute(node: onnx.NodeProto, constants: dict[str, Any]) -> None:
-    from onnx import helper
-
-    split = _constant_ints(node, 1, constants)
-    del node.input[1:]
-    if split is not None:
-        node.attribute.append(helper.make_attribute("split", split))
-
-
-def _drop_attribute(node: onnx.NodeProto, name: str) -> None:
-    kept = [a for a in node.attribute if a.name != name]
-    del node.attribute[:]
-    node.attribute.extend(kept)
-
-
-def _softmax_on_last_axis(
-    node: onnx.NodeProto, ranks: dict[str, int], taken: set[str]
-) -> list[onnx.NodeProto]:
-    """Before opset 13 Softmax flattens from ``axis`` on; it equals the per-axis form only on the last
-    axis, so a Softmax over another axis is moved there and back with two Transposes."""
-    from onnx import helper
-
-    rank = ranks.get(node.input[0])
-    axis = next((a.i for a in node.attribute if a.name == "axis"), -1)
-    if rank is None:
-        if axis == -1:
-            return [node]
-        raise _DowngradeBlocked(f"operator {node.op_type} runs on a tensor of unknown rank")
-    axis = axis % rank
-    _drop_attribute(node, "axis")
-    node.attribute.append(helper.make_attribute("axis", rank - 1))
-    if axis == rank - 1:
-        return [node]
-    perm = list(range(rank))
-    perm[axis], perm[-1] = perm[-1], perm[axis]  # a swap is its own inverse
-    label = node.name or node.output[0]
-    moved_in = _unique(f"{label}_axis_last", taken)
-    moved_out = _unique(f"{label}_axis_last_out", taken)
-    before = helper.make_node(
-        "Transpose", [node.input[0]], [moved_in], name=_unique(f"{label}_to_last", taken), perm=perm
-    )
-    after = helper.make_node(
-        "Transpose", [moved_out], [node.output[0]], name=_unique(f"{label}_back", taken), perm=perm
-    )
-    node.input[0] = moved_in
-    node.output[0] = moved_out
-    return [before, node, after]
-
-
-def spec_hint_for_opset(opset: int) -> str | None:
-    """Which .czann specs (and ZEN releases) read a model at ``opset``, from the spec table."""
-    try:
-        table = json.loads(resources.files("czann_ci.format").joinpath("specs.json").read_text("utf-8"))
-    except (OSError, ValueError, ModuleNotFoundError):
-        return None
-    readers = [
-        row
-        for row in table.get("czann", [])
-        if row.get("accepted_opsets") and row["accepted_opsets"][0] <= opset <= row["accepted_opsets"][1]
-    ]
-    if not readers:
-        return f"no .czann spec reads opset {opset}"
-    row = readers[0]
-    return (
-        f"opset {opset} is read as is by spec {row['version']} "
-        f"(ZEN blue {row['min_zen_blue']}+ / core {row['min_zen_core']}+)"
-    )
+    tile = np.random.default_rng(0).random((1, *input_shape), dtype=np.float32)
+    if layout in CHANNELS_FIRST:
+        tile = np.transpose(tile, _to_channels_first(layout))
+    return np.ascontiguousarray(tile)
 
 
 # --- graph surgery ------------------------------------------------------------------------------
-
-
-def _all_names(graph: onnx.GraphProto) -> set[str]:
-    names = {v.name for v in (*graph.input, *graph.output, *graph.value_info)}
-    names.update(t.name for t in graph.initializer)
-    for node in graph.node:
-        names.update(node.input)
-        names.update(node.output)
-        names.add(node.name)
-    for subgraph in _subgraphs(graph):
-        names.update(_all_names(subgraph))
-    return names
-
-
-def _unique(base: str, taken: set[str]) -> str:
-    name, counter = base, 1
-    while name in taken:
-        counter += 1
-        name = f"{base}_{counter}"
-    taken.add(name)
-    return name
 
 
 def _rename_uses(graph: onnx.GraphProto, old: str, new: str) -> None:
@@ -787,7 +474,7 @@ def _rename_uses(graph: onnx.GraphProto, old: str, new: str) -> None:
         for index, name in enumerate(node.input):
             if name == old:
                 node.input[index] = new
-    for subgraph in _subgraphs(graph):
+    for subgraph in subgraphs(graph):
         if any(value.name == old for value in subgraph.input):
             continue  # shadowed inside the subgraph
         _rename_uses(subgraph, old, new)
@@ -819,10 +506,10 @@ def _normalise_names(graph: onnx.GraphProto, notes: list[str]) -> None:
     graph_output = graph.output[0]
     if graph_output.name != graph_input.name:
         return
-    taken = _all_names(graph)
-    old, new = graph_output.name, _unique("output", taken)
+    taken = all_names(graph)
+    old, new = graph_output.name, unique_name("output", taken)
     graph.node.add(
-        op_type="Identity", input=[old], output=[new], name=_unique("czann_output_identity", taken)
+        op_type="Identity", input=[old], output=[new], name=unique_name("czann_output_identity", taken)
     )
     graph_output.name = new
     notes.append(f"renamed the output '{old}' to '{new}' (it was the input's name)")
@@ -887,15 +574,15 @@ def _transpose_input_to_channels_last(graph: onnx.GraphProto, layout: str) -> No
     from onnx import helper
 
     graph_input = _graph_input(graph)
-    taken = _all_names(graph)
-    internal = _unique(f"{graph_input.name}_channels_first", taken)
+    taken = all_names(graph)
+    internal = unique_name(f"{graph_input.name}_channels_first", taken)
     _rename_uses(graph, graph_input.name, internal)
     perm = _to_channels_first(layout)
     transpose = helper.make_node(
         "Transpose",
         [graph_input.name],
         [internal],
-        name=_unique("czann_input_to_channels_first", taken),
+        name=unique_name("czann_input_to_channels_first", taken),
         perm=perm,
     )
     graph.node.insert(0, transpose)
@@ -909,61 +596,19 @@ def _transpose_output_to_channels_last(graph: onnx.GraphProto, layout: str) -> N
 
     graph_output = graph.output[0]
     public = graph_output.name
-    taken = _all_names(graph)
-    internal = _unique(f"{public}_channels_first", taken)
+    taken = all_names(graph)
+    internal = unique_name(f"{public}_channels_first", taken)
     _rename_definition(graph, public, internal)
     _rename_uses(graph, public, internal)
     transpose = helper.make_node(
         "Transpose",
         [internal],
         [public],
-        name=_unique("czann_output_to_channels_last", taken),
+        name=unique_name("czann_output_to_channels_last", taken),
         perm=_to_channels_last(layout),
     )
     graph.node.append(transpose)
     _permute_shape(graph_output, _to_channels_last(layout))
-
-
-# --- running models -----------------------------------------------------------------------------
-
-
-def _session(model: onnx.ModelProto, where: str, what: str) -> Any:
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
-    try:
-        return onnxruntime.InferenceSession(
-            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
-    except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/NotImplemented classes
-        raise ConversionError(f"onnxruntime cannot load {what}: {_first_line(error)}", file=where) from None
-
-
-def _run(model: onnx.ModelProto, feed: np.ndarray, where: str, what: str) -> np.ndarray:
-    session = _session(model, where, what)
-    name = session.get_inputs()[0].name
-    try:
-        return session.run(None, {name: feed})[0]
-    except Exception as error:
-        raise ConversionError(f"onnxruntime cannot run {what}: {_first_line(error)}", file=where) from None
-
-
-def _seeded_input(input_shape: Sequence[int], layout: str | None) -> np.ndarray:
-    import numpy as np
-
-    tile = np.random.default_rng(0).random((1, *input_shape), dtype=np.float32)
-    if layout in CHANNELS_FIRST:
-        tile = np.transpose(tile, _to_channels_first(layout))
-    return np.ascontiguousarray(tile)
-
-
-def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
-    import numpy as np
-
-    if a.size == 0:
-        return 0.0
-    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
 
 
 class _OnnxReference:
@@ -982,7 +627,7 @@ class _OnnxReference:
         import numpy as np
 
         if self._session is None:
-            self._session = _session(self._model, self._where, "the original model")
+            self._session = onnx_session(self._model, self._where, "the original model")
         feed = np.asarray(batch, dtype=np.float32)
         if self._in_layout in CHANNELS_FIRST:
             feed = np.transpose(feed, _to_channels_first(self._in_layout))
@@ -991,9 +636,3 @@ class _OnnxReference:
         if self._out_layout in CHANNELS_FIRST:
             output = np.transpose(output, _to_channels_last(self._out_layout))
         return np.ascontiguousarray(output)
-
-
-def _first_line(error: object) -> str:
-    text = str(error).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__

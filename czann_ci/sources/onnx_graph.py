@@ -1,0 +1,88 @@
+"""Walking and running ONNX graphs: shared by the ONNX import and the opset conversion. No TensorFlow."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from czann_ci.errors import ConversionError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import onnx
+
+
+def subgraphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    from onnx import AttributeProto
+
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.type == AttributeProto.GRAPH:
+                yield attribute.g
+            elif attribute.type == AttributeProto.GRAPHS:
+                yield from attribute.graphs
+
+
+def all_names(graph: onnx.GraphProto) -> set[str]:
+    """Every tensor, value and node name in the graph and its subgraphs."""
+    names = {v.name for v in (*graph.input, *graph.output, *graph.value_info)}
+    names.update(t.name for t in graph.initializer)
+    for node in graph.node:
+        names.update(node.input)
+        names.update(node.output)
+        names.add(node.name)
+    for subgraph in subgraphs(graph):
+        names.update(all_names(subgraph))
+    return names
+
+
+def unique_name(base: str, taken: set[str]) -> str:
+    """``base``, or ``base_2``, ``base_3``... whichever is free; the result is added to ``taken``."""
+    name, counter = base, 1
+    while name in taken:
+        counter += 1
+        name = f"{base}_{counter}"
+    taken.add(name)
+    return name
+
+
+def all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
+    yield from graph.node
+    for subgraph in subgraphs(graph):
+        yield from all_nodes(subgraph)
+
+
+def onnx_session(model: onnx.ModelProto, where: str, what: str) -> Any:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        return onnxruntime.InferenceSession(
+            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/NotImplemented classes
+        raise ConversionError(f"onnxruntime cannot load {what}: {first_line(error)}", file=where) from None
+
+
+def run_onnx(model: onnx.ModelProto, feed: np.ndarray, where: str, what: str) -> np.ndarray:
+    session = onnx_session(model, where, what)
+    name = session.get_inputs()[0].name
+    try:
+        return session.run(None, {name: feed})[0]
+    except Exception as error:
+        raise ConversionError(f"onnxruntime cannot run {what}: {first_line(error)}", file=where) from None
+
+
+def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    import numpy as np
+
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+
+
+def first_line(error: object) -> str:
+    text = str(error).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
