@@ -374,7 +374,7 @@ def test_explain_failure_reads_the_onnx_checker_and_ignores_other_errors() -> No
     assert "at opset 12" in message
 
     error = UnconvertedOpsError([("m/block_1/StatefulPartitionedCall", "StatefulPartitionedCall")], 18)
-    assert "could not be inlined" in (explain_failure(error, None) or "")
+    assert "un-inlined" in (explain_failure(error, None) or "")
     assert explain_failure(MemoryError("out of memory"), model) is None
 
 

@@ -346,8 +346,8 @@ def _unmapped_from_exception(exc: BaseException) -> tuple[list[tuple[str, str]],
 def _what_would_allow(op: str, opset: int | None) -> str:
     if op in _CALL_OPS:
         return (
-            "a nested TensorFlow function call that could not be inlined (its body is not in the "
-            "graph's function library); no opset converts it"
+            "a nested TensorFlow function call (Keras 3 XLA-compiles grouped convolutions) reached "
+            "tf2onnx un-inlined: this conversion did not apply tf_lowering.lower_graph_def; no opset maps it"
         )
     if op in _ELEMENTWISE_LOWERINGS:
         return f"czann_ci lowers {op!r} at every opset, so this conversion bypassed tf_lowering's hooks"
