@@ -456,11 +456,14 @@ def convert_model(options: ConvertOptions, progress: Progress | None = None) -> 
             step,
         )
 
-    step(f"converting the {model_format} model to ONNX (opset {opset})")
+    step(f"converting the {model_format} model to ONNX" + ("" if model_format == "onnx" else f" (opset {opset})"))
     exported = _export(source, model_format, options, spec, opset, input_shape, output_shape)
     from czann_ci.sources.canonical import canonicalize
 
     canonicalize(exported.model, max_ir_version=spec.max_ir_version)
+    from czann_ci.checks.onnx_structure import default_opset
+
+    opset = default_opset(exported.model) or opset  # an ONNX source keeps its own opset where the spec reads it
 
     if legacy:
         input_shape, output_shape = _legacy_shapes(exported.model, meta.legacy, report)
