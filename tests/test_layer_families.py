@@ -99,6 +99,30 @@ def grouped_conv(x):
     return L.Conv2D(8, 7, padding="same", groups=8)(x)
 
 
+def grouped_conv_3d(x):
+    # tf2onnx sets no ``group`` for NDHWC convolutions: tf_lowering's Conv3D handler does.
+    x = L.Conv3D(4, 1)(x)
+    return L.Conv3D(4, 3, padding="same", groups=2)(x)
+
+
+def dilated_conv(x):
+    x = L.Conv2D(4, 3, dilation_rate=2, padding="same")(x)
+    return L.DepthwiseConv2D(3, dilation_rate=2, padding="same")(x)
+
+
+def pooling_padding_cropping(x):
+    x = L.MaxPooling2D(2, strides=1, padding="same")(x)
+    x = L.AveragePooling2D(2)(x)
+    x = L.ZeroPadding2D(2)(x)
+    return L.Cropping2D(1)(x)
+
+
+def prelu_and_rescaling(x):
+    x = L.Rescaling(1 / 255.0, offset=-0.5)(x)
+    x = L.Conv2D(4, 3, padding="same")(x)
+    return L.PReLU()(x)
+
+
 def batch_norm(x):
     x = L.Conv2D(4, 3, padding="same")(x)
     return L.BatchNormalization()(x)
@@ -205,6 +229,10 @@ FAMILIES: dict[str, tuple[tuple[int, ...], Callable]] = {
     "separable_conv2d": (IMAGE, separable_conv),
     "depthwise_conv2d": (IMAGE, depthwise_conv),
     "grouped_conv2d": (IMAGE, grouped_conv),
+    "grouped_conv3d": (VOLUME, grouped_conv_3d),
+    "dilated_conv2d": (IMAGE, dilated_conv),
+    "pooling_padding_cropping": (IMAGE, pooling_padding_cropping),
+    "prelu_rescaling": (IMAGE, prelu_and_rescaling),
     "batch_normalization": (IMAGE, batch_norm),
     "layer_normalization": (IMAGE, layer_norm),
     "group_normalization": (IMAGE, group_norm),

@@ -210,8 +210,34 @@ def _lower_elementwise(graph_def: Any) -> None:
 
 
 def custom_op_handlers() -> dict[str, tuple[Any, list[Any]]]:
-    """tf2onnx ``custom_op_handlers`` (op type -> (handler, args)) for ops tf2onnx does not map."""
-    return {op: (_elementwise_handler, []) for op in _ELEMENTWISE_LOWERINGS}
+    """tf2onnx ``custom_op_handlers`` (op type -> (handler, args)) for ops tf2onnx does not map, or
+    maps wrongly."""
+    handlers: dict[str, tuple[Any, list[Any]]] = {
+        op: (_elementwise_handler, []) for op in _ELEMENTWISE_LOWERINGS
+    }
+    handlers["Conv3D"] = (_conv3d_handler, [])
+    return handlers
+
+
+def _conv3d_handler(ctx: Any, node: Any, name: str, args: list[Any]) -> None:
+    """tf2onnx's own Conv3D conversion, plus the ``group`` it misses for grouped 3D convolutions.
+
+    tf2onnx derives ``group`` from the input channels only for NHWC/NCHW data formats, so a grouped
+    NDHWC Conv3D (``keras.layers.Conv3D(groups=g)``) becomes a Conv with group=1 that onnxruntime
+    rejects. The kernel layout tf2onnx writes (O, I/g, D, H, W) is already the grouped ONNX layout.
+    """
+    from tf2onnx.onnx_opset.nn import ConvOp
+
+    data_format = node.get_attr_str("data_format") if node.get_attr("data_format") else "NDHWC"
+    input_shape = ctx.get_shape(node.input[0])
+    kernel_shape = ctx.get_shape(node.input[1])
+    ConvOp.any_version(ctx.opset, ctx, node)
+    if not input_shape or not kernel_shape:
+        return
+    channels = input_shape[-1] if data_format == "NDHWC" else input_shape[1]
+    kernel_channels = kernel_shape[-2]
+    if channels > 0 and kernel_channels > 0 and channels != kernel_channels:
+        node.set_attr("group", channels // kernel_channels)
 
 
 def _elementwise_handler(ctx: Any, node: Any, name: str, args: list[Any]) -> None:
