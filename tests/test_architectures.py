@@ -29,11 +29,18 @@ class Backbone:
     name: str  # keras.applications attribute
     size: int  # square input size: small, but at least what the backbone accepts
     slow: bool  # outside the default test run
+    include_preprocessing: bool = True  # ConvNeXt/EfficientNetV2 option: their Normalization layer
+
+    @property
+    def label(self) -> str:
+        return self.name if self.include_preprocessing else f"{self.name}-nopreprocessing"
 
 
 BACKBONES = (
     Backbone("MobileNetV2", 64, slow=False),
     Backbone("ConvNeXtTiny", 32, slow=False),
+    # The same without its Normalization layer: isolates the grouped-conv/GELU lowering from it.
+    Backbone("ConvNeXtTiny", 32, slow=False, include_preprocessing=False),
     Backbone("EfficientNetB0", 64, slow=False),
     Backbone("MobileNetV3Small", 128, slow=True),
     Backbone("MobileNetV3Large", 128, slow=True),
@@ -66,7 +73,8 @@ def build_segmentation_net(backbone: Backbone, seed: int = 0, calibrate: bool = 
 
     keras.utils.set_random_seed(seed)
     factory = getattr(keras.applications, backbone.name)
-    base = factory(include_top=False, weights=None, input_shape=(backbone.size, backbone.size, 3))
+    options = {} if backbone.include_preprocessing else {"include_preprocessing": False}
+    base = factory(include_top=False, weights=None, input_shape=(backbone.size, backbone.size, 3), **options)
     x = keras.layers.Resizing(backbone.size, backbone.size, interpolation="bilinear", name="seg_upsample")(
         base.output
     )
@@ -130,7 +138,7 @@ def measure(backbone: Backbone, opset: int, model=None, route: str = "keras_to_o
     onnx.checker.check_model(onnx_model, full_check=True)
     unconverted = find_unconverted_nodes(onnx_model)
     session = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
-    record = {"backbone": backbone.name, "size": backbone.size, "opset": opset, "seconds": seconds}
+    record = {"backbone": backbone.label, "size": backbone.size, "opset": opset, "seconds": seconds}
     record["route"] = route
     record["unconverted"] = unconverted
     record["params"] = int(model.count_params())
@@ -161,7 +169,7 @@ def _cached_net(backbone: Backbone):
 
 
 CASES = [
-    pytest.param(b, opset, id=f"{b.name}-opset{opset}", marks=[pytest.mark.slow] if b.slow else [])
+    pytest.param(b, opset, id=f"{b.label}-opset{opset}", marks=[pytest.mark.slow] if b.slow else [])
     for b in BACKBONES
     for opset in OPSETS
 ]
@@ -245,7 +253,7 @@ def _markdown(records: list[dict]) -> str:
 def main(argv: list[str]) -> None:
     """``[--route keras_to_onnx|frozen] [NAME ...]``; ``--one NAME ROUTE`` is the per-process worker."""
     if argv[:1] == ["--one"]:
-        backbone = next(b for b in BACKBONES if b.name == argv[1])
+        backbone = next(b for b in BACKBONES if b.label == argv[1])
         model = build_segmentation_net(backbone)
         spread = {}
         raw = build_segmentation_net(backbone, calibrate=False)
@@ -259,7 +267,7 @@ def main(argv: list[str]) -> None:
     route = "keras_to_onnx"
     if argv[:1] == ["--route"]:
         route, argv = argv[1], argv[2:]
-    names = argv or [b.name for b in BACKBONES]
+    names = argv or [b.label for b in BACKBONES]
     records = []
     for name in names:
         records.extend(_measure_in_subprocess(name, route))
