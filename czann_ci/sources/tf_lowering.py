@@ -163,15 +163,12 @@ _ELEMENTWISE_LOWERINGS: dict[str, tuple[str, str, str]] = {
 
 
 def _lower_elementwise(graph_def: Any) -> None:
-    """Rewrite each op of ``_ELEMENTWISE_LOWERINGS``; the last new node keeps the original name so
-    consumers stay wired."""
+    """Rewrite each op of ``_ELEMENTWISE_LOWERINGS`` in the graph; the last new node keeps the
+    original name so consumers stay wired. Ops inside functions that stay functions (loop and cond
+    bodies) are left to ``custom_op_handlers``, which tf2onnx also applies to subgraphs."""
     from tensorflow.core.framework import node_def_pb2
     from tensorflow.python.framework import dtypes, tensor_util
 
-    for fdef in graph_def.library.function:
-        if any(n.op in _ELEMENTWISE_LOWERINGS for n in fdef.node_def):
-            # Only reachable for functions the inliner cannot resolve (not in the library).
-            raise NotImplementedError(f"cannot lower ops inside function {fdef.signature.name!r}")
     new_nodes = []
     for node in graph_def.node:
         lowering = _ELEMENTWISE_LOWERINGS.get(node.op)
