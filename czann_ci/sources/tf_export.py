@@ -331,7 +331,8 @@ def _reshaped_signature(function: Any, input_key: str, input_shape: Sequence[int
         )
     # None keeps the signature's own size there (e.g. the channels when only h and w are fixed).
     merged = tuple(
-        want if want is not None else have for want, have in zip(input_shape, spec.shape.as_list(), strict=True)
+        want if want is not None else have
+        for want, have in zip(input_shape, spec.shape.as_list(), strict=True)
     )
     wrapper = tf.function(lambda x: function(**{input_key: x}), autograph=False)
     reshaped = wrapper.get_concrete_function(tf.TensorSpec(merged, spec.dtype, name=input_key))
