@@ -176,11 +176,7 @@ CASES = [
 
 
 @pytest.mark.parametrize(("backbone", "opset"), CASES)
-def test_backbone_segmentation_net_converts_with_fidelity(
-    backbone: Backbone, opset: int, request: pytest.FixtureRequest
-) -> None:
-    if backbone.slow and "slow" not in request.config.getoption("markexpr"):
-        pytest.skip("large backbone: run with -m slow")  # pyproject's addopts do not deselect slow tests
+def test_backbone_segmentation_net_converts_with_fidelity(backbone: Backbone, opset: int) -> None:
     pytest.importorskip("tf2onnx")
     record = measure(backbone, opset, _cached_net(backbone))
     assert record["unconverted"] == []
