@@ -183,9 +183,38 @@ class _UntrackedScale(keras.layers.Layer):
         return x * self.scale
 
 
+class _ConstantOffset(keras.layers.Layer):
+    """Adds a tensor created outside the call (captured by a trace), large enough to be a weight."""
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        values = np.linspace(-1.0, 1.0, 32 * 32 * 8, dtype=np.float32).reshape(32, 32, 8)
+        self.offset = keras.ops.convert_to_tensor(values)
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        return x + self.offset
+
+
+def test_captured_constants_take_the_fast_path() -> None:
+    """Normalization's mean/variance and a layer's own tensor are captured constants, not variables."""
+    inputs = keras.Input((32, 32, 3), name="image")
+    x = keras.layers.Normalization(mean=[0.4, 0.5, 0.6], variance=[0.05, 0.06, 0.07], name="norm")(inputs)
+    x = keras.layers.Conv2D(8, 3, padding="same", name="conv")(x)
+    x = _ConstantOffset(name="offset")(x)
+    outputs = keras.layers.Conv2D(64, 3, padding="same", name="conv_large")(x)
+    model = _seed_weights(keras.Model(inputs, outputs), 6)
+    notes: list[str] = []
+    onnx_model = tf_export.keras_to_onnx(model, opset=12, on_note=notes.append)
+    assert notes == []
+    _assert_valid(onnx_model, 12)
+    _assert_weights_folded(onnx_model, model)
+    batch = _sample((1, 32, 32, 3))
+    np.testing.assert_allclose(_run_onnx(onnx_model, batch), model(batch), rtol=0, atol=ATOL)
+
+
 def test_untraceable_model_falls_back_to_plain_tf2onnx_and_says_so() -> None:
     inputs = keras.Input((32, 32, 3), name="image")
-    x = keras.layers.Conv2D(8, 3, padding="same", name="conv")(inputs)
+    x = keras.layers.Normalization(mean=[0.4, 0.5, 0.6], variance=[0.05, 0.06, 0.07], name="norm")(inputs)
+    x = keras.layers.Conv2D(8, 3, padding="same", name="conv")(x)
     model = _seed_weights(keras.Model(inputs, _UntrackedScale(name="scale")(x)), 4)
     notes: list[str] = []
     onnx_model = tf_export.keras_to_onnx(model, opset=12, on_note=notes.append)

@@ -93,7 +93,7 @@ def keras_to_onnx(
         raise
     except Exception as exc:  # the fast path cannot trace this model: plain tf2onnx does
         _fallback_note(exc, on_note)
-        onnx_model = _plain_tf2onnx(lambda x: model(x, training=False), shape, opset, model)
+        onnx_model = _plain_tf2onnx_keras(model, shape, opset)
     else:
         onnx_model = _convert_traced(traced, opset, model)
         del traced
@@ -223,14 +223,47 @@ def _trace_keras(model: Any, shape: tuple[int | None, ...]) -> _TracedGraph:
     if any(t.dtype == tf.resource for t in concrete.captured_inputs):
         raise ValueError("the model reads TensorFlow variables that Keras does not track")
     weights: dict[str, tuple[str, WeightValue]] = {}
-    for placeholder, i in zip(concrete.inputs[1:], large, strict=True):
+    # The function's own arguments come first in `inputs`, then what it captured (constant tensors,
+    # e.g. a Normalization layer's mean and variance).
+    for placeholder, i in zip(concrete.inputs[1 : 1 + len(large)], large, strict=True):
         weights[placeholder.name] = (_variable_path(variables[i]), _reader(variables[i]))
+    graph_def = _inline_functions(concrete)
+    weights.update(_replace_captured_constants(graph_def, concrete, set()))
     return _TracedGraph(
-        graph_def=_inline_functions(concrete),
+        graph_def=graph_def,
         input_name=concrete.inputs[0].name,
         output_name=concrete.outputs[0].name,
         weights=weights,
     )
+
+
+def _replace_captured_constants(
+    graph_def: Any, concrete: Any, used_names: set[str]
+) -> dict[str, tuple[str, WeightValue]]:
+    """Captured (non-variable) tensors become Const nodes, or weight inputs when large."""
+    import tensorflow as tf
+
+    captured = {
+        internal.op.name: external
+        for external, internal in concrete.graph.captures
+        if internal.dtype != tf.resource
+    }
+    weights: dict[str, tuple[str, WeightValue]] = {}
+    for node in graph_def.node:
+        external = captured.get(node.name)
+        if external is None or node.op != "Placeholder":
+            continue
+        value = np.asarray(external.numpy())
+        dtype = tf.as_dtype(external.dtype).as_datatype_enum
+        if _is_large(value.shape, external.dtype):
+            node.attr["shape"].shape.CopyFrom(tf.TensorShape(value.shape).as_proto())
+            weights[node.name + ":0"] = (_unique(node.name, used_names), value)
+        else:
+            node.op = "Const"
+            node.ClearField("attr")
+            node.attr["dtype"].type = dtype
+            node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value))
+    return weights
 
 
 def _accepts_training(model: Any) -> bool:
@@ -283,6 +316,25 @@ def _plain_tf2onnx(
         finally:
             gc.collect()
     _require_onnx_ops(onnx_model, opset, source, errors)
+    return onnx_model
+
+
+def _plain_tf2onnx_keras(model: Any, shape: Sequence[int | None], opset: int) -> onnx.ModelProto:
+    """Plain `tf2onnx.convert.from_keras` (unlike `from_function`, it freezes captured constants)."""
+    import tensorflow as tf
+    import tf2onnx
+
+    signature = (tf.TensorSpec(tuple(shape), tf.float32, name=_TRACE_INPUT),)
+    with _quiet_tf2onnx() as errors:
+        try:
+            onnx_model, _ = tf2onnx.convert.from_keras(
+                model, input_signature=signature, opset=opset, custom_op_handlers=_custom_op_handlers()
+            )
+        except Exception as exc:
+            raise ConversionError(_failure_message(exc, model, errors)) from exc
+        finally:
+            gc.collect()
+    _require_onnx_ops(onnx_model, opset, model, errors)
     return onnx_model
 
 
@@ -362,7 +414,8 @@ def _trace_concrete_function(function: Any, *, file: str) -> _TracedGraph:
     import tensorflow as tf
 
     concrete = function.concrete if isinstance(function, _NamedFunction) else function
-    data_inputs = [t for t in concrete.inputs if t.dtype != tf.resource]
+    captured = {id(internal) for _, internal in concrete.graph.captures}
+    data_inputs = [t for t in concrete.inputs if id(t) not in captured and t.dtype != tf.resource]
     if len(data_inputs) != 1 or len(concrete.outputs) != 1:
         raise InvalidModelError(
             f"the serving function has {len(data_inputs)} inputs and {len(concrete.outputs)} outputs",
@@ -377,7 +430,9 @@ def _trace_concrete_function(function: Any, *, file: str) -> _TracedGraph:
                 raise InvalidModelError(f"captured resource {internal.name} is not a variable", file=file)
             resources[internal.op.name] = variable
     graph_def = _inline_functions(concrete)
-    weights = _replace_variable_reads(graph_def, resources)
+    used_names: set[str] = set()
+    weights = _replace_variable_reads(graph_def, resources, used_names)
+    weights.update(_replace_captured_constants(graph_def, concrete, used_names))
     return _TracedGraph(graph_def, data_inputs[0].name, concrete.outputs[0].name, weights)
 
 
@@ -385,7 +440,9 @@ def _handle_of(variable: Any) -> Any:
     return getattr(variable, "handle", variable)
 
 
-def _replace_variable_reads(graph_def: Any, resources: dict[str, Any]) -> dict[str, tuple[str, WeightValue]]:
+def _replace_variable_reads(
+    graph_def: Any, resources: dict[str, Any], used_names: set[str]
+) -> dict[str, tuple[str, WeightValue]]:
     """Turn each captured variable into a Placeholder (large) or a Const (small) of its value.
 
     Its ReadVariableOps, and the resource Identity nodes that inlining puts in between, become
@@ -400,7 +457,6 @@ def _replace_variable_reads(graph_def: Any, resources: dict[str, Any]) -> dict[s
             if not source.startswith("^"):
                 consumers.setdefault(source.split(":")[0], []).append(node)
     weights: dict[str, tuple[str, WeightValue]] = {}
-    used_names: set[str] = set()
     for node in graph_def.node:
         variable = resources.get(node.name)
         if variable is None:
