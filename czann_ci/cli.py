@@ -131,11 +131,15 @@ def convert(
     input_layout: Annotated[
         str | None, typer.Option("--input-layout", help="ONNX input layout: nhwc, nchw, ndhwc, ncdhw.")
     ] = None,
-    output_layout: Annotated[
-        str | None, typer.Option("--output-layout", help="ONNX output layout.")
-    ] = None,
+    output_layout: Annotated[str | None, typer.Option("--output-layout", help="ONNX output layout.")] = None,
     savedmodel: Annotated[
         bool, typer.Option("--savedmodel", help="Spec 1.0.0 only: pack a zipped SavedModel, not ONNX.")
+    ] = False,
+    no_run: Annotated[
+        bool,
+        typer.Option(
+            "--no-run", help="Structure checks only: skip the inference and the fidelity comparison."
+        ),
     ] = False,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output file.")] = False,
     json_out: JsonOut = False,
@@ -164,6 +168,7 @@ def convert(
         input_layout=input_layout,
         output_layout=output_layout,
         savedmodel=savedmodel,
+        run=not no_run,
     )
 
     def body() -> int:

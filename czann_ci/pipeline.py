@@ -66,6 +66,7 @@ class ConvertOptions:
     input_layout: str | None = None
     output_layout: str | None = None
     savedmodel: bool = False
+    run: bool = True  # False: structure checks only, no onnxruntime inference or fidelity comparison
     preprocessing: Any = None  # Keras layers (Python API)
     postprocessing: Any = None
 
@@ -274,8 +275,11 @@ def _export(
         shape = None
         if options.spatial_dims:
             shape = (None, *options.spatial_dims, channels)
-        onnx_model, reference = savedmodel_to_onnx(source, opset=opset, input_shape=shape)
-        exported = _Exported(onnx_model, reference)
+        notes: list[str] = []
+        onnx_model, reference = savedmodel_to_onnx(
+            source, opset=opset, input_shape=shape, on_note=notes.append
+        )
+        exported = _Exported(onnx_model, reference, notes)
     elif model_format in ("onnx", "torch"):
         if input_shape is None and model_format == "onnx":
             input_shape, output_shape = _shapes_of_onnx_file(source)
@@ -298,6 +302,7 @@ def _export(
                 output_layout=options.output_layout,
                 spatial_dims=options.spatial_dims,
                 max_ir_version=spec.max_ir_version,
+                check=False,  # the pipeline's structure check runs onnx.checker's full check once
             )
             if isinstance(source, Path):
                 prepared = prepare_onnx(source, **common)
@@ -307,9 +312,24 @@ def _export(
             from czann_ci.sources.torch_export import torch_to_onnx
 
             prepared = torch_to_onnx(
-                source, input_shape=input_shape, opset=opset, output_layout=options.output_layout
+                source,
+                input_shape=input_shape,
+                opset=opset,
+                output_layout=options.output_layout,
+                output_shape=sigmoid_shape,
+                accepted_opsets=accepted,
+                max_ir_version=spec.max_ir_version,
             )
-        exported = _Exported(prepared.model, prepared.reference, list(prepared.notes))
+        reference = prepared.reference if prepared.changed else None
+        if reference is None and (options.bgr_to_rgb or options.sigmoid_to_softmax):
+            # The edits below change the graph in place: compare with the model as it was before them.
+            reference = OnnxRunner(prepared.model.SerializeToString())
+        exported = _Exported(prepared.model, reference, list(prepared.notes))
+        if reference is None:
+            exported.notes.append(
+                "the ONNX graph is packed as given (names and IR stamp aside), so there is no second model "
+                "to compare it with: fidelity is the source's by construction"
+            )
     else:
         raise UsageError(
             f"unknown model format '{model_format}' (expected one of {', '.join(MODEL_FORMATS)})"
@@ -456,14 +476,19 @@ def convert_model(options: ConvertOptions, progress: Progress | None = None) -> 
             step,
         )
 
-    step(f"converting the {model_format} model to ONNX" + ("" if model_format == "onnx" else f" (opset {opset})"))
+    step(
+        f"converting the {model_format} model to ONNX"
+        + ("" if model_format == "onnx" else f" (opset {opset})")
+    )
     exported = _export(source, model_format, options, spec, opset, input_shape, output_shape)
     from czann_ci.sources.canonical import canonicalize
 
     canonicalize(exported.model, max_ir_version=spec.max_ir_version)
     from czann_ci.checks.onnx_structure import default_opset
 
-    opset = default_opset(exported.model) or opset  # an ONNX source keeps its own opset where the spec reads it
+    opset = (
+        default_opset(exported.model) or opset
+    )  # an ONNX source keeps its own opset where the spec reads it
 
     if legacy:
         input_shape, output_shape = _legacy_shapes(exported.model, meta.legacy, report)
@@ -483,26 +508,15 @@ def convert_model(options: ConvertOptions, progress: Progress | None = None) -> 
     model_bytes = exported.model.SerializeToString()
     exported.model = None  # type: ignore[assignment]  # the bytes are all we need from here on
 
-    step("running the model with onnxruntime")
-    runner = OnnxRunner(model_bytes)
-    assert input_shape is not None and output_shape is not None
-    runtime_report, output = check_runtime(
-        runner, input_shape=input_shape, output_shape=output_shape, model_type=model_type, file=where
-    )
-    report.extend(runtime_report)
-    report.raise_if_failed()
-
     fidelity = None
-    if exported.reference is not None:
-        step("comparing the source model with the ONNX model")
-        from czann_ci.checks.runtime import seeded_input
-
-        first = (exported.reference(seeded_input(input_shape)), output)
-        fidelity, fidelity_report = check_fidelity(
-            exported.reference, runner, input_shape=input_shape, atol=options.atol, first_outputs=first
+    if options.run:
+        fidelity = _run_checks(
+            exported, model_bytes, input_shape, output_shape, model_type, where, options, report, step
         )
-        report.extend(fidelity_report)
-        report.raise_if_failed()
+    else:
+        report.warning(
+            "not-run", "--no-run: the model was not run, so neither its output nor fidelity is checked"
+        )
     exported.reference = None
     exported.keep_alive = None
 
@@ -528,6 +542,40 @@ def convert_model(options: ConvertOptions, progress: Progress | None = None) -> 
         opset=opset,
         notes=exported.notes,
     )
+
+
+def _run_checks(
+    exported: _Exported,
+    model_bytes: bytes,
+    input_shape: Sequence[int] | None,
+    output_shape: Sequence[int] | None,
+    model_type: ModelType | None,
+    where: str,
+    options: ConvertOptions,
+    report: Report,
+    step: Progress,
+) -> FidelityResult | None:
+    """One onnxruntime inference on a seeded tile, then the source-vs-ONNX comparison when there is a source."""
+    step("running the model with onnxruntime")
+    runner = OnnxRunner(model_bytes)
+    assert input_shape is not None and output_shape is not None
+    runtime_report, output = check_runtime(
+        runner, input_shape=input_shape, output_shape=output_shape, model_type=model_type, file=where
+    )
+    report.extend(runtime_report)
+    report.raise_if_failed()
+    if exported.reference is None:
+        return None
+    step("comparing the source model with the ONNX model")
+    from czann_ci.checks.runtime import seeded_input
+
+    first = (exported.reference(seeded_input(input_shape)), output)
+    fidelity, fidelity_report = check_fidelity(
+        exported.reference, runner, input_shape=input_shape, atol=options.atol, first_outputs=first
+    )
+    report.extend(fidelity_report)
+    report.raise_if_failed()
+    return fidelity
 
 
 def _convert_savedmodel_payload(

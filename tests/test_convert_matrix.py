@@ -46,8 +46,12 @@ def test_czann_every_source_every_spec(seg_sources: dict, tmp_path: Path, kind: 
         )
     )
     assert result.spec_version == spec
-    assert result.fidelity is not None and result.fidelity.status == "passed"
-    assert result.max_abs_diff is not None and result.max_abs_diff <= 1e-5
+    if kind == "onnx":
+        # A channels-last ONNX file at an accepted opset is packed as given: nothing to compare with.
+        assert result.fidelity is None and any("packed as given" in note for note in result.notes)
+    else:
+        assert result.fidelity is not None and result.fidelity.status == "passed"
+        assert result.max_abs_diff is not None and result.max_abs_diff <= 1e-5
 
     with zipfile.ZipFile(out) as archive:
         infos = archive.infolist()

@@ -11,23 +11,23 @@ from czann_ci.checks.fidelity import check_fidelity
 from czann_ci.checks.runtime import OnnxRunner
 from czann_ci.pipeline import ConvertOptions, convert_model
 
-REGRESSION = {"Type": "Regression", "InputShape": [16, 16, 1], "OutputShape": [16, 16, 1]}
+REGRESSION = {"Type": "Regression", "InputShape": [16, 16, 3], "OutputShape": [16, 16, 1]}
 
 
 def _model(kind: str):
     import keras
 
     keras.utils.set_random_seed(0)
-    inputs = keras.Input((None, None, 1))
+    inputs = keras.Input((None, None, 3))
     if kind == "constant":
         # Zero kernels: the output is the bias everywhere, whatever the input.
         x = keras.layers.Conv2D(1, 3, padding="same", kernel_initializer="zeros", bias_initializer="ones")(
             inputs
         )
     elif kind == "dead-on-unit-range":
-        # relu(x - 2) is 0 for every input in [0, 1]: only a differently scaled input shows the model's work.
+        # relu(r + g + b - 4) is 0 for every input in [0, 1]: only a differently scaled input shows the model's work.
         x = keras.layers.Conv2D(
-            1, 1, kernel_initializer="ones", bias_initializer=keras.initializers.Constant(-2.0)
+            1, 1, kernel_initializer="ones", bias_initializer=keras.initializers.Constant(-4.0)
         )(inputs)
         x = keras.layers.ReLU()(x)
         x = keras.layers.Conv2D(1, 3, padding="same")(x)
@@ -64,7 +64,7 @@ def test_a_different_model_fails_with_location(tmp_path: Path) -> None:
 
     source = _model("varying")
     proto, _ = tf2onnx.convert.from_keras(
-        source, input_signature=[tf.TensorSpec((None, None, None, 1), tf.float32, name="x")], opset=12
+        source, input_signature=[tf.TensorSpec((None, None, None, 3), tf.float32, name="x")], opset=12
     )
     changed = _model("varying")
     weights = changed.get_weights()
@@ -73,7 +73,7 @@ def test_a_different_model_fails_with_location(tmp_path: Path) -> None:
     result, report = check_fidelity(
         lambda batch: np.asarray(changed(batch, training=False)),
         OnnxRunner(proto.SerializeToString()),
-        input_shape=(16, 16, 1),
+        input_shape=(16, 16, 3),
         atol=1e-4,
     )
     assert result.status == "failed"

@@ -52,15 +52,14 @@ def all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
         yield from all_nodes(subgraph)
 
 
-def onnx_session(model: onnx.ModelProto, where: str, what: str) -> Any:
+def onnx_session(model: onnx.ModelProto | bytes, where: str, what: str) -> Any:
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
     try:
-        return onnxruntime.InferenceSession(
-            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
+        serialized = model if isinstance(model, bytes) else model.SerializeToString()
+        return onnxruntime.InferenceSession(serialized, options, providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph/NotImplemented classes
         raise ConversionError(f"onnxruntime cannot load {what}: {first_line(error)}", file=where) from None
 

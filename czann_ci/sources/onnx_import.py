@@ -45,6 +45,9 @@ class PreparedOnnx:
     reference: Callable[[np.ndarray], np.ndarray]
     opset: int
     notes: list[str] = field(default_factory=list)
+    # False when the graph's computation is the source's as given (only names, IR stamp or external data
+    # folding changed): comparing it with the original would compare a model with itself.
+    changed: bool = True
 
 
 def prepare_onnx(
@@ -59,6 +62,7 @@ def prepare_onnx(
     spatial_dims: Sequence[int] | None = None,
     max_ir_version: int | None = None,
     opset_hint: Callable[[int], str | None] | None = None,
+    check: bool = True,
 ) -> PreparedOnnx:
     """Load ``path`` (external data resolved next to it) and prepare it; see ``prepare_onnx_model``."""
     import onnx
@@ -86,6 +90,8 @@ def prepare_onnx(
         max_ir_version=max_ir_version,
         opset_hint=opset_hint,
         source_name=str(path),
+        copy_input=False,
+        check=check,
     )
 
 
@@ -103,6 +109,8 @@ def prepare_onnx_model(
     max_ir_version: int | None = None,
     opset_hint: Callable[[int], str | None] | None = None,
     source_name: str = "model.onnx",
+    copy_input: bool = True,
+    check: bool = True,
 ) -> PreparedOnnx:
     """Prepare an in-memory model; the argument is not modified.
 
@@ -118,7 +126,8 @@ def prepare_onnx_model(
     where = source_name
     _check_options(input_shape, output_shape, target_opset, accepted_opsets, spatial_dims, where)
     notes: list[str] = []
-    original = copy.deepcopy(model)
+    # copy_input=False hands the model over (prepare_onnx loaded it itself): it is changed in place.
+    original = copy.deepcopy(model) if copy_input else model
     if _fold_external_data(original, base_dir, where):
         notes.append("folded external tensor data into the model file")
     _check_single_file_size(original, where)
@@ -140,8 +149,17 @@ def prepare_onnx_model(
     out_layout = _resolve_layout(out_dims, output_shape, output_layout, "output", graph_output.name, where)
 
     opset = default_opset(original)
-    prepared = copy.deepcopy(original)
     low, high = accepted_opsets
+    changes_numbers = (
+        not low <= opset <= high
+        or spatial_dims is not None
+        or in_layout in CHANNELS_FIRST
+        or out_layout in CHANNELS_FIRST
+    )
+    # The reference runs the original: keep it as bytes (one serialization, not a deep copy) only when the
+    # graph is about to change; otherwise the prepared model is the original.
+    snapshot = original.SerializeToString() if changes_numbers else None
+    prepared = original
     if not low <= opset <= high:
         feed = _seeded_input(input_shape, in_layout)
         prepared = convert_opset(prepared, opset, target_opset, feed, opset_hint, where)
@@ -165,15 +183,19 @@ def prepare_onnx_model(
         notes.append(f"stamped IR version {max_ir_version} (was {prepared.ir_version})")
         prepared.ir_version = max_ir_version
 
-    try:
-        onnx.checker.check_model(prepared, full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
-        raise InvalidModelError(
-            f"the prepared model fails the ONNX checker: {first_line(error)}", file=where
-        ) from None
+    if check:
+        try:
+            onnx.checker.check_model(prepared, full_check=True)
+        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
+            raise InvalidModelError(
+                f"the prepared model fails the ONNX checker: {first_line(error)}", file=where
+            ) from None
 
-    reference = _OnnxReference(original, in_layout, out_layout, where)
-    return PreparedOnnx(model=prepared, reference=reference, opset=opset, notes=notes)
+    source = snapshot if snapshot is not None else prepared
+    reference = _OnnxReference(source, in_layout, out_layout, where)
+    return PreparedOnnx(
+        model=prepared, reference=reference, opset=opset, notes=notes, changed=snapshot is not None
+    )
 
 
 # --- options ------------------------------------------------------------------------------------
@@ -615,7 +637,7 @@ class _OnnxReference:
     """Runs the original model on channels-last tiles and returns channels-last outputs."""
 
     def __init__(
-        self, model: onnx.ModelProto, in_layout: str | None, out_layout: str | None, where: str
+        self, model: onnx.ModelProto | bytes, in_layout: str | None, out_layout: str | None, where: str
     ) -> None:
         self._model = model
         self._where = where
