@@ -483,7 +483,9 @@ def convert_model(options: ConvertOptions, progress: Progress | None = None) -> 
     exported = _export(source, model_format, options, spec, opset, input_shape, output_shape)
     from czann_ci.sources.canonical import canonicalize
 
-    canonicalize(exported.model, max_ir_version=spec.max_ir_version)
+    if model_format != "onnx":
+        # Exporters name things from process-wide counters; an ONNX file given by the user is already fixed.
+        canonicalize(exported.model, max_ir_version=spec.max_ir_version)
     from czann_ci.checks.onnx_structure import default_opset
 
     opset = (
@@ -495,6 +497,7 @@ def convert_model(options: ConvertOptions, progress: Progress | None = None) -> 
 
     step("checking the ONNX model")
     where = str(source) if isinstance(source, Path) else "model"
+    model_bytes = exported.model.SerializeToString()
     structure = check_onnx_structure(
         exported.model,
         spec,
@@ -502,11 +505,11 @@ def convert_model(options: ConvertOptions, progress: Progress | None = None) -> 
         output_shape=output_shape,
         file=where,
         require_fixed_spatial=legacy,
+        serialized=model_bytes,
     )
+    exported.model = None  # type: ignore[assignment]  # the bytes are all we need from here on
     report.extend(structure)
     report.raise_if_failed()
-    model_bytes = exported.model.SerializeToString()
-    exported.model = None  # type: ignore[assignment]  # the bytes are all we need from here on
 
     fidelity = None
     if options.run:

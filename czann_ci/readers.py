@@ -82,7 +82,7 @@ def validate_file(
     path = Path(path)
     where = str(path)
     report = Report()
-    contents = read_archive(path)
+    contents = read_archive(path, keep_model=True)
     for member, message in contents.problems:
         report.error("archive", message, field=member, file=where)
     spec = _archive_spec(contents)
@@ -131,10 +131,11 @@ def validate_file(
             output_shape=output_shape,
             file=where,
             require_fixed_spatial=contents.kind == "legacy",
+            serialized=contents.model_bytes,
         )
     )
     if run and report.ok and input_shape is not None and output_shape is not None:
-        runner = OnnxRunner(model.SerializeToString())
+        runner = OnnxRunner(contents.read_model())
         runtime, _ = check_runtime(
             runner, input_shape=input_shape, output_shape=output_shape, model_type=model_type, file=where
         )
@@ -149,7 +150,7 @@ def inspect_file(path: Path) -> dict[str, Any]:
     from czann_ci.checks.onnx_structure import graph_inputs, tensor_dims
 
     path = Path(path)
-    contents = read_archive(path)
+    contents = read_archive(path, keep_model=True)
     spec = _archive_spec(contents)
     info: dict[str, Any] = {
         "path": str(path),

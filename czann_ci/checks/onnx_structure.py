@@ -61,8 +61,12 @@ def check_onnx_structure(
     file: str | None = None,
     require_fixed_spatial: bool = False,
     full_check: bool = True,
+    serialized: bytes | None = None,
 ) -> Report:
-    """Inputs/outputs, dtypes, batch, shapes, opset, IR version and onnx.checker."""
+    """Inputs/outputs, dtypes, batch, shapes, opset, IR version and onnx.checker.
+
+    ``serialized`` is the model's bytes when the caller has them: the checker then skips serializing again.
+    """
     import onnx
 
     report = Report()
@@ -152,7 +156,7 @@ def check_onnx_structure(
         )
     if full_check:
         try:
-            onnx.checker.check_model(model, full_check=True)
+            onnx.checker.check_model(serialized if serialized is not None else model, full_check=True)
         except onnx.checker.ValidationError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             report.error("onnx-checker", f"onnx.checker: {first}", **where)

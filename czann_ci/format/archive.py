@@ -134,8 +134,11 @@ class ArchiveContents:
     license_member: str | None
     model_is_savedmodel: bool
     problems: list[tuple[str, str]] = field(default_factory=list)  # (member or field, message)
+    model_bytes: bytes | None = None  # kept when read_archive(keep_model=True): the member is read once
 
     def read_model(self) -> bytes:
+        if self.model_bytes is not None:
+            return self.model_bytes
         with zipfile.ZipFile(self.path) as archive:
             return archive.read(self.model_member)
 
@@ -146,8 +149,18 @@ def _is_unsafe_name(name: str) -> bool:
     )
 
 
-def read_archive(path: Path) -> ArchiveContents:
-    """Open a .czann/.czseg/.czmodel and read its metadata and member list."""
+def _model_member_name(names: list[str]) -> str | None:
+    if MODEL_MEMBER in names:
+        return MODEL_MEMBER
+    models = [n for n in names if n.endswith(".model") and "/" not in n]
+    return models[0] if len(models) == 1 else None
+
+
+def read_archive(path: Path, *, keep_model: bool = False) -> ArchiveContents:
+    """Open a .czann/.czseg/.czmodel and read its metadata and member list (every member hashed once).
+
+    ``keep_model`` keeps the model member's bytes from that one read, for callers that parse the model.
+    """
     where = str(path)
     if not path.is_file():
         raise UsageError("file not found", file=where)
@@ -162,11 +175,17 @@ def read_archive(path: Path) -> ArchiveContents:
         if len(infos) > _MAX_MEMBERS:
             raise InvalidModelError(f"{len(infos)} members; a model archive has at most 4", file=where)
         members = []
+        kept: bytes | None = None
+        wanted = _model_member_name([info.filename for info in infos]) if keep_model else None
         for info in infos:
-            digest = hashlib.sha256()
-            with archive.open(info) as stream:
-                for block in iter(lambda s=stream: s.read(_CHUNK), b""):
-                    digest.update(block)
+            if info.filename == wanted:
+                kept = archive.read(info)
+                digest = hashlib.sha256(kept)
+            else:
+                digest = hashlib.sha256()
+                with archive.open(info) as stream:
+                    for block in iter(lambda s=stream: s.read(_CHUNK), b""):
+                        digest.update(block)
             members.append(Member(info.filename, info.file_size, info.compress_size, digest.hexdigest()))
         names = [m.name for m in members]
         problems = [
@@ -222,6 +241,7 @@ def read_archive(path: Path) -> ArchiveContents:
         license_member=license_member,
         model_is_savedmodel=model_is_savedmodel,
         problems=problems,
+        model_bytes=kept if wanted == model_member else None,
     )
 
 

@@ -128,16 +128,19 @@ def prepare_onnx_model(
     notes: list[str] = []
     # copy_input=False hands the model over (prepare_onnx loaded it itself): it is changed in place.
     original = copy.deepcopy(model) if copy_input else model
-    if _fold_external_data(original, base_dir, where):
+    folded = _fold_external_data(original, base_dir, where)
+    if folded:
         notes.append("folded external tensor data into the model file")
-    _check_single_file_size(original, where)
+    if folded or copy_input:  # a model read from one file is already known to be below the limit
+        _check_single_file_size(original, where)
     _check_domains(original, where)
-    try:
-        onnx.checker.check_model(original)
-    except onnx.checker.ValidationError as error:
-        raise InvalidModelError(
-            f"the ONNX checker rejects the model: {first_line(error)}", file=where
-        ) from None
+    if check:  # without it, the caller runs the full check on the prepared model itself
+        try:
+            onnx.checker.check_model(original)
+        except onnx.checker.ValidationError as error:
+            raise InvalidModelError(
+                f"the ONNX checker rejects the model: {first_line(error)}", file=where
+            ) from None
 
     graph_input, graph_output = _single_input_output(original.graph, where)
     _check_float32_input(graph_input, where)
