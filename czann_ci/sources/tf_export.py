@@ -13,9 +13,9 @@ of which deep-copies the whole graph with all weights: on a 30M-parameter U-Net 
    TensorFlow's HWIO kernel to ONNX's OIHW, Reshape, Identity) are applied in NumPy instead, so no
    Transpose of a weight remains in the graph.
 
-Extension points of `czann_ci.sources.tf_lowering` (when that module exists), in pipeline order:
-`lower_graph_def(graph_def) -> graph_def` runs on the traced GraphDef after function inlining and
-before grappler and tf2onnx; `custom_op_handlers() -> dict` goes to tf2onnx as its
+What tf2onnx cannot convert by itself is handled by `czann_ci.sources.tf_lowering`, in pipeline order:
+`lower_graph_def(graph_def) -> graph_def` runs on the traced GraphDef right after function inlining (before
+variable reads are replaced, grappler and tf2onnx); `custom_op_handlers() -> dict` goes to tf2onnx as its
 `custom_op_handlers`; `explain_failure(exc, model) -> str | None` words the ConversionError when
 tf2onnx fails (`model` is the Keras model, or the loaded SavedModel object).
 
@@ -522,8 +522,15 @@ def _inline_functions(concrete: Any) -> Any:
         from tensorflow.python.framework.convert_to_constants import _run_inline_graph_optimization
     except ImportError:
         logger.info("TensorFlow has no _run_inline_graph_optimization; leaving function calls to grappler")
-        return concrete.graph.as_graph_def()
-    return _run_inline_graph_optimization(concrete, lower_control_flow=False, aggressive_inlining=True)
+        graph_def = concrete.graph.as_graph_def()
+    else:
+        graph_def = _run_inline_graph_optimization(concrete, lower_control_flow=False, aggressive_inlining=True)
+    # The lowering (tf_lowering) inlines the calls TensorFlow leaves, e.g. Keras 3's XLA-compiled grouped
+    # convolution: it must run before variable reads are replaced, or a variable read inside such a call
+    # is invisible to that step.
+    from czann_ci.sources import tf_lowering
+
+    return tf_lowering.lower_graph_def(graph_def)
 
 
 def _convert_traced(traced: _TracedGraph, opset: int, source: Any) -> onnx.ModelProto:
@@ -532,10 +539,7 @@ def _convert_traced(traced: _TracedGraph, opset: int, source: Any) -> onnx.Model
     from tf2onnx import tf_loader
     from tf2onnx.tfonnx import process_tf_graph
 
-    lowering = _lowering_module()
-    graph_def = traced.graph_def
-    if lowering is not None and hasattr(lowering, "lower_graph_def"):
-        graph_def = lowering.lower_graph_def(graph_def)
+    graph_def = traced.graph_def  # already lowered by _inline_functions
     input_names = [traced.input_name, *traced.weights]
     output_names = [traced.output_name]
     with _quiet_tf2onnx() as errors:
@@ -637,30 +641,18 @@ def _require_onnx_ops(onnx_model: onnx.ModelProto, opset: int, source: Any, erro
         raise ConversionError(_failure_message(ValueError(reason), source, []))
 
 
-def _lowering_module() -> Any:
-    """czann_ci.sources.tf_lowering if it exists (written separately), else None."""
-    name = "czann_ci.sources.tf_lowering"
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name == name:
-            return None
-        raise
+def _custom_op_handlers() -> dict:
+    from czann_ci.sources import tf_lowering
 
-
-def _custom_op_handlers() -> dict | None:
-    lowering = _lowering_module()
-    if lowering is None or not hasattr(lowering, "custom_op_handlers"):
-        return None
-    return dict(lowering.custom_op_handlers())
+    return dict(tf_lowering.custom_op_handlers())
 
 
 def _failure_message(exc: BaseException, source: Any, errors: list[str]) -> str:
-    lowering = _lowering_module()
-    if lowering is not None and hasattr(lowering, "explain_failure"):
-        explained = lowering.explain_failure(exc, source)
-        if explained:
-            return explained
+    from czann_ci.sources import tf_lowering
+
+    explained = tf_lowering.explain_failure(exc, source)
+    if explained:
+        return explained
     reason = _one_line(exc)
     if errors:
         reason = f"{reason} (tf2onnx: {errors[0]})"
