@@ -110,10 +110,11 @@ def convert(
         typer.Option("--opset", help="ONNX opset (default: 12 up to spec 2.0.0, 18 for 2.1.0)."),
     ] = None,
     spatial_dims: Annotated[
-        list[int] | None,
+        tuple[int, int] | None,
         typer.Option(
             "--spatial-dims",
-            help="Fix the input's spatial size: give it once per dimension (h, w[, z first]).",
+            metavar="H W",
+            help="Fix the input's height and width (fully convolutional 2D models; 3D: the Python API).",
         ),
     ] = None,
     bgr_to_rgb: Annotated[

@@ -296,3 +296,23 @@ def test_savedmodel_payload_only_when_asked(tmp_path: Path, seg_sources: dict) -
                 spec="2.1.0",
             )
         )
+
+
+def test_readers_accept_any_license_name(tmp_path: Path) -> None:
+    """czmodel kept the license file's own name (e.g. LICENSE.md); readers take it, writers use license.txt."""
+    from czann_ci.format.archive import MODEL_JSON, MODEL_MEMBER
+    from czann_ci.readers import inspect_file, validate_file
+
+    model = tiny_segmentation_model()
+    written = DefaultConverter().convert_from_model_spec(ModelSpec(model, _metadata()), tmp_path, "src")
+    with zipfile.ZipFile(written.path) as archive:
+        model_json, model_bytes = archive.read(MODEL_JSON), archive.read(MODEL_MEMBER)
+    old_style = tmp_path / "czmodel-style.czann"
+    with zipfile.ZipFile(old_style, "w") as archive:
+        archive.writestr(MODEL_JSON, model_json)
+        archive.writestr(MODEL_MEMBER, model_bytes)
+        archive.writestr("LICENSE.md", "license text")
+    assert inspect_file(old_style)["license_member"] == "LICENSE.md"
+    assert validate_file(old_style).ok
+    unpacked = unpack_archive(old_style, tmp_path / "out")
+    assert unpacked.license_path is not None and unpacked.license_path.read_text() == "license text"

@@ -251,3 +251,41 @@ def test_unpack_relative_target(example_czann: Path, tmp_path: Path) -> None:
     assert names == ["license.txt", "model.json", "nuclei.onnx"]
     done = czann("unpack", str(example_czann), "out/dir", cwd=tmp_path)
     assert done.returncode == 2 and "pass --force" in done.stderr
+
+
+def test_spatial_dims_fix_the_input(tmp_path: Path) -> None:
+    meta = write_json(
+        tmp_path / "m.json",
+        {
+            **json.loads((EXAMPLE / "nuclei.json").read_text()),
+            "InputShape": [64, 48, 3],
+            "OutputShape": [64, 48, 2],
+        },
+    )
+    done = czann(
+        "convert",
+        str(EXAMPLE / "nuclei.keras"),
+        "--meta",
+        str(meta),
+        "-o",
+        str(tmp_path / "s.czann"),
+        "--spatial-dims",
+        "64",
+        "48",
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    info = json.loads(czann("inspect", str(tmp_path / "s.czann"), "--json").stdout)
+    assert info["onnx"]["inputs"][0]["shape"][1:] == [64, 48, 3]
+    done = czann(
+        "convert",
+        str(EXAMPLE / "nuclei.keras"),
+        "--meta",
+        str(meta),
+        "-o",
+        str(tmp_path / "t.czann"),
+        "--spatial-dims",
+        "32",
+        "32",
+    )
+    assert done.returncode == 2 and "differ from InputShape [64, 48]" in done.stderr
