@@ -34,7 +34,8 @@ import models  # noqa: E402  (bench/models.py; imports NumPy only)
 
 TIME = "/usr/bin/time"
 CZMODEL_PACKAGES = ["czmodel[tensorflow]==5.1.0", "tensorflow-cpu==2.15.1", "onnx==1.17.0"]
-SOURCES = ("keras", "savedmodel", "onnx")
+# "onnx-no-run": the ONNX file again, converted with --no-run (structure checks only, no inference).
+SOURCES = ("keras", "savedmodel", "onnx", "onnx-no-run")
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
@@ -136,26 +137,23 @@ def build_models(names: list[str], model_dir: Path) -> None:
 
 def source_path(model_dir: Path, name: str, source: str) -> Path:
     return (
-        model_dir / name / {"keras": "model.keras", "savedmodel": "savedmodel", "onnx": "model.onnx"}[source]
+        model_dir
+        / name
+        / {
+            "keras": "model.keras",
+            "savedmodel": "savedmodel",
+            "onnx": "model.onnx",
+            "onnx-no-run": "model.onnx",
+        }[source]
     )
 
 
 # --- czann-ci ---------------------------------------------------------------------------------------
 
 
-def cli_ready() -> bool:
-    """Whether the `czann` CLI exists and its convert command has --json."""
-    czann = shutil.which("czann")
-    if czann is None:
-        return False
-    result = subprocess.run([czann, "convert", "--help"], capture_output=True, text=True, check=False)
-    return result.returncode == 0 and "--json" in result.stdout
-
-
-def convert_command(tool: str, source: Path, meta: Path, output: Path) -> list[str]:
-    if tool == "cli":
-        return ["czann", "convert", str(source), "--meta", str(meta), "-o", str(output), "--force", "--json"]
-    return [sys.executable, str(BENCH / "driver.py"), str(source), str(meta), str(output)]
+def convert_command(source_kind: str, source: Path, meta: Path, output: Path) -> list[str]:
+    command = ["czann", "convert", str(source), "--meta", str(meta), "-o", str(output), "--force", "--json"]
+    return [*command, "--no-run"] if source_kind.endswith("no-run") else command
 
 
 def last_json(text: str) -> dict:
@@ -184,16 +182,16 @@ def find_key(data: object, key: str) -> object:
     return None
 
 
-def bench_czann(names: list[str], sources: list[str], runs: int, tool: str, out: Path) -> list[Row]:
+def bench_czann(names: list[str], sources: list[str], runs: int, out: Path) -> list[Row]:
     rows = []
     for name in names:
         meta = out / "models" / name / "meta.json"
         parameters = json.loads((out / "models" / name / "built.json").read_text())["parameters"]
         for source in sources:
-            row = Row(name, parameters, source, tool)
+            row = Row(name, parameters, source, "czann")
             output = out / "czann" / f"{name}-{source}.czann"
             output.parent.mkdir(parents=True, exist_ok=True)
-            command = convert_command(tool, source_path(out / "models", name, source), meta, output)
+            command = convert_command(source, source_path(out / "models", name, source), meta, output)
             for _ in range(runs):
                 output.unlink(missing_ok=True)
                 run = timed(command, env=child_env(), cwd=REPO)
@@ -217,10 +215,10 @@ def bench_readers(names: list[str], runs: int, out: Path) -> list[Row]:
         archive = out / "czann" / f"{name}-keras.czann"
         if not archive.is_file():
             continue
-        for command in ("inspect", "validate"):
-            row = Row(name, 0, command, "cli")
+        for command in ("inspect", "validate --no-run", "validate"):
+            row = Row(name, 0, command, "czann")
             for _ in range(runs):
-                run = timed(["czann", command, str(archive)], env=child_env(), cwd=REPO)
+                run = timed(["czann", *command.split(), str(archive)], env=child_env(), cwd=REPO)
                 row.runs.append(run)
                 if run.exit_code != 0:
                     row.error = (run.stderr.strip().splitlines() or ["(no message)"])[-1][:300]
@@ -384,9 +382,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--runs", type=int, default=3, help="repetitions per measurement (medians reported)")
     parser.add_argument("--czmodel", action="store_true", help="also run czmodel 5.1.0 and print ratios")
-    parser.add_argument(
-        "--tool", choices=("auto", "cli", "driver"), default="auto", help="auto: `czann` CLI when it exists"
-    )
     parser.add_argument("--out", type=Path, default=BENCH / "out")
     parser.add_argument("--update-readme", action="store_true", help="write the table into bench/README.md")
     args = parser.parse_args(argv)
@@ -400,21 +395,15 @@ def main(argv: list[str] | None = None) -> int:
         )
     ensure_time()
     out = args.out.resolve()
-    tool = args.tool if args.tool != "auto" else ("cli" if cli_ready() else "driver")
-    print(
-        f"converting with: {'czann CLI' if tool == 'cli' else 'bench/driver.py (no czann CLI yet)'}",
-        file=sys.stderr,
-    )
-
     build_models(names, out / "models")
-    ours = bench_czann(names, sources, args.runs, tool, out)
-    readers = bench_readers(names, args.runs, out) if tool == "cli" else []
+    ours = bench_czann(names, sources, args.runs, out)
+    readers = bench_readers(names, args.runs, out)
     baseline = bench_czmodel(names, args.runs, out) if args.czmodel else []
 
     table = markdown(ours, readers, baseline, args.runs)
     print(table)
     (out / "results.md").write_text(table + "\n")
-    results = {"tool": tool, "runs": args.runs, "rows": [asdict(r) for r in ours + readers + baseline]}
+    results = {"tool": "czann", "runs": args.runs, "rows": [asdict(r) for r in ours + readers + baseline]}
     for row in results["rows"]:
         for run in row["runs"]:
             run["stdout"], run["stderr"] = run["stdout"][-2000:], run["stderr"][-2000:]

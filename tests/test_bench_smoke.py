@@ -54,6 +54,10 @@ def test_bench_runs_on_the_tiny_model(tmp_path: Path) -> None:
         assert row["error"] is None
         (run,) = row["runs"]
         assert run["exit_code"] == 0 and run["wall_s"] > 0 and run["rss_mb"] > 0
-        assert row["max_abs_diff"] is not None and row["max_abs_diff"] <= 1e-5
+        if source == "onnx":
+            # an ONNX file packed as given has no second model to compare with
+            assert row["max_abs_diff"] is None
+        else:
+            assert row["max_abs_diff"] is not None and row["max_abs_diff"] <= 1e-5
         with zipfile.ZipFile(tmp_path / "czann" / f"tiny_fcn-{source}.czann") as archive:
             assert archive.namelist()[:2] == ["model.json", "model.model"]
