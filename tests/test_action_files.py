@@ -17,7 +17,9 @@ from czann_ci import action
 
 REPO = Path(__file__).resolve().parents[1]
 ACTION_YML = REPO / "action.yml"
-WORKFLOWS = sorted((REPO / "examples" / "workflows").glob("*.yml"))
+WORKFLOWS = sorted((REPO / "examples" / "workflows").glob("*.yml")) + sorted(
+    (REPO / ".github" / "workflows").glob("*.yml")
+)
 
 
 def tool(name: str) -> str:
