@@ -513,8 +513,17 @@ def convert_model(options: ConvertOptions, progress: Progress | None = None) -> 
 
     fidelity = None
     if options.run:
+        assert input_shape is not None and output_shape is not None
         fidelity = _run_checks(
-            exported, model_bytes, input_shape, output_shape, model_type, where, options, report, step
+            OnnxRunner(model_bytes),
+            exported.reference,
+            input_shape=input_shape,
+            output_shape=output_shape,
+            model_type=model_type,
+            where=where,
+            atol=options.atol,
+            report=report,
+            step=step,
         )
     else:
         report.warning(
@@ -531,54 +540,66 @@ def convert_model(options: ConvertOptions, progress: Progress | None = None) -> 
         metadata = _write_legacy(output_path, meta.legacy, model_bytes, license_file, options.force)
     else:
         metadata = _write_czann(output_path, fields, spec, model_bytes, license_file, options.force)
-    return ConversionResult(
-        path=output_path,
-        sha256=sha256_file(output_path),
-        size=output_path.stat().st_size,
-        spec_version=spec.version,
-        zen_blue_min=spec.min_zen_blue,
-        zen_core_min=spec.min_zen_core,
-        max_abs_diff=fidelity.max_abs_diff if fidelity and fidelity.status != "not-established" else None,
-        fidelity=fidelity,
-        metadata=metadata,
-        report=report,
-        opset=opset,
-        notes=exported.notes,
-    )
+    return _result(output_path, spec, fidelity, metadata, report, opset, exported.notes)
 
 
 def _run_checks(
-    exported: _Exported,
-    model_bytes: bytes,
-    input_shape: Sequence[int] | None,
-    output_shape: Sequence[int] | None,
+    run: Callable[[np.ndarray], np.ndarray],
+    reference: Callable[[np.ndarray], np.ndarray] | None,
+    *,
+    input_shape: Sequence[int],
+    output_shape: Sequence[int],
     model_type: ModelType | None,
     where: str,
-    options: ConvertOptions,
+    atol: float,
     report: Report,
     step: Progress,
 ) -> FidelityResult | None:
-    """One onnxruntime inference on a seeded tile, then the source-vs-ONNX comparison when there is a source."""
-    step("running the model with onnxruntime")
-    runner = OnnxRunner(model_bytes)
-    assert input_shape is not None and output_shape is not None
+    """One inference of the packed model on a seeded tile, then the comparison with the source when there is one."""
+    from czann_ci.checks.runtime import seeded_input
+
+    step("running the packed model")
     runtime_report, output = check_runtime(
-        runner, input_shape=input_shape, output_shape=output_shape, model_type=model_type, file=where
+        run, input_shape=input_shape, output_shape=output_shape, model_type=model_type, file=where
     )
     report.extend(runtime_report)
     report.raise_if_failed()
-    if exported.reference is None:
+    if reference is None:
         return None
-    step("comparing the source model with the ONNX model")
-    from czann_ci.checks.runtime import seeded_input
-
-    first = (exported.reference(seeded_input(input_shape)), output)
+    step("comparing the source model with the packed model")
+    first = (reference(seeded_input(input_shape)), output)
     fidelity, fidelity_report = check_fidelity(
-        exported.reference, runner, input_shape=input_shape, atol=options.atol, first_outputs=first
+        reference, run, input_shape=input_shape, atol=atol, first_outputs=first
     )
     report.extend(fidelity_report)
     report.raise_if_failed()
     return fidelity
+
+
+def _result(
+    path: Path,
+    spec: FormatSpec,
+    fidelity: FidelityResult | None,
+    metadata: dict[str, Any],
+    report: Report,
+    opset: int | None,
+    notes: list[str],
+) -> ConversionResult:
+    established = fidelity is not None and fidelity.status != "not-established"
+    return ConversionResult(
+        path=path,
+        sha256=sha256_file(path),
+        size=path.stat().st_size,
+        spec_version=spec.version,
+        zen_blue_min=spec.min_zen_blue,
+        zen_core_min=spec.min_zen_core,
+        max_abs_diff=fidelity.max_abs_diff if established else None,
+        fidelity=fidelity,
+        metadata=metadata,
+        report=report,
+        opset=opset,
+        notes=notes,
+    )
 
 
 def _convert_savedmodel_payload(
@@ -633,23 +654,17 @@ def _convert_savedmodel_payload(
         raise UsageError(
             f"--savedmodel needs a Keras model or a SavedModel folder, not a {model_format} model"
         )
-    where = str(source) if isinstance(source, Path) else "model"
-    step("running the SavedModel")
-    runtime_report, output = check_runtime(
-        runner, input_shape=input_shape, output_shape=output_shape, model_type=model_type, file=where
+    fidelity = _run_checks(
+        runner,
+        reference,
+        input_shape=input_shape,
+        output_shape=output_shape,
+        model_type=model_type,
+        where=str(source) if isinstance(source, Path) else "model",
+        atol=options.atol,
+        report=report,
+        step=step,
     )
-    report.extend(runtime_report)
-    report.raise_if_failed()
-    fidelity = None
-    if reference is not None:
-        from czann_ci.checks.runtime import seeded_input
-
-        first = (reference(seeded_input(input_shape)), output)
-        fidelity, fidelity_report = check_fidelity(
-            reference, runner, input_shape=input_shape, atol=options.atol, first_outputs=first
-        )
-        report.extend(fidelity_report)
-        report.raise_if_failed()
     report.warning(
         "savedmodel",
         "the model is a zipped TensorFlow SavedModel (spec 1.0.0); ZEN also reads ONNX, which czann-ci checks more deeply",
@@ -657,20 +672,8 @@ def _convert_savedmodel_payload(
     output_path = Path(options.output or Path.cwd() / f"{default_output_name(meta, source)}.czann")
     step(f"writing {output_path}")
     metadata = _write_czann(output_path, fields, spec, payload, license_file, options.force)
-    return ConversionResult(
-        path=output_path,
-        sha256=sha256_file(output_path),
-        size=output_path.stat().st_size,
-        spec_version=spec.version,
-        zen_blue_min=spec.min_zen_blue,
-        zen_core_min=spec.min_zen_core,
-        max_abs_diff=fidelity.max_abs_diff if fidelity and fidelity.status != "not-established" else None,
-        fidelity=fidelity,
-        metadata=metadata,
-        report=report,
-        opset=None,
-        notes=["packed a zipped TensorFlow SavedModel instead of ONNX (--savedmodel)"],
-    )
+    notes = ["packed a zipped TensorFlow SavedModel instead of ONNX (--savedmodel)"]
+    return _result(output_path, spec, fidelity, metadata, report, None, notes)
 
 
 def _legacy_shapes(
