@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML  # installed with check-jsonschema (the test extra)
 
-from czann_ci import action
+from czann_ci import action, action_inputs
 
 REPO = Path(__file__).resolve().parents[1]
 ACTION_YML = REPO / "action.yml"
@@ -86,7 +86,7 @@ def test_every_input_in_action_yml_is_read_by_the_step() -> None:
     declared = set(action_spec()["inputs"])
     assert declared == set(action.INPUT_NAMES)
     read = set()
-    tree = ast.parse(Path(action.__file__).read_text())
+    tree = ast.parse(Path(action_inputs.__file__).read_text())
     for node in ast.walk(tree):
         if (
             isinstance(node, ast.Call)

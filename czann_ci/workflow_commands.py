@@ -1,0 +1,95 @@
+"""GitHub workflow commands and files: log groups, masks, annotations, step outputs (plain text elsewhere)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+
+def escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+class Console:
+    """Log lines and workflow commands; every line goes through the secret filter."""
+
+    def __init__(self, forge: str, stream: TextIO, secrets_to_hide: list[str]) -> None:
+        self.github = forge == "github"
+        self.stream = stream
+        self.secrets = [secret for secret in secrets_to_hide if secret]
+
+    def hide(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def line(self, text: str) -> None:
+        self.stream.write(self.hide(text) + "\n")
+        self.stream.flush()
+
+    def mask(self, secret: str) -> None:
+        if secret and self.github:
+            # The one place the secret is written on purpose: the runner removes it from the log.
+            self.stream.write(f"::add-mask::{escape_data(secret)}\n")
+            self.stream.flush()
+
+    def annotate(
+        self, level: str, message: str, title: str = "", file: str = "", line: int | None = None
+    ) -> None:
+        if not self.github:
+            where = f"{file}:{line}: " if file and line else (f"{file}: " if file else "")
+            self.line(f"{level}: {where}{' '.join(message.splitlines())}")
+            return
+        props = []
+        if file:
+            props.append(f"file={escape_property(file)}")
+        if line:
+            props.append(f"line={line}")
+        if title:
+            props.append(f"title={escape_property(self.hide(title))}")
+        self.line(f"::{level} {','.join(props)}::{escape_data(self.hide(message))}".replace(" ::", "::", 1))
+
+    @contextmanager
+    def group(self, title: str) -> Iterator[None]:
+        self.line(f"::group::{title}" if self.github else f"== {title}")
+        try:
+            yield
+        finally:
+            if self.github:
+                self.line("::endgroup::")
+
+
+def write_outputs(path: str, outputs: Mapping[str, str], hide: Callable[[str], str]) -> None:
+    """Append outputs in the heredoc form; a fresh random delimiter per value."""
+    with open(path, "a", encoding="utf-8") as handle:
+        for name, value in outputs.items():
+            text = hide(str(value))
+            delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
+            while delimiter in text:
+                delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
+            handle.write(f"{name}<<{delimiter}\n{text}\n{delimiter}\n")
+
+
+def field_line(metadata_file: Path, field_name: str) -> int | None:
+    """1-based line of the first ``"field_name":`` key in a JSON file, if it can be found."""
+    try:
+        text = metadata_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    match = re.search(r'"' + re.escape(field_name) + r'"\s*:', text)
+    return text.count("\n", 0, match.start()) + 1 if match else None
+
+
+def workspace_relative(path: Path, workspace: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(workspace.resolve()))
+    except ValueError:
+        return str(path)
