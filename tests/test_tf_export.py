@@ -341,3 +341,25 @@ def test_savedmodel_the_fast_path_cannot_trace_falls_back_and_says_so(tmp_path: 
     assert onnx_model.graph.input[0].name == "image" and onnx_model.graph.output[0].name == "scaled"
     batch = _sample((1, 8, 8, 3))
     np.testing.assert_allclose(_run_onnx(onnx_model, batch), reference(batch), rtol=0, atol=ATOL)
+
+
+def test_single_channel_convolutions_keep_their_rank_across_many_conversions() -> None:
+    """tf2onnx's reshape pass used to fold a Squeeze into a rank-5 Reshape now and then (name-dependent)."""
+    import keras
+    import onnxruntime as ort
+
+    from czann_ci.sources.tf_export import keras_to_onnx
+
+    batch = np.random.default_rng(0).random((1, 16, 16, 3), dtype=np.float32)
+    for _ in range(25):
+        inputs = keras.Input((None, None, 3))
+        x = keras.layers.Conv2D(1, 1)(inputs)
+        x = keras.layers.ReLU()(x)
+        x = keras.layers.Conv2D(1, 3, padding="same")(x)
+        model = keras.Model(inputs, x)
+        proto = keras_to_onnx(model, opset=18)
+        assert len(proto.graph.output[0].type.tensor_type.shape.dim) == 4
+        session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        out = session.run(None, {session.get_inputs()[0].name: batch})[0]
+        assert out.shape == (1, 16, 16, 1)
+        assert np.abs(out - np.asarray(model(batch))).max() <= 1e-5
