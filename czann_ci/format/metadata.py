@@ -10,7 +10,7 @@ Paths inside a spec resolve relative to the spec file.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -253,7 +253,3 @@ def load_metadata_file(path: Path) -> MetadataFile:
         "(ModelPath, ModelMetadata) or a legacy spec (ColorHandling, PixelType, Classes, BorderSize)",
         file=str(path),
     )
-
-
-def as_str_tuple(values: Sequence[Any] | None) -> tuple[str, ...] | None:
-    return None if values is None else tuple(str(v) for v in values)

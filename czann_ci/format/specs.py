@@ -82,8 +82,6 @@ def legacy_specs() -> tuple[FormatSpec, ...]:
     return _table()[1]
 
 
-CZANN_VERSIONS = tuple(spec.version for spec in czann_specs())
-LATEST_CZANN = CZANN_VERSIONS[-1]
 LEGACY_WRITTEN = "3.1.0"
 
 
