@@ -374,6 +374,9 @@ def _check_options(options: ConvertOptions) -> None:
     ):
         if layout is not None and layout not in LAYOUTS:
             raise UsageError(f"{name} must be one of {', '.join(LAYOUTS)}, not '{layout}'")
+    for name, version in (("--zen-blue", options.zen_blue), ("--zen-core", options.zen_core)):
+        if version is not None and not re.fullmatch(r"\d+\.\d+(\.\d+)?", version):
+            raise UsageError(f"{name} takes a ZEN version such as 3.10, not '{version}'")
     if options.atol <= 0:
         raise UsageError(f"--atol must be positive, not {options.atol}")
     if options.spatial_dims is not None and (

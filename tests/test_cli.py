@@ -134,6 +134,11 @@ def test_existing_output_not_overwritten_without_force(tmp_path: Path, example_c
             "--format must be one of czann, czseg, czmodel",
         ),
         (["convert", "{model}", "--meta", "{meta}", "--spec", "9.9.9"], 2, "unknown spec version '9.9.9'"),
+        (
+            ["convert", "{model}", "--meta", "{meta}", "--zen-blue", "3.x"],
+            2,
+            "--zen-blue takes a ZEN version",
+        ),
         (["convert", "{model}", "--meta", "{bad_meta}"], 1, "Classes: 3 class name(s) but OutputShape"),
         (["convert", "{model}", "--meta", "{broken_json}"], 1, "invalid JSON at line 1"),
         (
