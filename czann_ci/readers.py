@@ -13,6 +13,7 @@ from czann_ci.checks.schema import check_schema
 from czann_ci.errors import UsageError
 from czann_ci.format.archive import ArchiveContents, read_archive
 from czann_ci.format.metadata import ModelType
+from czann_ci.format.onnx_outline import outline
 from czann_ci.format.specs import FormatSpec, czann_specs, detect_spec_version, get_spec, legacy_specs
 
 
@@ -165,8 +166,8 @@ def inspect_file(path: Path) -> dict[str, Any]:
         "model_is_savedmodel": contents.model_is_savedmodel,
     }
     if not contents.model_is_savedmodel:
-        # The weights are not needed to describe the interface; parsing still reads the bytes once.
-        model = onnx.load_model_from_string(contents.read_model())
+        # The weights are not needed to describe the interface: parse the model without their payloads.
+        model = outline(contents.read_model())
         info["onnx"] = {
             "opset": default_opset(model),
             "ir_version": model.ir_version,

@@ -1,0 +1,23 @@
+"""The outline parse (payloads skipped at the wire level) describes the same model as a full parse."""
+
+from __future__ import annotations
+
+import onnx
+from test_onnx_import import segmentation_2d
+
+from czann_ci.format.onnx_outline import outline
+
+
+def test_outline_keeps_everything_but_the_payloads(seg_sources: dict) -> None:
+    for model in (onnx.load_model(str(seg_sources["onnx"])), segmentation_2d(18)):
+        data = model.SerializeToString()
+        light = outline(data)
+        full = onnx.load_model_from_string(data)
+        assert light.opset_import == full.opset_import and light.ir_version == full.ir_version
+        assert light.graph.input == full.graph.input and light.graph.output == full.graph.output
+        assert list(light.graph.node) == list(full.graph.node)
+        assert [(t.name, list(t.dims), t.data_type) for t in light.graph.initializer] == [
+            (t.name, list(t.dims), t.data_type) for t in full.graph.initializer
+        ]
+        assert all(not t.raw_data and not t.float_data for t in light.graph.initializer)
+        assert len(light.SerializeToString()) < len(data)
