@@ -13,21 +13,13 @@ from typing import Any
 
 from czann_ci.errors import UsageError
 from czann_ci.format.archive import unpack_archive
-from czann_ci.format.metadata import LegacyMetadata, MetadataFile, load_metadata_file
+from czann_ci.format.metadata import MetadataFile, load_metadata_file
 from czann_ci.legacy_model_metadata import ModelMetadata as LegacyModelMetadata
 from czann_ci.legacy_model_metadata import ModelSpec as LegacyModelSpec
 from czann_ci.model_metadata import ModelMetadata, ModelSpec
 from czann_ci.pipeline import ConversionResult, ConvertOptions, convert_model
 
 __all__ = ["DefaultConverter", "LegacyConverter", "unpack_model"]
-
-
-def _model_source(model: Any) -> Any:
-    return Path(model) if isinstance(model, (str, Path)) else model
-
-
-def _license(path: str | Path | None) -> Path | None:
-    return Path(path) if path is not None else None
 
 
 class _Converter:
@@ -59,6 +51,30 @@ class _Converter:
                 postprocessing=postprocessing,
                 **options,
             )
+        )
+
+    def _run_model_spec(
+        self,
+        meta: MetadataFile,
+        model_spec: ModelSpec | LegacyModelSpec,
+        output_path: str | Path,
+        output_name: str,
+        spatial_dims: Sequence[int] | None,
+        preprocessing: Any,
+        postprocessing: Any,
+        options: dict[str, Any],
+    ) -> ConversionResult:
+        model = model_spec.model
+        return self._run(
+            meta,
+            Path(model) if isinstance(model, (str, Path)) else model,
+            Path(model_spec.license_file) if model_spec.license_file is not None else None,
+            output_path,
+            output_name,
+            spatial_dims,
+            preprocessing,
+            postprocessing,
+            options,
         )
 
     def convert_from_json_spec(
@@ -96,16 +112,8 @@ class DefaultConverter(_Converter):
         """Convert ``model_spec.model`` (a live keras.Model or a model path) with its metadata."""
         metadata: ModelMetadata = model_spec.model_metadata
         meta = MetadataFile(path=Path("<ModelSpec>"), kind="model-json", model_json=metadata.to_model_json())
-        return self._run(
-            meta,
-            _model_source(model_spec.model),
-            _license(model_spec.license_file),
-            output_path,
-            output_name,
-            spatial_dims,
-            preprocessing,
-            postprocessing,
-            options,
+        return self._run_model_spec(
+            meta, model_spec, output_path, output_name, spatial_dims, preprocessing, postprocessing, options
         )
 
 
@@ -125,29 +133,9 @@ class LegacyConverter(_Converter):
         **options: Any,
     ) -> ConversionResult:
         legacy: LegacyModelMetadata = model_spec.model_metadata
-        fields = legacy.to_spec_fields()
-        meta = MetadataFile(
-            path=Path("<ModelSpec>"),
-            kind="legacy-spec",
-            legacy=LegacyMetadata(
-                name=fields["ModelName"],
-                classes=tuple(fields["Classes"]),
-                pixel_types=tuple(fields["PixelType"]),
-                color_handling=fields["ColorHandling"],
-                border_size=fields["BorderSize"],
-                model_id=fields.get("Id"),
-            ),
-        )
-        return self._run(
-            meta,
-            _model_source(model_spec.model),
-            _license(model_spec.license_file),
-            output_path,
-            output_name,
-            spatial_dims,
-            preprocessing,
-            postprocessing,
-            options,
+        meta = MetadataFile(path=Path("<ModelSpec>"), kind="legacy-spec", legacy=legacy.to_legacy())
+        return self._run_model_spec(
+            meta, model_spec, output_path, output_name, spatial_dims, preprocessing, postprocessing, options
         )
 
 

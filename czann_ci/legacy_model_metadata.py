@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from czann_ci.format.metadata import LegacyMetadata
+from czann_ci.format.metadata import LegacyMetadata, legacy_from_fields
 
 __all__ = ["ModelMetadata", "ModelSpec"]
 
@@ -23,19 +23,18 @@ class ModelMetadata:
     border_size: int
     model_id: str | None = None
 
-    def to_spec_fields(self) -> dict[str, Any]:
-        """The legacy flat-spec fields, as a legacy spec JSON file would hold them."""
+    def to_legacy(self) -> LegacyMetadata:
+        """The format layer's description of these fields, checked like a legacy spec file's."""
         pixel = [self.pixel_types] if isinstance(self.pixel_types, str) else list(self.pixel_types)
-        fields: dict[str, Any] = {
+        fields = {
             "ModelName": self.name,
             "Classes": list(self.classes),
             "PixelType": pixel,
             "ColorHandling": self.color_handling,
             "BorderSize": self.border_size,
+            "Id": self.model_id,
         }
-        if self.model_id:
-            fields["Id"] = self.model_id
-        return fields
+        return legacy_from_fields(fields, Path("<ModelSpec>"))
 
     @classmethod
     def from_legacy(cls, legacy: LegacyMetadata) -> ModelMetadata:

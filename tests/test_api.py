@@ -316,3 +316,14 @@ def test_readers_accept_any_license_name(tmp_path: Path) -> None:
     assert validate_file(old_style).ok
     unpacked = unpack_archive(old_style, tmp_path / "out")
     assert unpacked.license_path is not None and unpacked.license_path.read_text() == "license text"
+
+
+def test_legacy_model_spec_fields_are_checked_like_a_spec_file(tmp_path: Path) -> None:
+    model = tiny_segmentation_model(fixed=True)
+    meta = LegacyModelMetadata(
+        name="x", classes=["a", "b", "c"], pixel_types="Rgb24", color_handling="SplitRgb", border_size=2
+    )
+    with pytest.raises(InvalidModelError) as caught:
+        LegacyConverter().convert_from_model_spec(LegacyModelSpec(model, meta), tmp_path, "bad")
+    assert caught.value.field == "PixelType" and "'Rgb24' is not a pixel type" in caught.value.message
+    assert not list(tmp_path.iterdir())

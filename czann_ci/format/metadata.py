@@ -173,7 +173,8 @@ def _resolve(base: Path, value: Any, file: Path, key: str) -> Path | None:
     return candidate if candidate.is_absolute() else (base / candidate)
 
 
-def _legacy_from_spec(data: Mapping[str, Any], path: Path) -> LegacyMetadata:
+def legacy_from_fields(data: Mapping[str, Any], path: Path) -> LegacyMetadata:
+    """Checked legacy fields (ModelName, Classes, PixelType, ColorHandling, BorderSize, Id) from a spec."""
     where = str(path)
     pixel = data.get("PixelType")
     pixel_types = (pixel,) if isinstance(pixel, str) else tuple(pixel) if isinstance(pixel, list) else None
@@ -233,7 +234,7 @@ def load_metadata_file(path: Path) -> MetadataFile:
         return MetadataFile(
             path=path,
             kind="legacy-spec",
-            legacy=_legacy_from_spec(data, path),
+            legacy=legacy_from_fields(data, path),
             model_path=_resolve(base, data.get("ModelPath"), path, "ModelPath"),
             license_path=_resolve(base, data.get("LicenseFile"), path, "LicenseFile"),
             raw=data,

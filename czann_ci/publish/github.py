@@ -23,10 +23,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-
 from czann_ci.errors import PublishError, UsageError
-from czann_ci.publish.http import ApiClient, Redactor, body_of
+from czann_ci.publish.http import ApiClient, Redactor, body_of, run_redacted
 from czann_ci.publish.models import (
     REPLACED,
     SKIPPED_IDENTICAL,
@@ -382,12 +380,4 @@ def publish_github(
         raise UsageError("is empty: publishing to GitHub needs a token with contents: write", field="token")
     redact = Redactor(target.token)
     run = _GitHubRelease(target, retry or RetryPolicy(), lambda message: log(redact(message)))
-    try:
-        return run.run(assets)
-    except PublishError as exc:
-        raise PublishError(redact(exc.message)) from None
-    except (ValueError, KeyError, TypeError, requests.RequestException) as exc:
-        # A malformed answer (not JSON, a missing field): still exit 4 with one line, never a traceback.
-        raise PublishError(redact(f"unexpected answer from GitHub: {type(exc).__name__}: {exc}")) from None
-    finally:
-        run.client.close()
+    return run_redacted(run, assets, redact, "GitHub")

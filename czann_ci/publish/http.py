@@ -36,6 +36,19 @@ class Redactor:
         return "Redactor(***)"
 
 
+def run_redacted(run: Any, assets: list, redact: Redactor, forge: str) -> Any:
+    """``run.run(assets)`` with every failure one redacted PublishError line; the client is closed after."""
+    try:
+        return run.run(assets)
+    except PublishError as exc:
+        raise PublishError(redact(exc.message)) from None
+    except (ValueError, KeyError, TypeError, requests.RequestException) as exc:
+        # A malformed answer (not JSON, a missing field): still exit 4 with one line, never a traceback.
+        raise PublishError(redact(f"unexpected answer from {forge}: {type(exc).__name__}: {exc}")) from None
+    finally:
+        run.client.close()
+
+
 def body_of(response: requests.Response) -> Any:
     try:
         return response.json()
