@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 from czann_ci.checks.findings import Report
+from czann_ci.checks.onnx_payloads import check_outline
 from czann_ci.checks.onnx_structure import check_onnx_structure, default_opset
 from czann_ci.checks.rules import check_metadata_rules
 from czann_ci.checks.runtime import OnnxRunner, check_runtime
 from czann_ci.checks.schema import check_schema
-from czann_ci.errors import UsageError
-from czann_ci.format.archive import ArchiveContents, read_archive
+from czann_ci.errors import InvalidModelError, UsageError
+from czann_ci.format.archive import ArchiveContents, read_archive, sha256_file
+from czann_ci.format.member_reader import open_member
 from czann_ci.format.metadata import ModelType
-from czann_ci.format.onnx_outline import outline
+from czann_ci.format.onnx_outline import Outline, read_outline
 from czann_ci.format.specs import FormatSpec, czann_specs, detect_spec_version, get_spec, legacy_specs
 
 
@@ -30,13 +33,14 @@ def _archive_spec(contents: ArchiveContents) -> FormatSpec:
     return known[version]
 
 
-def _parse_model(contents: ArchiveContents, report: Report, where: str) -> Any:
-    import onnx
+def _read_outline(contents: ArchiveContents, report: Report, where: str, *, verify: bool) -> Outline | None:
+    """The model's outline, or None with an onnx-parse finding; ``verify`` reads every byte and checks the CRC."""
     from google.protobuf.message import DecodeError
 
     try:
-        return onnx.load_model_from_string(contents.read_model())
-    except (DecodeError, ValueError, RuntimeError) as exc:
+        with open_member(contents.path, contents.model_member, verify=verify) as reader:
+            return read_outline(reader, reader.size)
+    except (DecodeError, ValueError) as exc:
         report.error("onnx-parse", f"{contents.model_member} is not an ONNX model: {exc}", file=where)
         return None
 
@@ -83,7 +87,7 @@ def validate_file(
     path = Path(path)
     where = str(path)
     report = Report()
-    contents = read_archive(path, keep_model=True)
+    contents = read_archive(path)
     for member, message in contents.problems:
         report.error("archive", message, field=member, file=where)
     spec = _archive_spec(contents)
@@ -116,25 +120,26 @@ def validate_file(
             input_shape, output_shape = shapes
     if contents.model_is_savedmodel:
         return report
-    model = _parse_model(contents, report, where)
+    light = _read_outline(contents, report, where, verify=True)
     if contents.kind == "legacy":
         model_type = ModelType.MULTI_CLASS_SEMANTIC_SEGMENTATION
-        shapes_from_model = _legacy_checks(contents, model, report, where)
+        shapes_from_model = _legacy_checks(contents, light.model if light else None, report, where)
         if shapes_from_model:
             input_shape, output_shape = shapes_from_model
-    if model is None:
+    if light is None:
         return report
     report.extend(
         check_onnx_structure(
-            model,
+            light.model,
             spec,
             input_shape=input_shape,
             output_shape=output_shape,
             file=where,
             require_fixed_spatial=contents.kind == "legacy",
-            serialized=contents.model_bytes,
+            full_check=False,
         )
     )
+    report.extend(check_outline(light, file=where))
     if run and report.ok and input_shape is not None and output_shape is not None:
         runner = OnnxRunner(contents.read_model())
         runtime, _ = check_runtime(
@@ -144,30 +149,50 @@ def validate_file(
     return report
 
 
-def inspect_file(path: Path) -> dict[str, Any]:
-    """What an archive holds: metadata, members, ONNX interface, spec version and the ZEN releases that read it."""
+def inspect_file(path: Path, *, sha256: bool = False) -> dict[str, Any]:
+    """What an archive holds: metadata, members, ONNX interface, spec version and the ZEN releases that read it.
+
+    The weights are not read (a stored model member is passed over by seeking); ``sha256`` hashes the archive
+    and every member, which reads them all.
+    """
     import onnx
 
     from czann_ci.checks.onnx_structure import graph_inputs, tensor_dims
 
     path = Path(path)
-    contents = read_archive(path, keep_model=True)
+    contents = read_archive(path)
     spec = _archive_spec(contents)
+    members = [
+        {"name": m.name, "size": m.size, "compressed_size": m.compressed_size, "crc32": f"{m.crc32:08x}"}
+        for m in contents.members
+    ]
+    if sha256:
+        for member in members:
+            member["sha256"] = contents.member_sha256(member["name"])
     info: dict[str, Any] = {
         "path": str(path),
         "kind": contents.kind,
         "spec_version": spec.version,
         "zen_blue_min": spec.min_zen_blue,
         "zen_core_min": spec.min_zen_core,
+        "size": path.stat().st_size,
+        **({"sha256": sha256_file(path)} if sha256 else {}),
         "metadata": contents.metadata,
-        "members": [{"name": m.name, "size": m.size, "sha256": m.sha256} for m in contents.members],
+        "members": members,
         "license_member": contents.license_member,
         "model_member": contents.model_member,
         "model_is_savedmodel": contents.model_is_savedmodel,
     }
     if not contents.model_is_savedmodel:
-        # The weights are not needed to describe the interface: parse the model without their payloads.
-        model = outline(contents.read_model())
+        from google.protobuf.message import DecodeError
+
+        try:
+            with open_member(path, contents.model_member, verify=False) as reader:
+                model = read_outline(reader, reader.size).model
+        except (DecodeError, ValueError) as exc:
+            raise InvalidModelError(
+                f"{contents.model_member} is not an ONNX model: {exc}", file=str(path)
+            ) from None
         info["onnx"] = {
             "opset": default_opset(model),
             "ir_version": model.ir_version,
@@ -189,13 +214,6 @@ def inspect_file(path: Path) -> dict[str, Any]:
                 for v in model.graph.output
             ],
             "nodes": len(model.graph.node),
-            "parameters": int(sum(_elements(t.dims) for t in model.graph.initializer)),
+            "parameters": sum(math.prod(t.dims) for t in model.graph.initializer),
         }
     return info
-
-
-def _elements(dims: Any) -> int:
-    count = 1
-    for d in dims:
-        count *= d
-    return count

@@ -64,13 +64,21 @@ def print_inspection(console: Console, info: dict[str, Any]) -> None:
 
     console.print(f"[bold]{info['path']}[/] ({info['kind']}, spec {info['spec_version']})", highlight=False)
     console.print(f"  read by ZEN blue >= {info['zen_blue_min']}, ZEN core >= {info['zen_core_min']}")
+    console.print(
+        f"  {info['size']} bytes" + (f", sha256 {info['sha256']}" if "sha256" in info else ""),
+        highlight=False,
+    )
     meta = Table("field", "value", title="metadata", title_justify="left")
     for key, value in info["metadata"].items():
         meta.add_row(key, json.dumps(value) if not isinstance(value, str) else value)
     console.print(meta)
-    members = Table("member", "size", "sha256", title="members", title_justify="left")
+    hashed = "sha256" in info
+    members = Table(
+        "member", "size", "crc32", *(["sha256"] if hashed else []), title="members", title_justify="left"
+    )
     for member in info["members"]:
-        members.add_row(member["name"], str(member["size"]), member["sha256"])
+        row = [member["name"], str(member["size"]), member["crc32"]]
+        members.add_row(*row, *([member["sha256"]] if hashed else []))
     console.print(members)
     onnx_info = info.get("onnx")
     if onnx_info:

@@ -205,7 +205,7 @@ def test_validate_and_inspect_json(example_czann: Path) -> None:
     info = json.loads(done.stdout)
     assert info["spec_version"] == "2.1.0" and info["zen_blue_min"] == "3.13"
     assert [m["name"] for m in info["members"]] == ["model.json", "model.model", "license.txt"]
-    assert all(len(m["sha256"]) == 64 for m in info["members"])
+    assert all(len(m["crc32"]) == 8 for m in info["members"]) and info["size"] == example_czann.stat().st_size
     assert info["onnx"]["inputs"][0]["shape"][-1] == 3 and info["onnx"]["ir_version"] == 8
 
 

@@ -155,9 +155,18 @@ def check_onnx_structure(
             **where,
         )
     if full_check:
-        try:
-            onnx.checker.check_model(serialized if serialized is not None else model, full_check=True)
-        except onnx.checker.ValidationError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            report.error("onnx-checker", f"onnx.checker: {first}", **where)
+        report.extend(run_onnx_checker(serialized if serialized is not None else model, file=file))
+    return report
+
+
+def run_onnx_checker(model: onnx.ModelProto | bytes, *, file: str | None = None) -> Report:
+    """onnx.checker with strict shape inference; its first line of complaint as a finding."""
+    import onnx
+
+    report = Report()
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        report.error("onnx-checker", f"onnx.checker: {first}", file=file)
     return report

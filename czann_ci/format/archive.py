@@ -20,6 +20,7 @@ from typing import IO, Any
 
 from czann_ci.errors import InvalidModelError, UsageError
 from czann_ci.format.legacy import parse_legacy_xml
+from czann_ci.format.member_reader import DAMAGED_MEMBER_ERRORS
 
 MODEL_JSON = "model.json"
 MODEL_MEMBER = "model.model"
@@ -118,7 +119,7 @@ class Member:
     name: str
     size: int
     compressed_size: int
-    sha256: str
+    crc32: int  # from the ZIP directory; checked against the bytes whenever a member is read through zipfile
 
 
 @dataclass
@@ -134,13 +135,25 @@ class ArchiveContents:
     license_member: str | None
     model_is_savedmodel: bool
     problems: list[tuple[str, str]] = field(default_factory=list)  # (member or field, message)
-    model_bytes: bytes | None = None  # kept when read_archive(keep_model=True): the member is read once
 
     def read_model(self) -> bytes:
-        if self.model_bytes is not None:
-            return self.model_bytes
-        with zipfile.ZipFile(self.path) as archive:
-            return archive.read(self.model_member)
+        try:
+            with zipfile.ZipFile(self.path) as archive:
+                return archive.read(self.model_member)
+        except DAMAGED_MEMBER_ERRORS as exc:
+            raise InvalidModelError(
+                f"member {self.model_member} is damaged: {exc}", file=str(self.path)
+            ) from None
+
+    def member_sha256(self, name: str) -> str:
+        digest = hashlib.sha256()
+        try:
+            with zipfile.ZipFile(self.path) as archive, archive.open(name) as stream:
+                for block in iter(lambda: stream.read(_CHUNK), b""):
+                    digest.update(block)
+        except DAMAGED_MEMBER_ERRORS as exc:
+            raise InvalidModelError(f"member {name} is damaged: {exc}", file=str(self.path)) from None
+        return digest.hexdigest()
 
 
 def _is_unsafe_name(name: str) -> bool:
@@ -156,11 +169,15 @@ def _model_member_name(names: list[str]) -> str | None:
     return models[0] if len(models) == 1 else None
 
 
-def read_archive(path: Path, *, keep_model: bool = False) -> ArchiveContents:
-    """Open a .czann/.czseg/.czmodel and read its metadata and member list (every member hashed once).
+def _read_small_member(archive: zipfile.ZipFile, name: str, where: str) -> bytes:
+    try:
+        return archive.read(name)
+    except DAMAGED_MEMBER_ERRORS as exc:
+        raise InvalidModelError(f"member {name} is damaged: {exc}", file=where) from None
 
-    ``keep_model`` keeps the model member's bytes from that one read, for callers that parse the model.
-    """
+
+def read_archive(path: Path) -> ArchiveContents:
+    """Open a .czann/.czseg/.czmodel and read its member list and metadata; the model member is not read."""
     where = str(path)
     if not path.is_file():
         raise UsageError("file not found", file=where)
@@ -174,19 +191,7 @@ def read_archive(path: Path, *, keep_model: bool = False) -> ArchiveContents:
         infos = archive.infolist()
         if len(infos) > _MAX_MEMBERS:
             raise InvalidModelError(f"{len(infos)} members; a model archive has at most 4", file=where)
-        members = []
-        kept: bytes | None = None
-        wanted = _model_member_name([info.filename for info in infos]) if keep_model else None
-        for info in infos:
-            if info.filename == wanted:
-                kept = archive.read(info)
-                digest = hashlib.sha256(kept)
-            else:
-                digest = hashlib.sha256()
-                with archive.open(info) as stream:
-                    for block in iter(lambda s=stream: s.read(_CHUNK), b""):
-                        digest.update(block)
-            members.append(Member(info.filename, info.file_size, info.compress_size, digest.hexdigest()))
+        members = [Member(i.filename, i.file_size, i.compress_size, i.CRC) for i in infos]
         names = [m.name for m in members]
         problems = [
             (name, "unsafe member name (absolute or parent path)") for name in names if _is_unsafe_name(name)
@@ -196,7 +201,7 @@ def read_archive(path: Path, *, keep_model: bool = False) -> ArchiveContents:
             if model_member not in names:
                 raise InvalidModelError(f"has {MODEL_JSON} but no {MODEL_MEMBER}", file=where)
             try:
-                metadata = json.loads(archive.read(MODEL_JSON).decode("utf-8"))
+                metadata = json.loads(_read_small_member(archive, MODEL_JSON, where).decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise InvalidModelError(f"{MODEL_JSON} is not valid JSON: {exc}", file=where) from None
             if not isinstance(metadata, dict):
@@ -213,7 +218,9 @@ def read_archive(path: Path, *, keep_model: bool = False) -> ArchiveContents:
             model_member = metadata_member[: -len(".xml")] + ".model"
             if model_member not in names:
                 raise InvalidModelError(f"has {metadata_member} but no {model_member}", file=where)
-            metadata = parse_legacy_xml(archive.read(metadata_member), f"{where}:{metadata_member}")
+            metadata = parse_legacy_xml(
+                _read_small_member(archive, metadata_member, where), f"{where}:{metadata_member}"
+            )
             model_id = metadata_member[: -len(".xml")]
             if f"modelid={model_id}" not in names:
                 problems.append((f"modelid={model_id}", "the empty model id marker member is missing"))
@@ -241,7 +248,6 @@ def read_archive(path: Path, *, keep_model: bool = False) -> ArchiveContents:
         license_member=license_member,
         model_is_savedmodel=model_is_savedmodel,
         problems=problems,
-        model_bytes=kept if wanted == model_member else None,
     )
 
 

@@ -1,32 +1,61 @@
-"""An ONNX model's outline: the model with its tensor payloads left out, parsed without copying weights.
+"""An ONNX model's outline: the model without its large weight payloads, parsed from a stream.
 
-`inspect` needs the graph's interface, opset and tensor shapes, not the weights. Parsing a 400 MB model
-costs as much as reading it again; skipping the payload fields at the protobuf wire level costs nothing.
+The readers need a model's graph, interface, opset and tensor shapes, not its weights. This parser walks the
+protobuf wire format and passes over each large initializer payload (``skip``: a seek on a stored member),
+recording only its field and byte length, so that a 400 MB model costs a few kilobytes of reading.
+onnx then parses the rest. Payloads up to KEEP_PAYLOAD_BYTES stay: shape tensors feed shape inference.
+
 Field numbers are ONNX's (onnx.proto): ModelProto.graph = 7, GraphProto.initializer = 5, and in
-TensorProto the payloads float_data 4, int32_data 5, string_data 6, int64_data 7, raw_data 9,
-double_data 10, uint64_data 11.
+TensorProto the fixed-width payloads float_data 4 (packed fixed32), raw_data 9 and double_data 10
+(packed fixed64). Varint-packed payloads (int32_data, int64_data, uint64_data) are kept: their element
+count cannot be known without reading them, and large weights are not stored that way.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import onnx
 
+KEEP_PAYLOAD_BYTES = 4096
 _MODEL_GRAPH, _GRAPH_INITIALIZER = 7, 5
-_TENSOR_PAYLOADS = frozenset({4, 5, 6, 7, 9, 10, 11})
+_DROPPABLE = {4: "float_data", 9: "raw_data", 10: "double_data"}
+_LENGTH_DELIMITED, _VARINT, _FIXED64, _FIXED32 = 2, 0, 1, 5
 
 
-def _varint(data: memoryview, position: int) -> tuple[int, int]:
-    value = shift = 0
+class ByteSource(Protocol):
+    def read(self, count: int) -> bytes: ...
+
+    def skip(self, count: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class DroppedPayload:
+    field: str  # "raw_data", "float_data" or "double_data"
+    size: int  # bytes
+
+
+@dataclass
+class Outline:
+    model: onnx.ModelProto  # every top-level initializer keeps name, type and dims; large payloads are gone
+    dropped: dict[str, list[DroppedPayload]] = field(default_factory=dict)  # initializer name -> payloads
+
+
+def _varint(source: ByteSource) -> tuple[int, bytes]:
+    raw = bytearray()
+    value = 0
     while True:
-        byte = data[position]
-        position += 1
-        value |= (byte & 0x7F) << shift
+        byte = source.read(1)[0]
+        value |= (byte & 0x7F) << (7 * len(raw))
+        raw.append(byte)
         if byte < 0x80:
-            return value, position
-        shift += 7
+            return value, bytes(raw)
+        if len(raw) == 10:
+            raise ValueError("malformed protobuf varint")
 
 
 def _encode_varint(value: int) -> bytes:
@@ -34,64 +63,91 @@ def _encode_varint(value: int) -> bytes:
     while True:
         byte = value & 0x7F
         value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
+        if not value:
             out.append(byte)
             return bytes(out)
+        out.append(byte | 0x80)
 
 
-def _fields(data: memoryview):
-    """(field number, raw record bytes, payload view or None) for each field of a message."""
-    position = 0
-    while position < len(data):
-        start = position
-        key, position = _varint(data, position)
+# For a length-delimited field: (number, length) -> replacement bytes, or None to leave the field out.
+# The handler consumes exactly `length` bytes from the source.
+FieldHandler = Callable[[int, int], "bytes | None"]
+
+
+def _copy_message(source: ByteSource, length: int, handle: FieldHandler) -> bytes:
+    parts: list[bytes] = []
+    left = length
+    while left > 0:
+        key, key_raw = _varint(source)
         number, wire_type = key >> 3, key & 7
-        payload = None
-        if wire_type == 0:
-            _, position = _varint(data, position)
-        elif wire_type == 1:
-            position += 8
-        elif wire_type == 2:
-            length, position = _varint(data, position)
-            payload = data[position : position + length]
-            position += length
-        elif wire_type == 5:
-            position += 4
+        if wire_type == _LENGTH_DELIMITED:
+            size, size_raw = _varint(source)
+            left -= len(key_raw) + len(size_raw) + size
+            if left < 0:
+                raise ValueError(f"field {number} runs past the end of its message")
+            body = handle(number, size)
+            if body is not None:
+                parts += [key_raw, _encode_varint(len(body)), body]
+            continue
+        if wire_type == _VARINT:
+            value_raw = _varint(source)[1]
+        elif wire_type in (_FIXED64, _FIXED32):
+            value_raw = source.read(8 if wire_type == _FIXED64 else 4)
         else:
             raise ValueError(f"unsupported protobuf wire type {wire_type}")
-        yield number, data[start:position], payload
+        left -= len(key_raw) + len(value_raw)
+        parts += [key_raw, value_raw]
+    if left:
+        raise ValueError("a field runs past the end of its message")
+    return b"".join(parts)
 
 
-def _rewrite(data: memoryview, keep) -> bytes:
-    """The message with each length-delimited field passed through ``keep(number, payload)``."""
-    parts = []
-    for number, record, payload in _fields(data):
-        if payload is None:
-            parts.append(record)
-            continue
-        replaced = keep(number, payload)
-        if replaced is None:
-            continue
-        if replaced is payload:
-            parts.append(record)
-        else:
-            parts.append(_encode_varint(number << 3 | 2) + _encode_varint(len(replaced)) + replaced)
-    return b"".join(bytes(p) for p in parts)
+def read_outline(source: ByteSource, size: int) -> Outline:
+    """Parse ``size`` bytes of a serialized ModelProto from ``source``, passing over large initializer payloads.
 
-
-def outline(model_bytes: bytes) -> onnx.ModelProto:
-    """The ModelProto with every top-level initializer's payload dropped (names, types and dims kept)."""
+    Raises ValueError (or protobuf's DecodeError, a subclass of Exception) when the bytes are not a model.
+    """
     import onnx
 
-    def tensor(number: int, payload: memoryview):
-        return None if number in _TENSOR_PAYLOADS else payload
+    dropped_by_position: list[list[DroppedPayload]] = []
 
-    def graph(number: int, payload: memoryview):
-        return _rewrite(payload, tensor) if number == _GRAPH_INITIALIZER else payload
+    def tensor(number: int, length: int) -> bytes | None:
+        if number in _DROPPABLE and length > KEEP_PAYLOAD_BYTES:
+            source.skip(length)
+            dropped_by_position[-1].append(DroppedPayload(_DROPPABLE[number], length))
+            return None
+        return source.read(length)
 
-    def model(number: int, payload: memoryview):
-        return _rewrite(payload, graph) if number == _MODEL_GRAPH else payload
+    def graph(number: int, length: int) -> bytes | None:
+        if number == _GRAPH_INITIALIZER:
+            dropped_by_position.append([])
+            return _copy_message(source, length, tensor)
+        return source.read(length)
 
-    return onnx.ModelProto.FromString(_rewrite(memoryview(model_bytes), model))
+    def model(number: int, length: int) -> bytes | None:
+        if number == _MODEL_GRAPH:
+            return _copy_message(source, length, graph)
+        return source.read(length)
+
+    proto = onnx.ModelProto.FromString(_copy_message(source, size, model))
+    dropped = {t.name: d for t, d in zip(proto.graph.initializer, dropped_by_position, strict=True) if d}
+    return Outline(proto, dropped)
+
+
+class _BytesSource:
+    def __init__(self, data: bytes) -> None:
+        self._stream = io.BytesIO(data)
+
+    def read(self, count: int) -> bytes:
+        data = self._stream.read(count)
+        if len(data) != count:
+            raise ValueError("the model's bytes end inside a field")
+        return data
+
+    def skip(self, count: int) -> None:
+        self.read(count)
+
+
+def outline(model_bytes: bytes) -> Outline:
+    """The outline of a serialized model held in memory."""
+    return read_outline(_BytesSource(model_bytes), len(model_bytes))
