@@ -33,6 +33,9 @@ class OnnxRunner:
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        # The arena keeps the activations' memory after a run, while the source model's reference run
+        # follows: without it the 30M U-Net's conversion peaks at 1.76 GB instead of 2.03 GB, same time.
+        options.enable_cpu_mem_arena = False
         self.session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 
