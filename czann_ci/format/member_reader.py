@@ -2,8 +2,9 @@
 
 The readers need the small parts of a model (graph, interface, tensor headers) and not its weights, which
 are almost all of a large file. `open_member(..., verify=False)` reads a stored member straight from the
-file and `skip()` seeks, so the weights are never read. `verify=True` (and any compressed member) goes
-through zipfile: `skip()` reads and discards, and the CRC-32 is checked once the member is read to the end.
+file and `skip()` seeks, so the weights are never read. With `verify=True` every byte is read (skipped
+ones into a scratch buffer, never kept) and the CRC-32 the ZIP directory records is checked at the end.
+A compressed member always goes through zipfile, which decompresses and checks it itself.
 """
 
 from __future__ import annotations
