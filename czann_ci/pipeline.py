@@ -416,6 +416,18 @@ def _resolve_inputs(options: ConvertOptions) -> tuple[MetadataFile, Path | Any, 
     return meta, source, model_format, Path(license_file) if license_file else None
 
 
+def _output_path(options: ConvertOptions, meta: MetadataFile, source: Path | Any, out_format: str) -> Path:
+    return Path(options.output or Path.cwd() / f"{default_output_name(meta, source)}.{out_format}")
+
+
+def _refuse_existing_output(path: Path, *, force: bool) -> None:
+    """Before any work: a conversion can take minutes. The writer checks again (atomic_output)."""
+    if path.is_dir():
+        raise UsageError("output is a folder, expected a file path", file=str(path))
+    if path.exists() and not force:
+        raise UsageError("output exists; pass --force to overwrite it", file=str(path))
+
+
 def convert_model(options: ConvertOptions, progress: Progress | None = None) -> ConversionResult:
     """Convert, check and write; raises CzannError subclasses (nothing is written on failure)."""
     step = progress or (lambda message: None)
@@ -435,6 +447,7 @@ def convert_model(options: ConvertOptions, progress: Progress | None = None) -> 
             "(Type, InputShape, OutputShape, ...)",
             file=str(meta.path),
         )
+    _refuse_existing_output(_output_path(options, meta, source, out_format), force=options.force)
     forced_spec = "1.0.0" if options.savedmodel else options.spec
     spec = choose_spec(spec=forced_spec, zen_blue=options.zen_blue, zen_core=options.zen_core, legacy=legacy)
     assert spec.default_opset is not None
@@ -535,8 +548,7 @@ def convert_model(options: ConvertOptions, progress: Progress | None = None) -> 
     exported.reference = None
     exported.keep_alive = None
 
-    output_path = options.output or Path.cwd() / f"{default_output_name(meta, source)}.{out_format}"
-    output_path = Path(output_path)
+    output_path = _output_path(options, meta, source, out_format)
     step(f"writing {output_path}")
     if legacy:
         assert meta.legacy is not None
@@ -672,7 +684,7 @@ def _convert_savedmodel_payload(
         "savedmodel",
         "the model is a zipped TensorFlow SavedModel (spec 1.0.0); ZEN also reads ONNX, which czann-ci checks more deeply",
     )
-    output_path = Path(options.output or Path.cwd() / f"{default_output_name(meta, source)}.czann")
+    output_path = _output_path(options, meta, source, "czann")
     step(f"writing {output_path}")
     metadata = _write_czann(output_path, fields, spec, payload, license_file, options.force)
     notes = ["packed a zipped TensorFlow SavedModel instead of ONNX (--savedmodel)"]

@@ -109,6 +109,7 @@ def test_existing_output_not_overwritten_without_force(tmp_path: Path, example_c
     )
     assert done.returncode == 2
     assert "output exists; pass --force to overwrite it" in done.stderr
+    assert "converting" not in done.stderr  # refused before any work, not after a long conversion
     assert target.read_bytes() == b"precious"
     done = czann(
         "convert",
