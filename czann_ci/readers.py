@@ -33,12 +33,12 @@ def _archive_spec(contents: ArchiveContents) -> FormatSpec:
     return known[version]
 
 
-def _read_outline(contents: ArchiveContents, report: Report, where: str, *, verify: bool) -> Outline | None:
-    """The model's outline, or None with an onnx-parse finding; ``verify`` reads every byte and checks the CRC."""
+def _read_outline(contents: ArchiveContents, report: Report, where: str) -> Outline | None:
+    """The model's outline (every byte read once, the CRC-32 checked), or None with an onnx-parse finding."""
     from google.protobuf.message import DecodeError
 
     try:
-        with open_member(contents.path, contents.model_member, verify=verify) as reader:
+        with open_member(contents.path, contents.model_member, verify=True) as reader:
             return read_outline(reader, reader.size)
     except (DecodeError, ValueError) as exc:
         report.error("onnx-parse", f"{contents.model_member} is not an ONNX model: {exc}", file=where)
@@ -120,7 +120,7 @@ def validate_file(
             input_shape, output_shape = shapes
     if contents.model_is_savedmodel:
         return report
-    light = _read_outline(contents, report, where, verify=True)
+    light = _read_outline(contents, report, where)
     if contents.kind == "legacy":
         model_type = ModelType.MULTI_CLASS_SEMANTIC_SEGMENTATION
         shapes_from_model = _legacy_checks(contents, light.model if light else None, report, where)
