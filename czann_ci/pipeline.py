@@ -21,7 +21,13 @@ from czann_ci.checks.rules import check_metadata_rules
 from czann_ci.checks.runtime import OnnxRunner, check_runtime
 from czann_ci.checks.schema import check_schema
 from czann_ci.errors import InvalidModelError, UsageError
-from czann_ci.format.archive import model_json_bytes, sha256_file, write_czann, write_legacy
+from czann_ci.format.archive import (
+    model_json_bytes,
+    refuse_existing_output,
+    sha256_file,
+    write_czann,
+    write_legacy,
+)
 from czann_ci.format.legacy import legacy_xml_bytes
 from czann_ci.format.metadata import (
     CzannMetadata,
@@ -420,14 +426,6 @@ def _output_path(options: ConvertOptions, meta: MetadataFile, source: Path | Any
     return Path(options.output or Path.cwd() / f"{default_output_name(meta, source)}.{out_format}")
 
 
-def _refuse_existing_output(path: Path, *, force: bool) -> None:
-    """Before any work: a conversion can take minutes. The writer checks again (atomic_output)."""
-    if path.is_dir():
-        raise UsageError("output is a folder, expected a file path", file=str(path))
-    if path.exists() and not force:
-        raise UsageError("output exists; pass --force to overwrite it", file=str(path))
-
-
 def convert_model(options: ConvertOptions, progress: Progress | None = None) -> ConversionResult:
     """Convert, check and write; raises CzannError subclasses (nothing is written on failure)."""
     step = progress or (lambda message: None)
@@ -447,7 +445,8 @@ def convert_model(options: ConvertOptions, progress: Progress | None = None) -> 
             "(Type, InputShape, OutputShape, ...)",
             file=str(meta.path),
         )
-    _refuse_existing_output(_output_path(options, meta, source, out_format), force=options.force)
+    # Before any work (a conversion can take minutes); the writer checks again.
+    refuse_existing_output(_output_path(options, meta, source, out_format), force=options.force)
     forced_spec = "1.0.0" if options.savedmodel else options.spec
     spec = choose_spec(spec=forced_spec, zen_blue=options.zen_blue, zen_core=options.zen_core, legacy=legacy)
     assert spec.default_opset is not None

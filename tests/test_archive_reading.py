@@ -184,3 +184,15 @@ def test_not_an_onnx_model_is_one_line(tmp_path: Path) -> None:
     done = czann("inspect", str(path))
     assert done.returncode == 1 and "model.model is not an ONNX model" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_unpacking_a_damaged_archive_leaves_nothing_behind(tmp_path: Path) -> None:
+    path = _archive(tmp_path, _model())
+    data = bytearray(path.read_bytes())
+    data[bytes(data).index(_weights(_model()).raw_data[:64]) + 1000] ^= 0x01
+    path.write_bytes(bytes(data))
+    target = tmp_path / "unpacked"
+    done = czann("unpack", str(path), str(target))
+    assert done.returncode == 1 and "member model.model is damaged" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert list(target.iterdir()) == []  # model.json, read before the damaged member, was not left either

@@ -13,14 +13,14 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from czann_ci.errors import InvalidModelError, UsageError
 from czann_ci.format.legacy import parse_legacy_xml
-from czann_ci.format.member_reader import DAMAGED_MEMBER_ERRORS
+from czann_ci.format.member_reader import reporting_damage
 
 MODEL_JSON = "model.json"
 MODEL_MEMBER = "model.model"
@@ -53,13 +53,17 @@ def _write_member(archive: zipfile.ZipFile, name: str, content: bytes | Path) ->
         archive.writestr(info, content)
 
 
+def refuse_existing_output(path: Path, *, force: bool) -> None:
+    if path.is_dir():
+        raise UsageError("output is a folder, expected a file path", file=str(path))
+    if path.exists() and not force:
+        raise UsageError("output exists; pass --force to overwrite it", file=str(path))
+
+
 @contextmanager
 def atomic_output(path: Path, *, force: bool) -> Iterator[IO[bytes]]:
     """A temporary file beside ``path`` that replaces it only when the block succeeds."""
-    if path.exists() and not force:
-        raise UsageError("output exists; pass --force to overwrite it", file=str(path))
-    if path.is_dir():
-        raise UsageError("output is a folder, expected a file path", file=str(path))
+    refuse_existing_output(path, force=force)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
@@ -106,12 +110,16 @@ def write_legacy(
         _write_member(archive, f"modelid={model_id}", b"")
 
 
-def sha256_file(path: Path) -> str:
+def _sha256_of(stream: IO[bytes]) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(_CHUNK), b""):
-            digest.update(block)
+    for block in iter(lambda: stream.read(_CHUNK), b""):
+        digest.update(block)
     return digest.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    with path.open("rb") as stream:
+        return _sha256_of(stream)
 
 
 @dataclass(frozen=True)
@@ -137,43 +145,22 @@ class ArchiveContents:
     problems: list[tuple[str, str]] = field(default_factory=list)  # (member or field, message)
 
     def read_model(self) -> bytes:
-        try:
-            with zipfile.ZipFile(self.path) as archive:
-                return archive.read(self.model_member)
-        except DAMAGED_MEMBER_ERRORS as exc:
-            raise InvalidModelError(
-                f"member {self.model_member} is damaged: {exc}", file=str(self.path)
-            ) from None
+        with reporting_damage(self.model_member, self.path), zipfile.ZipFile(self.path) as archive:
+            return archive.read(self.model_member)
 
     def member_sha256(self, name: str) -> str:
-        digest = hashlib.sha256()
-        try:
-            with zipfile.ZipFile(self.path) as archive, archive.open(name) as stream:
-                for block in iter(lambda: stream.read(_CHUNK), b""):
-                    digest.update(block)
-        except DAMAGED_MEMBER_ERRORS as exc:
-            raise InvalidModelError(f"member {name} is damaged: {exc}", file=str(self.path)) from None
-        return digest.hexdigest()
+        with (
+            reporting_damage(name, self.path),
+            zipfile.ZipFile(self.path) as archive,
+            archive.open(name) as stream,
+        ):
+            return _sha256_of(stream)
 
 
 def _is_unsafe_name(name: str) -> bool:
     return (
         name.startswith(("/", "\\")) or "\\" in name or ".." in name.split("/") or ":" in name.split("/")[0]
     )
-
-
-def _model_member_name(names: list[str]) -> str | None:
-    if MODEL_MEMBER in names:
-        return MODEL_MEMBER
-    models = [n for n in names if n.endswith(".model") and "/" not in n]
-    return models[0] if len(models) == 1 else None
-
-
-def _read_small_member(archive: zipfile.ZipFile, name: str, where: str) -> bytes:
-    try:
-        return archive.read(name)
-    except DAMAGED_MEMBER_ERRORS as exc:
-        raise InvalidModelError(f"member {name} is damaged: {exc}", file=where) from None
 
 
 def read_archive(path: Path) -> ArchiveContents:
@@ -201,7 +188,8 @@ def read_archive(path: Path) -> ArchiveContents:
             if model_member not in names:
                 raise InvalidModelError(f"has {MODEL_JSON} but no {MODEL_MEMBER}", file=where)
             try:
-                metadata = json.loads(_read_small_member(archive, MODEL_JSON, where).decode("utf-8"))
+                with reporting_damage(MODEL_JSON, path):
+                    metadata = json.loads(archive.read(MODEL_JSON).decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise InvalidModelError(f"{MODEL_JSON} is not valid JSON: {exc}", file=where) from None
             if not isinstance(metadata, dict):
@@ -218,9 +206,9 @@ def read_archive(path: Path) -> ArchiveContents:
             model_member = metadata_member[: -len(".xml")] + ".model"
             if model_member not in names:
                 raise InvalidModelError(f"has {metadata_member} but no {model_member}", file=where)
-            metadata = parse_legacy_xml(
-                _read_small_member(archive, metadata_member, where), f"{where}:{metadata_member}"
-            )
+            with reporting_damage(metadata_member, path):
+                xml = archive.read(metadata_member)
+            metadata = parse_legacy_xml(xml, f"{where}:{metadata_member}")
             model_id = metadata_member[: -len(".xml")]
             if f"modelid={model_id}" not in names:
                 problems.append((f"modelid={model_id}", "the empty model id marker member is missing"))
@@ -274,11 +262,12 @@ def unpack_archive(path: Path, target_dir: Path, *, force: bool = False) -> Unpa
             LICENSE_MEMBER if _is_unsafe_name(contents.license_member) else Path(contents.license_member).name
         )
     for destination in outputs.values():
-        if destination.exists() and not force:
-            raise UsageError("exists; pass --force to overwrite", file=str(destination))
-    with zipfile.ZipFile(path) as archive:
+        refuse_existing_output(destination, force=force)
+    # Every member goes to a temporary file first; all are renamed into place only when all were read.
+    with zipfile.ZipFile(path) as archive, ExitStack() as pending:
         for member, destination in outputs.items():
-            with archive.open(member) as source, atomic_output(destination, force=True) as target:
+            target = pending.enter_context(atomic_output(destination, force=force))
+            with reporting_damage(member, path), archive.open(member) as source:
                 shutil.copyfileobj(source, target, _CHUNK)
     return UnpackedModel(
         metadata_path=outputs[contents.metadata_member],

@@ -22,7 +22,16 @@ from czann_ci.errors import InvalidModelError
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, then file name and extra field lengths at 26 and 28
 _SCRATCH_BYTES = 1 << 20
 # What zipfile raises for a member whose bytes are cut off or fail their CRC-32.
-DAMAGED_MEMBER_ERRORS = (zipfile.BadZipFile, EOFError, zlib.error)
+_DAMAGED_MEMBER_ERRORS = (zipfile.BadZipFile, EOFError, zlib.error)
+
+
+@contextmanager
+def reporting_damage(name: str, path: Path) -> Iterator[None]:
+    """zipfile's errors for a cut-off or corrupted member, as one InvalidModelError naming file and member."""
+    try:
+        yield
+    except _DAMAGED_MEMBER_ERRORS as exc:
+        raise InvalidModelError(f"member {name} is damaged: {exc}", file=str(path)) from None
 
 
 class MemberReader:
@@ -103,25 +112,22 @@ def _data_offset(raw: IO[bytes], info: zipfile.ZipInfo, where: str) -> int:
 def open_member(path: Path, name: str, *, verify: bool) -> Iterator[MemberReader]:
     """A MemberReader over member ``name``; with ``verify`` the whole member is read and its CRC-32 checked."""
     where = str(path)
-    try:
-        with zipfile.ZipFile(path) as archive:
-            info = archive.getinfo(name)
-            if info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1:
-                # Stored: read the file directly, seeking past what is not needed, or summing it ourselves
-                # (zipfile's stream is a third slower here for the many small reads of a parse).
-                with open(path, "rb") as raw:
-                    raw.seek(_data_offset(raw, info, where))
-                    reader = MemberReader(
-                        raw, info.file_size, seekable=True, expected_crc=info.CRC if verify else None
-                    )
-                    yield reader
-                    if verify:
-                        reader.finish()
-                return
-            with archive.open(info) as stream:
-                reader = MemberReader(stream, info.file_size, seekable=False)
+    with reporting_damage(name, path), zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(name)
+        if info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1:
+            # Stored: read the file directly, seeking past what is not needed, or summing it ourselves
+            # (zipfile's stream is a third slower here for the many small reads of a parse).
+            with open(path, "rb") as raw:
+                raw.seek(_data_offset(raw, info, where))
+                reader = MemberReader(
+                    raw, info.file_size, seekable=True, expected_crc=info.CRC if verify else None
+                )
                 yield reader
                 if verify:
                     reader.finish()
-    except DAMAGED_MEMBER_ERRORS as exc:
-        raise InvalidModelError(f"member {name} is damaged: {exc}", file=where) from None
+            return
+        with archive.open(info) as stream:
+            reader = MemberReader(stream, info.file_size, seekable=False)
+            yield reader
+            if verify:
+                reader.finish()
