@@ -35,12 +35,10 @@ def _archive_spec(contents: ArchiveContents) -> FormatSpec:
 
 def _read_outline(contents: ArchiveContents, report: Report, where: str) -> Outline | None:
     """The model's outline (every byte read once, the CRC-32 checked), or None with an onnx-parse finding."""
-    from google.protobuf.message import DecodeError
-
     try:
         with open_member(contents.path, contents.model_member, verify=True) as reader:
             return read_outline(reader, reader.size)
-    except (DecodeError, ValueError) as exc:
+    except ValueError as exc:
         report.error("onnx-parse", f"{contents.model_member} is not an ONNX model: {exc}", file=where)
         return None
 
@@ -184,12 +182,10 @@ def inspect_file(path: Path, *, sha256: bool = False) -> dict[str, Any]:
         "model_is_savedmodel": contents.model_is_savedmodel,
     }
     if not contents.model_is_savedmodel:
-        from google.protobuf.message import DecodeError
-
         try:
             with open_member(path, contents.model_member, verify=False) as reader:
                 model = read_outline(reader, reader.size).model
-        except (DecodeError, ValueError) as exc:
+        except ValueError as exc:
             raise InvalidModelError(
                 f"{contents.model_member} is not an ONNX model: {exc}", file=str(path)
             ) from None

@@ -105,9 +105,10 @@ def _copy_message(source: ByteSource, length: int, handle: FieldHandler) -> byte
 def read_outline(source: ByteSource, size: int) -> Outline:
     """Parse ``size`` bytes of a serialized ModelProto from ``source``, passing over large initializer payloads.
 
-    Raises ValueError (or protobuf's DecodeError, a subclass of Exception) when the bytes are not a model.
+    Raises ValueError when the bytes are not a model.
     """
     import onnx
+    from google.protobuf.message import DecodeError
 
     dropped_by_position: list[list[DroppedPayload]] = []
 
@@ -129,7 +130,10 @@ def read_outline(source: ByteSource, size: int) -> Outline:
             return _copy_message(source, length, graph)
         return source.read(length)
 
-    proto = onnx.ModelProto.FromString(_copy_message(source, size, model))
+    try:
+        proto = onnx.ModelProto.FromString(_copy_message(source, size, model))
+    except DecodeError as exc:
+        raise ValueError(f"protobuf cannot parse it ({exc})") from None
     dropped = {t.name: d for t, d in zip(proto.graph.initializer, dropped_by_position, strict=True) if d}
     return Outline(proto, dropped)
 
