@@ -219,7 +219,10 @@ def validate(
     json_out: JsonOut = False,
     debug: Debug = False,
 ) -> None:
-    """Check an existing model file against its spec, its schema and the ZEN version matrix. Exit 0 when valid, 1 when not."""
+    """Check an existing model file against its spec, its schema and the ZEN version matrix. Exit 0 when valid, 1 when not.
+
+    Every byte is read once and checked against the archive's CRC-32; the model runs once in onnxruntime unless --no-run is given.
+    """
     from czann_ci.readers import validate_file
     from czann_ci.report import print_validation, to_json
 
@@ -245,7 +248,7 @@ def inspect(
 ) -> None:
     """Show metadata, members (size, CRC-32), the ONNX interface, opset and the ZEN versions that read the file.
 
-    The weights are not read: inspecting a 400 MB model takes as long as a small one.
+    The weights are not read, so a 400 MB model takes as long as a small one; `czann validate` checks them against the archive's CRC-32.
     """
     from czann_ci.readers import inspect_file
     from czann_ci.report import print_inspection, to_json
