@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import io
+
 import onnx
 from test_onnx_import import segmentation_2d
 
-from czann_ci.format.onnx_outline import KEEP_PAYLOAD_BYTES, outline
+from czann_ci.format.member_reader import MemberReader
+from czann_ci.format.onnx_outline import KEEP_PAYLOAD_BYTES, Outline, read_outline
+
+
+def outline(data: bytes) -> Outline:
+    """The outline of a serialized model held in memory."""
+    return read_outline(MemberReader(io.BytesIO(data), len(data), seekable=True), len(data))
 
 
 def test_outline_keeps_everything_but_the_payloads(seg_sources: dict) -> None:

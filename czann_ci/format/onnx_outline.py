@@ -13,7 +13,6 @@ count cannot be known without reading them, and large weights are not stored tha
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -136,22 +135,3 @@ def read_outline(source: ByteSource, size: int) -> Outline:
         raise ValueError(f"protobuf cannot parse it ({exc})") from None
     dropped = {t.name: d for t, d in zip(proto.graph.initializer, dropped_by_position, strict=True) if d}
     return Outline(proto, dropped)
-
-
-class _BytesSource:
-    def __init__(self, data: bytes) -> None:
-        self._stream = io.BytesIO(data)
-
-    def read(self, count: int) -> bytes:
-        data = self._stream.read(count)
-        if len(data) != count:
-            raise ValueError("the model's bytes end inside a field")
-        return data
-
-    def skip(self, count: int) -> None:
-        self.read(count)
-
-
-def outline(model_bytes: bytes) -> Outline:
-    """The outline of a serialized model held in memory."""
-    return read_outline(_BytesSource(model_bytes), len(model_bytes))
