@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 from czann_ci import __version__
-from czann_ci.errors import EXIT_CODES, ConversionError, CzannError, UsageError
+from czann_ci.errors import EXIT_CODES, ConversionError, CzannError, UsageError, first_line
 
 EXIT_HELP = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items()) + "."
 
@@ -53,9 +53,8 @@ def _run(action: Callable[[], int], *, debug: bool, unexpected_code: int) -> Non
     except Exception as exc:  # a bug or an unforeseen library failure: still one line unless --debug
         if debug:
             traceback.print_exc()
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         err.print(
-            f"[bold red]error[/]: {type(exc).__name__}: {first} (rerun with --debug for the traceback)",
+            f"[bold red]error[/]: {type(exc).__name__}: {first_line(exc)} (rerun with --debug for the traceback)",
             highlight=False,
             soft_wrap=True,
         )

@@ -61,6 +61,12 @@ class PublishError(CzannError):
     exit_code = 4
 
 
+def first_line(error: object) -> str:
+    """The first non-blank line of an exception's (or any object's) text, else its type name."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
 EXIT_CODES = {
     0: "success",
     InvalidModelError.exit_code: "invalid model or metadata, or failed validation",

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from czann_ci.checks.findings import Report
+from czann_ci.errors import first_line
 from czann_ci.format.specs import FormatSpec, specs_reading_opset
 
 if TYPE_CHECKING:
@@ -167,6 +168,5 @@ def run_onnx_checker(model: onnx.ModelProto | bytes, *, file: str | None = None)
     try:
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        report.error("onnx-checker", f"onnx.checker: {first}", file=file)
+        report.error("onnx-checker", f"onnx.checker: {first_line(exc)}", file=file)
     return report

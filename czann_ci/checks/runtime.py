@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from czann_ci.checks.findings import Report
+from czann_ci.errors import first_line
 from czann_ci.format.metadata import ModelType
 
 if TYPE_CHECKING:
@@ -60,9 +61,10 @@ def check_runtime(
     try:
         output = np.asarray(run(batch))
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         report.error(
-            "runtime", f"onnxruntime could not run the model on a {list(batch.shape)} input: {first}", **where
+            "runtime",
+            f"onnxruntime could not run the model on a {list(batch.shape)} input: {first_line(exc)}",
+            **where,
         )
         return report, None
     expected = (1, *output_shape)

@@ -10,7 +10,7 @@ import numbers
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from czann_ci.errors import InvalidModelError, UsageError
+from czann_ci.errors import InvalidModelError, UsageError, first_line
 
 if TYPE_CHECKING:
     import keras
@@ -83,9 +83,8 @@ def _apply(layer: keras.layers.Layer, tensor: Any, what: str) -> Any:
     try:
         return layer(tensor)
     except ValueError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InvalidModelError(
-            f"{what} layer {layer.name!r} does not fit shape {tuple(tensor.shape)}: {first_line}",
+            f"{what} layer {layer.name!r} does not fit shape {tuple(tensor.shape)}: {first_line(exc)}",
             field=what,
         ) from exc
 

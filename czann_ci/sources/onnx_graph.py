@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from czann_ci.errors import ConversionError
+from czann_ci.errors import ConversionError, first_line
 
 if TYPE_CHECKING:
     import numpy as np
@@ -34,16 +34,6 @@ def all_names(graph: onnx.GraphProto) -> set[str]:
     for subgraph in subgraphs(graph):
         names.update(all_names(subgraph))
     return names
-
-
-def unique_name(base: str, taken: set[str]) -> str:
-    """``base``, or ``base_2``, ``base_3``... whichever is free; the result is added to ``taken``."""
-    name, counter = base, 1
-    while name in taken:
-        counter += 1
-        name = f"{base}_{counter}"
-    taken.add(name)
-    return name
 
 
 def all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
@@ -79,9 +69,3 @@ def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     if a.size == 0:
         return 0.0
     return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
-
-
-def first_line(error: object) -> str:
-    text = str(error).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__

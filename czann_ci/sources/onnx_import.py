@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from czann_ci.errors import InvalidModelError, UsageError
-from czann_ci.sources.onnx_graph import all_names, first_line, onnx_session, subgraphs, unique_name
+from czann_ci.errors import InvalidModelError, UsageError, first_line
+from czann_ci.naming import unique_name
+from czann_ci.sources.onnx_graph import all_names, onnx_session, subgraphs
 from czann_ci.sources.onnx_opset import convert_opset, default_opset
 
 if TYPE_CHECKING:

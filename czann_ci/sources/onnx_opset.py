@@ -11,8 +11,9 @@ import copy
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from czann_ci.errors import ConversionError
-from czann_ci.sources.onnx_graph import all_names, all_nodes, first_line, max_abs_diff, run_onnx, unique_name
+from czann_ci.errors import ConversionError, first_line
+from czann_ci.naming import unique_name
+from czann_ci.sources.onnx_graph import all_names, all_nodes, max_abs_diff, run_onnx
 
 if TYPE_CHECKING:
     import numpy as np

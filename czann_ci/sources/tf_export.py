@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from czann_ci.errors import ConversionError, CzannError, InvalidModelError, UsageError
+from czann_ci.naming import unique_name
 from czann_ci.sources.tf_weights import WeightValue, fold_weight_inputs
 
 if TYPE_CHECKING:
@@ -257,7 +258,7 @@ def _replace_captured_constants(
         dtype = tf.as_dtype(external.dtype).as_datatype_enum
         if _is_large(value.shape, external.dtype):
             node.attr["shape"].shape.CopyFrom(tf.TensorShape(value.shape).as_proto())
-            weights[node.name + ":0"] = (_unique(node.name, used_names), value)
+            weights[node.name + ":0"] = (unique_name(node.name, used_names), value)
         else:
             node.op = "Const"
             node.ClearField("attr")
@@ -473,7 +474,7 @@ def _replace_variable_reads(
             node.op = "Placeholder"
             node.attr["dtype"].type = dtype
             node.attr["shape"].shape.CopyFrom(tf.TensorShape(variable.shape).as_proto())
-            weights[node.name + ":0"] = (_unique(_variable_path(variable), used_names), _reader(variable))
+            weights[node.name + ":0"] = (unique_name(_variable_path(variable), used_names), _reader(variable))
         else:
             node.op = "Const"
             node.attr["dtype"].type = dtype
@@ -502,15 +503,6 @@ def _resource_readers(name: str, consumers: dict[str, list[Any]], variable: Any)
             else:
                 raise ValueError(f"variable {variable.name} is used by a {node.op} op ({node.name})")
     return found
-
-
-def _unique(name: str, used: set[str]) -> str:
-    candidate, n = name, 1
-    while candidate in used:
-        n += 1
-        candidate = f"{name}_{n}"
-    used.add(candidate)
-    return candidate
 
 
 # --- shared conversion ---------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
+from czann_ci.naming import unique_name
+
 if TYPE_CHECKING:
     import onnx
 
@@ -74,7 +76,7 @@ def fold_weight_inputs(
                 name = base_name if len(foldable) == 1 and not direct else f"{base_name}/{node.op_type}"
                 pending.append((node.output[0], _apply(node, array, constants, transpose), name))
             if direct:
-                name = _unique(base_name, taken)
+                name = unique_name(base_name, taken)
                 _add_initializer(graph, name, array)
                 renames[tensor] = name
             del array
@@ -163,12 +165,3 @@ def _apply(
     for axis in sorted(a % rank for a in axes):
         array = np.expand_dims(array, axis)
     return array
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    candidate, n = name, 1
-    while candidate in taken:
-        n += 1
-        candidate = f"{name}_{n}"
-    taken.add(candidate)
-    return candidate

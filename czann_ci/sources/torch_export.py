@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from czann_ci.errors import ConversionError, InvalidModelError, UsageError
+from czann_ci.errors import ConversionError, InvalidModelError, UsageError, first_line
 from czann_ci.sources.onnx_import import PreparedOnnx, prepare_onnx_model
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ def _load_module(torch: Any, module_or_path: Any) -> tuple[Any, str]:
         loaded = torch.load(str(path), map_location="cpu", weights_only=False)
     except Exception as error:  # unpickling raises anything the file's classes raise
         raise InvalidModelError(
-            f"neither a TorchScript file nor a pickled torch module ({_first_line(error)})", file=str(path)
+            f"neither a TorchScript file nor a pickled torch module ({first_line(error)})", file=str(path)
         ) from None
     if isinstance(loaded, dict):
         raise UsageError(
@@ -187,7 +187,7 @@ def _export(torch: Any, module: Any, sample: Any, opset: int, name: str) -> Any:
             )
     except Exception as error:  # the exporter raises many unrelated types (UnsupportedOperatorError, ...)
         raise ConversionError(
-            f"torch.onnx.export failed at opset {opset}: {_first_line(error)}", file=name
+            f"torch.onnx.export failed at opset {opset}: {first_line(error)}", file=name
         ) from None
     return onnx.load_model_from_string(buffer.getvalue())
 
@@ -216,8 +216,3 @@ def _seeded_tile(input_shape: Sequence[int]) -> np.ndarray:
     import numpy as np
 
     return np.random.default_rng(0).random((1, *input_shape), dtype=np.float32)
-
-
-def _first_line(error: object) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
