@@ -8,16 +8,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from czann_ci.errors import UsageError
-from czann_ci.pipeline import LAYOUTS, OUTPUT_FORMATS
+from czann_ci.plan import LAYOUTS, OUTPUT_FORMATS, ConvertOptions
 
 MODES = ("validate", "package", "publish")
 OVERWRITE_MODES = ("never", "if-changed", "always")
 TRUE_SPELLINGS = ("true", "True", "TRUE")
 FALSE_SPELLINGS = ("false", "False", "FALSE")
-# Every input action.yml declares (tests check the two agree); argv_overrides may name only these.
+# Every input action.yml declares (tests check the two agree).
 INPUT_NAMES = (
     "model",
     "metadata",
@@ -55,16 +54,10 @@ ZEN_VERSION_RE = re.compile(r"^\d+\.\d+(\.\d+)?$")
 class InputReader:
     """Looks up an input under every spelling a runner may use, first non-empty wins."""
 
-    def __init__(self, env: Mapping[str, str], overrides: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
-        self.overrides = {_kebab(key): value for key, value in (overrides or {}).items() if value is not None}
 
     def raw(self, name: str) -> str:
-        if name in self.overrides:
-            value = self.overrides[name]
-            if isinstance(value, bool):
-                return "true" if value else "false"
-            return str(value).strip()
         upper = name.upper()
         for key in (f"INPUT_{upper}", f"INPUT_{upper.replace('-', '_')}", f"CZANN_{upper.replace('-', '_')}"):
             value = self.env.get(key, "").strip()
@@ -90,10 +83,6 @@ class InputReader:
         if value and value not in choices:
             raise UsageError(f"must be one of {', '.join(choices)}, got {value!r}", field=name)
         return value
-
-
-def _kebab(name: str) -> str:
-    return name.strip().lower().replace("_", "-")
 
 
 @dataclass(frozen=True)
@@ -139,22 +128,10 @@ class CiContext:
 class ActionInputs:
     """Every input, parsed, checked against each other and resolved against the workspace."""
 
-    metadata: Path
-    model: Path | None
-    license: Path | None
+    conversion: ConvertOptions  # what `czann convert` would be given (the output is chosen by the step)
     output: Path | None  # None: dist/<name>-<version>.<format>
-    out_format: str
-    spec: str | None
-    zen_blue: str | None
-    zen_core: str | None
-    opset: int | None
-    input_layout: str | None
-    bgr_to_rgb: bool
-    sigmoid_to_softmax: bool
-    atol: float
     mode: str
     release_tag: str
-    tag_prefix: str
     version: str
     draft: bool
     prerelease: bool
@@ -163,37 +140,15 @@ class ActionInputs:
     token: str = field(repr=False)
     token_kind: str  # job (the CI's own job token) | private (a token given as an input)
     api_url: str
-    debug: bool
+
+    @property
+    def metadata(self) -> Path:
+        return Path(self.conversion.meta)  # type: ignore[arg-type]
 
 
 def read_inputs(reader: InputReader, ctx: CiContext) -> ActionInputs:
     """Parse and cross-check the inputs; raises UsageError naming the input at fault."""
-    metadata_text = reader.text("metadata")
-    if not metadata_text:
-        raise UsageError("is required: the path of the metadata JSON", field="metadata")
-    metadata = _existing(ctx.workspace, metadata_text, "metadata")
-    model = _existing(ctx.workspace, reader.text("model"), "model") if reader.text("model") else None
-    license_file = (
-        _existing(ctx.workspace, reader.text("license"), "license") if reader.text("license") else None
-    )
-    output = (
-        _inside_workspace(ctx.workspace, reader.text("output"), "output") if reader.text("output") else None
-    )
-
-    out_format = reader.choice("format", OUTPUT_FORMATS, "czann")
-    spec = reader.text("spec") or None
-    if spec is not None and out_format != "czann":
-        raise UsageError(
-            f"is {spec!r} but format is {out_format}: the legacy formats have no model.json spec; "
-            "remove spec or set format: czann",
-            field="spec",
-        )
-    zen_blue = _zen_version(reader, "zen-blue")
-    zen_core = _zen_version(reader, "zen-core")
-    opset = _integer(reader, "opset")
-    input_layout = reader.choice("input-layout", LAYOUTS) or None
-    atol = _number(reader, "atol", 1e-4)
-
+    conversion, output = _read_conversion(reader, ctx)
     release_tag = reader.text("release-tag") or ctx.pushed_tag
     mode = reader.choice("mode", MODES) or ("publish" if ctx.pushed_tag else "package")
     if mode == "publish" and not release_tag:
@@ -202,52 +157,85 @@ def read_inputs(reader: InputReader, ctx: CiContext) -> ActionInputs:
             "(on: push: tags: ['model-v*']), set release-tag, or use mode: package",
             field="mode",
         )
-    tag_prefix = reader.text("tag-prefix", "model-v")
-    version = _version_of(release_tag, tag_prefix, ctx.commit)
-    overwrite = reader.choice("overwrite", OVERWRITE_MODES, "if-changed")
     token = reader.text("token") or ctx.default_token
     api_url = (reader.text("api-url") or ctx.api_url).rstrip("/")
     if mode == "publish":
-        if not token:
-            raise UsageError(
-                "is empty: publishing needs a token (GitHub: permissions: contents: write; "
-                "GitLab: CI_JOB_TOKEN or CZANN_TOKEN)",
-                field="token",
-            )
-        if not api_url.startswith(("http://", "https://")):
-            raise UsageError(f"must be an http(s) URL, got {api_url!r}", field="api-url")
-        if not ctx.repository:
-            raise UsageError(
-                "publishing needs the repository (GITHUB_REPOSITORY or CI_PROJECT_ID) in the environment",
-                field="mode",
-            )
+        _check_publishing(token, api_url, ctx)
     return ActionInputs(
-        metadata=metadata,
-        model=model,
-        license=license_file,
+        conversion=conversion,
         output=output,
-        out_format=out_format,
-        spec=spec,
-        zen_blue=zen_blue,
-        zen_core=zen_core,
-        opset=opset,
-        input_layout=input_layout,
-        bgr_to_rgb=reader.boolean("bgr-to-rgb"),
-        sigmoid_to_softmax=reader.boolean("sigmoid-to-softmax"),
-        atol=atol,
         mode=mode,
         release_tag=release_tag,
-        tag_prefix=tag_prefix,
-        version=version,
+        version=_version_of(release_tag, reader.text("tag-prefix", "model-v"), ctx.commit),
         draft=reader.boolean("draft"),
         prerelease=reader.boolean("prerelease"),
-        overwrite=overwrite,
+        overwrite=reader.choice("overwrite", OVERWRITE_MODES, "if-changed"),
         checksum=reader.boolean("checksum", True),
         token=token,
         token_kind="private" if reader.text("token") else "job",
         api_url=api_url,
-        debug=reader.boolean("debug"),
     )
+
+
+def _read_conversion(reader: InputReader, ctx: CiContext) -> tuple[ConvertOptions, Path | None]:
+    metadata_text = reader.text("metadata")
+    if not metadata_text:
+        raise UsageError("is required: the path of the metadata JSON", field="metadata")
+    metadata = _existing(ctx.workspace, metadata_text, "metadata")
+    model = _optional_existing(reader, ctx.workspace, "model")
+    license_file = _optional_existing(reader, ctx.workspace, "license")
+    output = (
+        _inside_workspace(ctx.workspace, reader.text("output"), "output") if reader.text("output") else None
+    )
+    out_format = reader.choice("format", OUTPUT_FORMATS, "czann")
+    spec = reader.text("spec") or None
+    if spec is not None and out_format != "czann":
+        raise UsageError(
+            f"is {spec!r} but format is {out_format}: the legacy formats have no model.json spec; "
+            "remove spec or set format: czann",
+            field="spec",
+        )
+    options = ConvertOptions(
+        meta=metadata,
+        model=model,
+        license=license_file,
+        out_format=out_format,
+        spec=spec,
+        zen_blue=_zen_version(reader, "zen-blue"),
+        zen_core=_zen_version(reader, "zen-core"),
+        opset=_integer(reader, "opset"),
+        input_layout=reader.choice("input-layout", LAYOUTS) or None,
+        bgr_to_rgb=reader.boolean("bgr-to-rgb"),
+        sigmoid_to_softmax=reader.boolean("sigmoid-to-softmax"),
+        atol=_number(reader, "atol", 1e-4),
+    )
+    return options, output
+
+
+def _check_publishing(token: str, api_url: str, ctx: CiContext) -> None:
+    if not token:
+        raise UsageError(
+            "is empty: publishing needs a token (GitHub: permissions: contents: write; "
+            "GitLab: CI_JOB_TOKEN or CZANN_TOKEN)",
+            field="token",
+        )
+    if not api_url.startswith(("http://", "https://")):
+        raise UsageError(f"must be an http(s) URL, got {api_url!r}", field="api-url")
+    if not ctx.repository:
+        raise UsageError(
+            "publishing needs the repository (GITHUB_REPOSITORY or CI_PROJECT_ID) in the environment",
+            field="mode",
+        )
+
+
+def debug_requested(reader: InputReader) -> bool:
+    """``debug: true``, read before (and whatever becomes of) the other inputs."""
+    return reader.raw("debug") in TRUE_SPELLINGS
+
+
+def _optional_existing(reader: InputReader, workspace: Path, name: str) -> Path | None:
+    text = reader.text(name)
+    return _existing(workspace, text, name) if text else None
 
 
 def _existing(workspace: Path, text: str, name: str) -> Path:
@@ -298,7 +286,7 @@ def _version_of(tag: str, prefix: str, commit: str) -> str:
         return f"dev-{commit[:7]}" if commit else "dev"
     if not tag.startswith(prefix):
         raise UsageError(
-            f"tag {tag!r} does not start with tag-prefix {prefix!r}: push a tag like {prefix}1.0.0 "
+            f"tag {tag!r} does not start with tag-prefix {prefix!r}: push a tag like {prefix}1.2.0 "
             "or set tag-prefix",
             field="release-tag",
         )

@@ -16,9 +16,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from czann_ci import __version__
-from czann_ci.errors import EXIT_CODES, ConversionError, CzannError, UsageError, first_line
+from czann_ci.errors import EXIT_CODES, CzannError, UsageError, first_line
+from czann_ci.format.specs import default_opsets_text, savedmodel_spec, spec_versions_text
+from czann_ci.render.terminal import error_line
 
 EXIT_HELP = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items()) + "."
 
@@ -46,7 +49,7 @@ def _run(action: Callable[[], int], *, debug: bool, unexpected_code: int) -> Non
     except CzannError as exc:
         if debug:
             traceback.print_exc()
-        err.print(f"[bold red]error[/]: {exc.one_line()}", highlight=False, soft_wrap=True)
+        err.print(error_line(exc.one_line()), highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except (KeyboardInterrupt, typer.Exit):
         raise
@@ -54,7 +57,7 @@ def _run(action: Callable[[], int], *, debug: bool, unexpected_code: int) -> Non
         if debug:
             traceback.print_exc()
         err.print(
-            f"[bold red]error[/]: {type(exc).__name__}: {first_line(exc)} (rerun with --debug for the traceback)",
+            error_line(f"{type(exc).__name__}: {first_line(exc)} (rerun with --debug for the traceback)"),
             highlight=False,
             soft_wrap=True,
         )
@@ -77,78 +80,98 @@ def _main(
     pass
 
 
+ModelArg = Annotated[
+    Path | None,
+    typer.Argument(
+        help="A .keras or .h5 file, a SavedModel folder or an .onnx file (omit with a conversion spec)."
+    ),
+]
+MetaOpt = Annotated[
+    Path,
+    typer.Option(
+        "--meta",
+        "-m",
+        help="Metadata JSON: model.json-style fields, a conversion spec (ModelPath, ModelMetadata) or a legacy spec.",
+    ),
+]
+OutputOpt = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Output file (default ./<ModelName>.<format>).")
+]
+FormatOpt = Annotated[str | None, typer.Option("--format", help="czann, czseg or czmodel.")]
+SpecOpt = Annotated[
+    str | None, typer.Option("--spec", help=f"model.json spec version: {spec_versions_text()}.")
+]
+LicenseOpt = Annotated[Path | None, typer.Option("--license", help="License file, stored as license.txt.")]
+OpsetOpt = Annotated[
+    int | None, typer.Option("--opset", help=f"ONNX opset (default: {default_opsets_text()}).")
+]
+SpatialDimsOpt = Annotated[
+    tuple[int, int] | None,
+    typer.Option(
+        "--spatial-dims",
+        metavar="H W",
+        help="Fix the input's height and width (fully convolutional 2D models; 3D: the Python API).",
+    ),
+]
+BgrToRgbOpt = Annotated[
+    bool, typer.Option("--bgr-to-rgb", help="Prepend a BGR->RGB channel swap (ZEN feeds BGR).")
+]
+SigmoidOpt = Annotated[
+    bool,
+    typer.Option("--sigmoid-to-softmax", help="Turn a 1-channel sigmoid output into [p, 1-p] scores."),
+]
+AtolOpt = Annotated[float, typer.Option("--atol", help="Largest accepted source-vs-ONNX difference.")]
+ModelFormatOpt = Annotated[
+    str | None,
+    typer.Option("--model-format", help="keras, h5, savedmodel, onnx or torch (default: from the path)."),
+]
+InputLayoutOpt = Annotated[
+    str | None, typer.Option("--input-layout", help="ONNX input layout: nhwc, nchw, ndhwc, ncdhw.")
+]
+OutputLayoutOpt = Annotated[str | None, typer.Option("--output-layout", help="ONNX output layout.")]
+SavedModelOpt = Annotated[
+    bool,
+    typer.Option(
+        "--savedmodel", help=f"Spec {savedmodel_spec().version} only: pack a zipped SavedModel, not ONNX."
+    ),
+]
+NoRunOpt = Annotated[
+    bool,
+    typer.Option("--no-run", help="Structure checks only: skip the inference and the fidelity comparison."),
+]
+PlanOpt = Annotated[
+    bool, typer.Option("--plan", help="Print the conversion plan (every decision, checked) and stop.")
+]
+ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output file.")]
+
+
 @app.command(epilog=EXIT_HELP)
 def convert(
-    model: Annotated[
-        Path | None,
-        typer.Argument(
-            help="A .keras or .h5 file, a SavedModel folder or an .onnx file (omit with a conversion spec)."
-        ),
-    ] = None,
-    meta: Annotated[
-        Path,
-        typer.Option(
-            "--meta",
-            "-m",
-            help="Metadata JSON: model.json-style fields, a conversion spec (ModelPath, ModelMetadata) or a legacy spec.",
-        ),
-    ] = ...,  # type: ignore[assignment]
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Output file (default ./<ModelName>.<format>).")
-    ] = None,
-    out_format: Annotated[str | None, typer.Option("--format", help="czann, czseg or czmodel.")] = None,
-    spec: Annotated[
-        str | None, typer.Option("--spec", help="model.json spec version: 1.0.0, 1.1.0, 2.0.0, 2.1.0.")
-    ] = None,
+    model: ModelArg = None,
+    meta: MetaOpt = ...,  # type: ignore[assignment]
+    output: OutputOpt = None,
+    out_format: FormatOpt = None,
+    spec: SpecOpt = None,
     zen_blue: ZenBlue = None,
     zen_core: ZenCore = None,
-    license_file: Annotated[
-        Path | None, typer.Option("--license", help="License file, stored as license.txt.")
-    ] = None,
-    opset: Annotated[
-        int | None,
-        typer.Option("--opset", help="ONNX opset (default: 12 up to spec 2.0.0, 18 for 2.1.0)."),
-    ] = None,
-    spatial_dims: Annotated[
-        tuple[int, int] | None,
-        typer.Option(
-            "--spatial-dims",
-            metavar="H W",
-            help="Fix the input's height and width (fully convolutional 2D models; 3D: the Python API).",
-        ),
-    ] = None,
-    bgr_to_rgb: Annotated[
-        bool, typer.Option("--bgr-to-rgb", help="Prepend a BGR->RGB channel swap (ZEN feeds BGR).")
-    ] = False,
-    sigmoid_to_softmax: Annotated[
-        bool,
-        typer.Option("--sigmoid-to-softmax", help="Turn a 1-channel sigmoid output into [p, 1-p] scores."),
-    ] = False,
-    atol: Annotated[float, typer.Option("--atol", help="Largest accepted source-vs-ONNX difference.")] = 1e-4,
-    model_format: Annotated[
-        str | None,
-        typer.Option("--model-format", help="keras, h5, savedmodel, onnx or torch (default: from the path)."),
-    ] = None,
-    input_layout: Annotated[
-        str | None, typer.Option("--input-layout", help="ONNX input layout: nhwc, nchw, ndhwc, ncdhw.")
-    ] = None,
-    output_layout: Annotated[str | None, typer.Option("--output-layout", help="ONNX output layout.")] = None,
-    savedmodel: Annotated[
-        bool, typer.Option("--savedmodel", help="Spec 1.0.0 only: pack a zipped SavedModel, not ONNX.")
-    ] = False,
-    no_run: Annotated[
-        bool,
-        typer.Option(
-            "--no-run", help="Structure checks only: skip the inference and the fidelity comparison."
-        ),
-    ] = False,
-    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output file.")] = False,
+    license_file: LicenseOpt = None,
+    opset: OpsetOpt = None,
+    spatial_dims: SpatialDimsOpt = None,
+    bgr_to_rgb: BgrToRgbOpt = False,
+    sigmoid_to_softmax: SigmoidOpt = False,
+    atol: AtolOpt = 1e-4,
+    model_format: ModelFormatOpt = None,
+    input_layout: InputLayoutOpt = None,
+    output_layout: OutputLayoutOpt = None,
+    savedmodel: SavedModelOpt = False,
+    no_run: NoRunOpt = False,
+    plan_only: PlanOpt = False,
+    force: ForceOpt = False,
     json_out: JsonOut = False,
     debug: Debug = False,
 ) -> None:
     """Convert a model and its metadata into a validated .czann (or legacy .czseg/.czmodel)."""
-    from czann_ci.pipeline import ConvertOptions, convert_model
-    from czann_ci.report import print_conversion, to_json
+    from czann_ci.plan import ConvertOptions
 
     options = ConvertOptions(
         meta=meta,
@@ -171,19 +194,33 @@ def convert(
         savedmodel=savedmodel,
         run=not no_run,
     )
+    _run(
+        lambda: _convert_body(options, plan_only=plan_only, json_out=json_out), debug=debug, unexpected_code=3
+    )
 
-    def body() -> int:
-        if not meta.is_file():
-            raise UsageError("metadata file not found", file=str(meta))
-        with _progress(quiet=json_out) as progress:
-            result = convert_model(options, progress=progress)
+
+def _convert_body(options: Any, *, plan_only: bool, json_out: bool) -> int:
+    from czann_ci.pipeline import convert_model
+    from czann_ci.plan import make_plan
+    from czann_ci.render.phrases import to_json
+    from czann_ci.render.terminal import print_conversion, print_plan
+
+    if not Path(options.meta).is_file():
+        raise UsageError("metadata file not found", file=str(options.meta))
+    if plan_only:
+        plan = make_plan(options)
         if json_out:
-            typer.echo(to_json(result.as_dict()))
+            typer.echo(to_json(plan.as_dict()))
         else:
-            print_conversion(err, result)
+            print_plan(out, plan)
         return 0
-
-    _run(body, debug=debug, unexpected_code=ConversionError.exit_code)
+    with _progress(quiet=json_out) as progress:
+        result = convert_model(options, progress=progress)
+    if json_out:
+        typer.echo(to_json(result.as_dict()))
+    else:
+        print_conversion(err, result)
+    return 0
 
 
 class _progress:
@@ -223,7 +260,8 @@ def validate(
     Every byte is read once and checked against the archive's CRC-32; the model runs once in onnxruntime unless --no-run is given.
     """
     from czann_ci.readers import validate_file
-    from czann_ci.report import print_validation, to_json
+    from czann_ci.render.phrases import to_json
+    from czann_ci.render.terminal import print_validation
 
     def body() -> int:
         report = validate_file(file, zen_blue=zen_blue, zen_core=zen_core, run=not no_run)
@@ -250,7 +288,8 @@ def inspect(
     The weights are not read, so a 400 MB model takes as long as a small one; `czann validate` checks them against the archive's CRC-32.
     """
     from czann_ci.readers import inspect_file
-    from czann_ci.report import print_inspection, to_json
+    from czann_ci.render.phrases import to_json
+    from czann_ci.render.terminal import print_inspection
 
     def body() -> int:
         info = inspect_file(file, sha256=sha256)
@@ -277,13 +316,13 @@ def unpack(
         unpacked = unpack_archive(file, target_dir, force=force)
         for path in (unpacked.metadata_path, unpacked.model_path, unpacked.license_path):
             if path is not None:
-                out.print(str(path), highlight=False)
+                out.print(escape(str(path)), highlight=False)
         return 0
 
     _run(body, debug=debug, unexpected_code=1)
 
 
-@app.command(epilog=EXIT_HELP + " 4 publish failed.")
+@app.command(epilog=EXIT_HELP)
 def action(debug: Debug = False) -> None:
     """Run as a CI step: read INPUT_* (GitHub) or CZANN_* (GitLab) variables, convert, validate, publish."""
     from czann_ci.action import run_action

@@ -13,6 +13,7 @@ class CzannError(Exception):
     """Base of every error a user is meant to read: one line, no traceback."""
 
     exit_code = 1
+    title = "error"  # what went wrong, in two words (annotation titles)
 
     def __init__(self, message: str, *, file: str | None = None, field: str | None = None) -> None:
         self.message = message
@@ -35,6 +36,7 @@ class InvalidModelError(CzannError):
     """The model or its metadata breaks the spec (exit 1). ``findings`` holds every problem found."""
 
     exit_code = 1
+    title = "invalid model"
 
     def __init__(
         self, message: str, *, file: str | None = None, field: str | None = None, findings: Sequence = ()
@@ -47,18 +49,21 @@ class UsageError(CzannError):
     """A bad option, a missing file, contradictory inputs (exit 2)."""
 
     exit_code = 2
+    title = "usage error"
 
 
 class ConversionError(CzannError):
     """The source model could not be turned into ONNX (exit 3)."""
 
     exit_code = 3
+    title = "conversion failed"
 
 
 class PublishError(CzannError):
     """The release or the asset upload failed (exit 4)."""
 
     exit_code = 4
+    title = "publish failed"
 
 
 def first_line(error: object) -> str:

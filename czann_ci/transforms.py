@@ -1,11 +1,7 @@
-"""czmodel-compatible pre/post-processing layers (Keras 3): ``from czann_ci.transforms import TransposeChannels``."""
+"""czmodel 3.0.1's import path ``czann_ci.transforms``: the very module ``czann_ci.compat.transforms``."""
 
-from czann_ci.sources.transforms import (
-    PerImageStandardization,
-    Scale,
-    Shift,
-    SigmoidToSoftmaxScores,
-    TransposeChannels,
-)
+import sys
 
-__all__ = ["PerImageStandardization", "Scale", "Shift", "SigmoidToSoftmaxScores", "TransposeChannels"]
+from czann_ci.compat import transforms
+
+sys.modules[__name__] = transforms

@@ -7,7 +7,10 @@ import secrets
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from czann_ci.render.annotations import Annotation
 
 
 def escape_data(text: str) -> str:
@@ -56,6 +59,11 @@ class Console:
         if title:
             props.append(f"title={escape_property(self.hide(title))}")
         self.line(f"::{level} {','.join(props)}::{escape_data(self.hide(message))}".replace(" ::", "::", 1))
+
+    def emit(self, annotation: Annotation) -> None:
+        self.annotate(
+            annotation.level, annotation.message, annotation.title, annotation.file, annotation.line
+        )
 
     @contextmanager
     def group(self, title: str) -> Iterator[None]:

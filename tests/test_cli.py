@@ -177,8 +177,11 @@ def test_errors_are_one_line_with_documented_exit_codes(
 
 def test_debug_shows_traceback(tmp_path: Path) -> None:
     (tmp_path / "fake.czann").write_text("not a zip")
-    done = czann("validate", str(tmp_path / "fake.czann"), "--debug")
+    done = czann("inspect", str(tmp_path / "fake.czann"), "--debug")
     assert done.returncode == 1 and "Traceback" in done.stderr
+    # validate reports an unreadable archive as a failed check (data, not an exception): one line each
+    done = czann("validate", str(tmp_path / "fake.czann"), "--debug")
+    assert done.returncode == 1 and "not a ZIP archive" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_help_documents_exit_codes() -> None:

@@ -11,21 +11,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from czann_ci.checks.findings import Report
 from czann_ci.checks.runtime import SEED, seeded_input
+from czann_ci.checks.summary import Status, ValidationSummary
 
 if TYPE_CHECKING:
     import numpy as np
 
 DEGENERATE_SPREAD = 1e-6
-PASSED, FAILED, NOT_ESTABLISHED = "passed", "failed", "not-established"
 # The first input is what ZEN feeds (values in [0, 1]); the second is scaled to wake up saturated or dead units.
 _INPUTS = ((0.0, 1.0), (-4.0, 4.0))
 
 
 @dataclass(frozen=True)
 class FidelityResult:
-    status: str  # passed | failed | not-established
+    status: Status  # passed | failed | not-established
     max_abs_diff: float | None
     max_rel_diff: float | None
     where: list[int] | None  # index of the worst absolute difference (with batch)
@@ -33,8 +32,12 @@ class FidelityResult:
     input_range: tuple[float, float] | None
     output_spread: float | None  # max - min of the reference output
 
+    @property
+    def established(self) -> bool:
+        return self.status is not Status.NOT_ESTABLISHED
+
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "status": self.status.value}
 
 
 def _compare(reference: np.ndarray, converted: np.ndarray) -> tuple[float, float, list[int]]:
@@ -53,11 +56,11 @@ def check_fidelity(
     input_shape: Sequence[int],
     atol: float,
     first_outputs: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[FidelityResult, Report]:
+) -> tuple[FidelityResult, ValidationSummary]:
     """Compare reference and converted outputs; ``first_outputs`` reuses outputs already computed on the seeded input."""
     import numpy as np
 
-    report = Report()
+    report = ValidationSummary()
     result: FidelityResult | None = None
     for attempt, (low, high) in enumerate(_INPUTS):
         if attempt == 0 and first_outputs is not None:
@@ -66,7 +69,7 @@ def check_fidelity(
             batch = seeded_input(input_shape, seed=SEED + attempt, low=low, high=high)
             expected, actual = np.asarray(reference(batch)), np.asarray(converted(batch))
         if expected.shape != actual.shape:
-            result = FidelityResult(FAILED, None, None, None, atol, (low, high), None)
+            result = FidelityResult(Status.FAILED, None, None, None, atol, (low, high), None)
             report.error(
                 "fidelity-shape",
                 f"the source model returns {list(expected.shape)} but the converted model {list(actual.shape)}",
@@ -75,21 +78,30 @@ def check_fidelity(
         max_abs, max_rel, where = _compare(expected, actual)
         spread = float(expected.max() - expected.min())
         degenerate = spread <= DEGENERATE_SPREAD
-        status = FAILED if max_abs > atol else (NOT_ESTABLISHED if degenerate else PASSED)
+        status = (
+            Status.FAILED if max_abs > atol else (Status.NOT_ESTABLISHED if degenerate else Status.PASSED)
+        )
         result = FidelityResult(status, max_abs, max_rel, where, atol, (low, high), spread)
-        if status != NOT_ESTABLISHED:
+        if status is not Status.NOT_ESTABLISHED:
             break
     assert result is not None
-    if result.status == FAILED:
+    if result.status is Status.FAILED:
         report.error(
             "fidelity",
             f"the converted model differs from the source by up to {result.max_abs_diff:.3g} at index {result.where} "
             f"(tolerance {atol:g}; relative {result.max_rel_diff:.3g})",
         )
-    elif result.status == NOT_ESTABLISHED:
-        report.warning(
+    elif result.status is Status.NOT_ESTABLISHED:
+        report.not_established(
             "fidelity-not-established",
             f"fidelity not established: the source model's output is constant to within {DEGENERATE_SPREAD:g} on "
             "inputs in [0, 1] and [-4, 4], so the comparison cannot tell a faithful conversion from a wrong one",
+        )
+    else:
+        low, high = result.input_range or (0.0, 1.0)
+        report.passed(
+            "fidelity",
+            f"source and converted model differ by at most {result.max_abs_diff:.3g} on a seeded input in "
+            f"[{low:g}, {high:g}] (tolerance {atol:g})",
         )
     return result, report

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from czann_ci.checks.findings import Report
 from czann_ci.checks.onnx_structure import run_onnx_checker
+from czann_ci.checks.summary import ValidationSummary
 from czann_ci.format.onnx_outline import DroppedPayload, Outline
 
 if TYPE_CHECKING:
@@ -72,11 +72,11 @@ def _payload_problem(tensor: onnx.TensorProto, dropped: list[DroppedPayload]) ->
     return None
 
 
-def check_outline(outline: Outline, *, file: str | None = None) -> Report:
+def check_outline(outline: Outline, *, file: str | None = None) -> ValidationSummary:
     """The left-out payloads checked against their tensors, then onnx.checker on the outline."""
     import onnx
 
-    report = Report()
+    report = ValidationSummary()
     graph = outline.model.graph
     lifted = []
     for tensor in graph.initializer:
@@ -95,6 +95,9 @@ def check_outline(outline: Outline, *, file: str | None = None) -> Report:
             lifted.append(tensor)
     if not report.ok:
         return report
+    report.passed(
+        "weights", "every weight is inside the model and holds dims x element size bytes", file=file
+    )
     checked = onnx.ModelProto()
     checked.CopyFrom(outline.model)
     lifted_names = {t.name for t in lifted}

@@ -5,38 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from czann_ci.checks.findings import Report
+from czann_ci.checks.summary import ValidationSummary
 from czann_ci.errors import first_line
+from czann_ci.format.onnx_interface import DEFAULT_DOMAINS, default_opset, graph_inputs, tensor_dims
 from czann_ci.format.specs import FormatSpec, specs_reading_opset
 
 if TYPE_CHECKING:
     import onnx
 
 _FLOAT = 1  # onnx.TensorProto.FLOAT
-_DEFAULT_DOMAINS = ("", "ai.onnx")
-
-
-def tensor_dims(value_info: onnx.ValueInfoProto) -> list[int | str | None]:
-    """Dimensions of a graph input/output: ints where fixed, the symbol (or None) where not."""
-    dims: list[int | str | None] = []
-    for dim in value_info.type.tensor_type.shape.dim:
-        if dim.HasField("dim_value"):
-            dims.append(dim.dim_value)
-        else:
-            dims.append(dim.dim_param or None)
-    return dims
-
-
-def graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
-    initializers = {init.name for init in model.graph.initializer}
-    return [value for value in model.graph.input if value.name not in initializers]
-
-
-def default_opset(model: onnx.ModelProto) -> int | None:
-    for entry in model.opset_import:
-        if entry.domain in _DEFAULT_DOMAINS:
-            return entry.version
-    return None
 
 
 def _shape_mismatch(model_dims: Sequence[int | str | None], declared: Sequence[int]) -> str | None:
@@ -63,110 +40,147 @@ def check_onnx_structure(
     require_fixed_spatial: bool = False,
     full_check: bool = True,
     serialized: bytes | None = None,
-) -> Report:
+) -> ValidationSummary:
     """Inputs/outputs, dtypes, batch, shapes, opset, IR version and onnx.checker.
 
     ``serialized`` is the model's bytes when the caller has them: the checker then skips serializing again.
     """
-    import onnx
-
-    report = Report()
+    summary = ValidationSummary()
     where = {"file": file}
-    inputs = graph_inputs(model)
-    outputs = list(model.graph.output)
-    report.facts["inputs"] = [{"name": v.name, "shape": tensor_dims(v)} for v in inputs]
-    report.facts["outputs"] = [{"name": v.name, "shape": tensor_dims(v)} for v in outputs]
-    opset = default_opset(model)
-    report.facts["opset"] = opset
-    report.facts["ir_version"] = model.ir_version
+    inputs, outputs = graph_inputs(model), list(model.graph.output)
+    summary.facts["inputs"] = [{"name": v.name, "shape": tensor_dims(v)} for v in inputs]
+    summary.facts["outputs"] = [{"name": v.name, "shape": tensor_dims(v)} for v in outputs]
+    summary.facts["opset"] = default_opset(model)
+    summary.facts["ir_version"] = model.ir_version
 
-    if len(inputs) != 1:
-        names = ", ".join(v.name for v in inputs) or "none"
-        report.error(
-            "io-count", f"the model has {len(inputs)} inputs ({names}); exactly one is required", **where
-        )
-    if len(outputs) != 1:
-        names = ", ".join(v.name for v in outputs) or "none"
-        report.error(
-            "io-count", f"the model has {len(outputs)} outputs ({names}); exactly one is required", **where
-        )
-
+    _check_io_count(inputs, outputs, summary, where)
     for role, values, declared, field in (
         ("input", inputs, input_shape, "InputShape"),
         ("output", outputs, output_shape, "OutputShape"),
     ):
+        if len(values) == 1:
+            _check_tensor(role, values[0], declared, field, require_fixed_spatial, summary, where)
+    summary.passed_unless_failed(
+        ("io-count", "dtype", "batch", "shape", "legacy-fixed-dims"),
+        "interface",
+        "one float32 input and one output, batch 1 or undefined, shapes as declared",
+        **where,
+    )
+    _check_opset(model, spec, summary, where)
+    _check_ir_version(model, spec, summary, where)
+    if full_check:
+        summary.extend(run_onnx_checker(serialized if serialized is not None else model, file=file))
+    return summary
+
+
+def _check_io_count(
+    inputs: list[onnx.ValueInfoProto],
+    outputs: list[onnx.ValueInfoProto],
+    summary: ValidationSummary,
+    where: dict,
+) -> None:
+    for role, values in (("inputs", inputs), ("outputs", outputs)):
         if len(values) != 1:
-            continue
-        value = values[0]
-        elem_type = value.type.tensor_type.elem_type
-        if elem_type != _FLOAT:
-            type_name = onnx.TensorProto.DataType.Name(elem_type) if elem_type else "undefined"
-            report.error("dtype", f"model {role} '{value.name}' is {type_name}; float32 is required", **where)
-        dims = tensor_dims(value)
-        if dims:
-            batch = dims[0]
-            if isinstance(batch, int) and batch != 1:
-                report.error(
-                    "batch",
-                    f"model {role} '{value.name}' {_fmt(dims)} has batch dimension {batch}; it must be 1 or undefined",
-                    **where,
-                )
-        if declared is not None:
-            reason = _shape_mismatch(dims, declared)
-            if reason:
-                report.error(
-                    "shape",
-                    f"model {role} '{value.name}' is {_fmt(dims)}, which does not fit {field} {list(declared)} "
-                    f"([batch, *{field}]): {reason}",
-                    field=field,
-                    **where,
-                )
-        if require_fixed_spatial and any(not isinstance(d, int) for d in dims[1:-1]):
-            report.error(
-                "legacy-fixed-dims",
-                f"model {role} '{value.name}' is {_fmt(dims)}; the legacy format needs fixed spatial dimensions "
-                "(give --spatial-dims)",
+            names = ", ".join(v.name for v in values) or "none"
+            summary.error(
+                "io-count",
+                f"the model has {len(values)} {role} ({names}); exactly one is required",
                 **where,
             )
 
-    used_domains = {node.domain for node in model.graph.node if node.domain not in _DEFAULT_DOMAINS}
+
+def _check_tensor(
+    role: str,
+    value: onnx.ValueInfoProto,
+    declared: Sequence[int] | None,
+    field: str,
+    require_fixed_spatial: bool,
+    summary: ValidationSummary,
+    where: dict,
+) -> None:
+    import onnx
+
+    elem_type = value.type.tensor_type.elem_type
+    if elem_type != _FLOAT:
+        type_name = onnx.TensorProto.DataType.Name(elem_type) if elem_type else "undefined"
+        summary.error("dtype", f"model {role} '{value.name}' is {type_name}; float32 is required", **where)
+    dims = tensor_dims(value)
+    if dims and isinstance(dims[0], int) and dims[0] != 1:
+        summary.error(
+            "batch",
+            f"model {role} '{value.name}' {_fmt(dims)} has batch dimension {dims[0]}; it must be 1 or undefined",
+            **where,
+        )
+    reason = _shape_mismatch(dims, declared) if declared is not None else None
+    if reason:
+        summary.error(
+            "shape",
+            f"model {role} '{value.name}' is {_fmt(dims)}, which does not fit {field} {list(declared or [])} "
+            f"([batch, *{field}]): {reason}",
+            field=field,
+            **where,
+        )
+    if require_fixed_spatial and any(not isinstance(d, int) for d in dims[1:-1]):
+        summary.error(
+            "legacy-fixed-dims",
+            f"model {role} '{value.name}' is {_fmt(dims)}; the legacy format needs fixed spatial dimensions "
+            "(give --spatial-dims)",
+            **where,
+        )
+
+
+def _check_opset(model: onnx.ModelProto, spec: FormatSpec, summary: ValidationSummary, where: dict) -> None:
+    used_domains = {node.domain for node in model.graph.node if node.domain not in DEFAULT_DOMAINS}
     if used_domains:
-        report.error(
+        summary.error(
             "opset-domain",
             f"the model uses operators from {', '.join(sorted(used_domains))}; only the default ONNX domain is allowed",
             **where,
         )
+    opset = default_opset(model)
     if opset is None:
-        report.error("opset", "the model imports no default ONNX opset", **where)
+        summary.error("opset", "the model imports no default ONNX opset", **where)
     elif spec.accepted_opsets is not None and not spec.accepts_opset(opset):
         low, high = spec.accepted_opsets
         wanted = f"opset {low}" if low == high else f"opsets {low} to {high}"
         readers = ", ".join(s.version for s in specs_reading_opset(opset)) or "no spec version"
-        report.error(
+        summary.error(
             "opset",
             f"opset {opset}, but spec {spec.version} requires {wanted} (opset {opset} is accepted by: {readers}); "
             "convert again with --opset or another --spec",
             **where,
         )
+    summary.passed_unless_failed(
+        ("opset-domain", "opset"),
+        "opset",
+        f"default-domain opset {opset}, read by spec {spec.version}",
+        **where,
+    )
+
+
+def _check_ir_version(
+    model: onnx.ModelProto, spec: FormatSpec, summary: ValidationSummary, where: dict
+) -> None:
     if spec.max_ir_version is not None and model.ir_version > spec.max_ir_version:
-        report.error(
+        summary.error(
             "ir-version",
             f"ONNX IR version {model.ir_version}, newer than the {spec.max_ir_version} that spec {spec.version}'s "
             "runtimes read",
             **where,
         )
-    if full_check:
-        report.extend(run_onnx_checker(serialized if serialized is not None else model, file=file))
-    return report
+    else:
+        summary.passed("ir-version", f"IR version {model.ir_version}", **where)
 
 
-def run_onnx_checker(model: onnx.ModelProto | bytes, *, file: str | None = None) -> Report:
+def run_onnx_checker(model: onnx.ModelProto | bytes, *, file: str | None = None) -> ValidationSummary:
     """onnx.checker with strict shape inference; its first line of complaint as a finding."""
     import onnx
 
-    report = Report()
+    summary = ValidationSummary()
     try:
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        report.error("onnx-checker", f"onnx.checker: {first_line(exc)}", file=file)
-    return report
+        summary.error("onnx-checker", f"onnx.checker: {first_line(exc)}", file=file)
+    else:
+        summary.passed("onnx-checker", "onnx.checker full check with strict shape inference", file=file)
+    return summary

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from czann_ci.checks.findings import Report
+from czann_ci.checks.summary import ValidationSummary
 from czann_ci.errors import first_line
 from czann_ci.format.metadata import ModelType
 
@@ -51,11 +51,11 @@ def check_runtime(
     output_shape: Sequence[int],
     model_type: ModelType | None,
     file: str | None = None,
-) -> tuple[Report, np.ndarray | None]:
+) -> tuple[ValidationSummary, np.ndarray | None]:
     """Run one inference; return the findings and the output (None when the run failed)."""
     import numpy as np
 
-    report = Report()
+    report = ValidationSummary()
     where = {"file": file}
     batch = seeded_input(input_shape)
     try:
@@ -82,21 +82,33 @@ def check_runtime(
     if not np.all(np.isfinite(output)):
         report.error("runtime-finite", "the output contains NaN or infinite values", **where)
     elif model_type is not None and model_type.is_segmentation:
-        low, high = float(output.min()), float(output.max())
-        if low < -_RANGE_TOLERANCE or high > 1 + _RANGE_TOLERANCE:
-            report.error(
-                "runtime-range",
-                f"segmentation scores range over [{low:.4g}, {high:.4g}]; they must lie in [0, 1] "
-                "(add a softmax, or --sigmoid-to-softmax for a 1-channel sigmoid model)",
+        _check_scores(output, report, where)
+    report.passed_unless_failed(
+        ("runtime-shape", "runtime-dtype", "runtime-finite", "runtime-range"),
+        "runtime",
+        f"onnxruntime ran a seeded {list(batch.shape)} tile: output {list(output.shape)}, finite",
+        **where,
+    )
+    return report, output
+
+
+def _check_scores(output: np.ndarray, report: ValidationSummary, where: dict) -> None:
+    """Segmentation scores lie in [0, 1] and, with several classes, sum to about 1 per pixel."""
+    import numpy as np
+
+    low, high = float(output.min()), float(output.max())
+    if low < -_RANGE_TOLERANCE or high > 1 + _RANGE_TOLERANCE:
+        report.error(
+            "runtime-range",
+            f"segmentation scores range over [{low:.4g}, {high:.4g}]; they must lie in [0, 1] "
+            "(add a softmax, or --sigmoid-to-softmax for a 1-channel sigmoid model)",
+            **where,
+        )
+    elif output.shape[-1] > 1:
+        worst = float(np.abs(output.sum(axis=-1) - 1).max())
+        if worst > 1e-3:
+            report.warning(
+                "runtime-sum",
+                f"class scores do not sum to 1 per pixel (off by up to {worst:.3g}); ZEN expects softmax-like scores",
                 **where,
             )
-        elif output.shape[-1] > 1:
-            sums = output.sum(axis=-1)
-            worst = float(np.abs(sums - 1).max())
-            if worst > 1e-3:
-                report.warning(
-                    "runtime-sum",
-                    f"class scores do not sum to 1 per pixel (off by up to {worst:.3g}); ZEN expects softmax-like scores",
-                    **where,
-                )
-    return report, output

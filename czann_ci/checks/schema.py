@@ -7,7 +7,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from czann_ci.checks.findings import Report
+from czann_ci.checks.summary import ValidationSummary
 from czann_ci.format.specs import FormatSpec
 
 
@@ -16,10 +16,12 @@ def load_schema(file_name: str) -> dict[str, Any]:
     return json.loads(resources.files("czann_ci.format").joinpath("schemas", file_name).read_text("utf-8"))
 
 
-def check_schema(model_json: dict[str, Any], spec: FormatSpec, *, file: str | None = None) -> Report:
+def check_schema(
+    model_json: dict[str, Any], spec: FormatSpec, *, file: str | None = None
+) -> ValidationSummary:
     import jsonschema
 
-    report = Report()
+    report = ValidationSummary()
     assert spec.schema is not None, "legacy specs have no JSON schema"
     validator = jsonschema.Draft7Validator(load_schema(spec.schema))
     for error in sorted(validator.iter_errors(model_json), key=lambda e: list(e.absolute_path)):
@@ -32,4 +34,7 @@ def check_schema(model_json: dict[str, Any], spec: FormatSpec, *, file: str | No
             location = "".join(f"[{p}]" for p in path[1:])
             message = f"{location + ': ' if location else ''}{error.message} (schema of spec {spec.version})"
         report.error("schema", message, field=field, file=file)
+    report.passed_unless_failed(
+        ("schema",), "schema", f"matches the JSON schema of spec {spec.version}", file=file
+    )
     return report

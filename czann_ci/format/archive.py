@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from czann_ci.errors import InvalidModelError, UsageError
+from czann_ci.format.kinds import ArchiveKind
 from czann_ci.format.legacy import parse_legacy_xml
 from czann_ci.format.member_reader import reporting_damage
 
@@ -27,7 +28,7 @@ MODEL_MEMBER = "model.model"
 LICENSE_MEMBER = "license.txt"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 _CHUNK = 1 << 20
-_MAX_MEMBERS = 64
+_MAX_MEMBERS = 64  # refused before reading anything; 5 to 64 members are read and each extra one reported
 
 
 def model_json_bytes(model_json: dict[str, Any]) -> bytes:
@@ -135,7 +136,7 @@ class ArchiveContents:
     """What an archive holds, read without TensorFlow."""
 
     path: Path
-    kind: str  # "czann" | "legacy"
+    kind: ArchiveKind
     members: list[Member]
     metadata: dict[str, Any]  # model.json, or the legacy XML fields
     metadata_member: str
@@ -177,14 +178,18 @@ def read_archive(path: Path) -> ArchiveContents:
     with archive:
         infos = archive.infolist()
         if len(infos) > _MAX_MEMBERS:
-            raise InvalidModelError(f"{len(infos)} members; a model archive has at most 4", file=where)
+            raise InvalidModelError(
+                f"{len(infos)} members, more than {_MAX_MEMBERS}: a model archive holds at most 4 "
+                "(metadata, model, license, id marker)",
+                file=where,
+            )
         members = [Member(i.filename, i.file_size, i.compress_size, i.CRC) for i in infos]
         names = [m.name for m in members]
         problems = [
             (name, "unsafe member name (absolute or parent path)") for name in names if _is_unsafe_name(name)
         ]
         if MODEL_JSON in names:
-            kind, metadata_member, model_member = "czann", MODEL_JSON, MODEL_MEMBER
+            kind, metadata_member, model_member = ArchiveKind.CZANN, MODEL_JSON, MODEL_MEMBER
             if model_member not in names:
                 raise InvalidModelError(f"has {MODEL_JSON} but no {MODEL_MEMBER}", file=where)
             try:
@@ -202,7 +207,7 @@ def read_archive(path: Path) -> ArchiveContents:
                     f"members: {', '.join(names) or 'none'}",
                     file=where,
                 )
-            kind, metadata_member = "legacy", xml_names[0]
+            kind, metadata_member = ArchiveKind.LEGACY, xml_names[0]
             model_member = metadata_member[: -len(".xml")] + ".model"
             if model_member not in names:
                 raise InvalidModelError(f"has {metadata_member} but no {model_member}", file=where)
@@ -254,7 +259,8 @@ def unpack_archive(path: Path, target_dir: Path, *, force: bool = False) -> Unpa
     model_suffix = ".zip" if contents.model_is_savedmodel else ".onnx"
     stem = path.stem
     outputs = {
-        contents.metadata_member: target_dir / (MODEL_JSON if contents.kind == "czann" else f"{stem}.xml"),
+        contents.metadata_member: target_dir
+        / (MODEL_JSON if contents.kind is ArchiveKind.CZANN else f"{stem}.xml"),
         contents.model_member: target_dir / f"{stem}{model_suffix}",
     }
     if contents.license_member is not None:

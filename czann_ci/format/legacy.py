@@ -7,8 +7,7 @@ from typing import Any
 
 from czann_ci.errors import InvalidModelError
 from czann_ci.format.metadata import LegacyMetadata
-
-LEGACY_VERSION = "3.1.0"
+from czann_ci.format.specs import legacy_written_spec
 
 # Any distinct colours do; these cycle red, green, blue, then mixes, so neighbouring classes differ.
 _CLASS_COLOURS = (
@@ -30,7 +29,7 @@ def class_colour(index: int) -> tuple[int, int, int]:
 
 def legacy_xml_bytes(meta: LegacyMetadata, model_id: str, postprocessing: str | None = None) -> bytes:
     """The one-line UTF-8 XML document with declaration, children in the order ZEN expects."""
-    root = ET.Element("Model", {"Version": LEGACY_VERSION})
+    root = ET.Element("Model", {"Version": legacy_written_spec().version})
     ET.SubElement(root, "Id").text = model_id
     ET.SubElement(root, "ModelName").text = meta.name
     ET.SubElement(root, "Status").text = "Trained"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from czann_ci.errors import InvalidModelError, UsageError
+from czann_ci.format.kinds import MetadataKind
 
 MODEL_JSON_KEY_ORDER = (
     "FormatVersion",
@@ -60,7 +61,7 @@ class ModelType(str, Enum):
 class CzannMetadata:
     """The content of model.json, independent of the spec version it is written in."""
 
-    model_type: ModelType
+    model_type: ModelType | str  # a str only for a Type the schema check is yet to refuse
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
     classes: tuple[str, ...] | None = None
@@ -88,12 +89,12 @@ class CzannMetadata:
             model_id=data.get("Id"),
         )
 
-    def to_model_json(self, spec_version: str, *, with_format_version: bool) -> dict[str, Any]:
-        """model.json content in the canonical key order (``Id`` must be set)."""
+    def to_model_json(self, spec_version: str | None, *, with_format_version: bool) -> dict[str, Any]:
+        """model.json content in the canonical key order, without the fields that are not set."""
         values: dict[str, Any] = {
             "FormatVersion": spec_version if with_format_version else None,
             "Id": self.model_id,
-            "Type": self.model_type.value,
+            "Type": self.model_type.value if isinstance(self.model_type, ModelType) else self.model_type,
             "InputShape": list(self.input_shape),
             "OutputShape": list(self.output_shape),
             "MinOverlap": list(self.min_overlap) if self.min_overlap is not None else None,
@@ -135,7 +136,7 @@ class MetadataFile:
     """What a user's metadata file said, before any checking against a model."""
 
     path: Path
-    kind: str  # "model-json" | "conversion-spec" | "legacy-spec"
+    kind: MetadataKind
     model_json: dict[str, Any] | None = None  # model.json-style fields (czann kinds)
     legacy: LegacyMetadata | None = None
     model_path: Path | None = None
@@ -144,7 +145,7 @@ class MetadataFile:
 
     @property
     def is_legacy(self) -> bool:
-        return self.kind == "legacy-spec"
+        return self.kind is MetadataKind.LEGACY_SPEC
 
 
 def read_json_object(path: Path) -> dict[str, Any]:
@@ -224,7 +225,7 @@ def load_metadata_file(path: Path) -> MetadataFile:
             raise InvalidModelError("expected a JSON object", file=str(path), field="ModelMetadata")
         return MetadataFile(
             path=path,
-            kind="conversion-spec",
+            kind=MetadataKind.CONVERSION_SPEC,
             model_json=dict(inner),
             model_path=_resolve(base, data.get("ModelPath"), path, "ModelPath"),
             license_path=_resolve(base, data.get("LicenseFile"), path, "LicenseFile"),
@@ -233,7 +234,7 @@ def load_metadata_file(path: Path) -> MetadataFile:
     if "ColorHandling" in data or "PixelType" in data or "BorderSize" in data:
         return MetadataFile(
             path=path,
-            kind="legacy-spec",
+            kind=MetadataKind.LEGACY_SPEC,
             legacy=legacy_from_fields(data, path),
             model_path=_resolve(base, data.get("ModelPath"), path, "ModelPath"),
             license_path=_resolve(base, data.get("LicenseFile"), path, "LicenseFile"),
@@ -243,7 +244,7 @@ def load_metadata_file(path: Path) -> MetadataFile:
         model_json = {k: v for k, v in data.items() if k not in ("ModelPath", "LicenseFile")}
         return MetadataFile(
             path=path,
-            kind="model-json",
+            kind=MetadataKind.MODEL_JSON,
             model_json=model_json,
             model_path=_resolve(base, data.get("ModelPath"), path, "ModelPath"),
             license_path=_resolve(base, data.get("LicenseFile"), path, "LicenseFile"),

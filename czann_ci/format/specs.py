@@ -33,6 +33,7 @@ class FormatSpec:
     scaling_items: tuple[int, ...] | None = None
     format_version_field: bool = False
     allows_savedmodel: bool = False
+    written: bool = True  # czann-ci writes this version (legacy 3.0.0 is read only)
 
     def read_by(self, product: str, zen_version: str) -> bool:
         minimum = self.min_zen_blue if product == "blue" else self.min_zen_core
@@ -61,6 +62,7 @@ def _row(raw: dict, legacy: bool) -> FormatSpec:
         scaling_items=tuple(raw["scaling_items"]) if raw.get("scaling_items") else None,
         format_version_field=raw.get("format_version_field", False),
         allows_savedmodel=raw.get("allows_savedmodel", False),
+        written=raw.get("written", True),
     )
 
 
@@ -82,7 +84,14 @@ def legacy_specs() -> tuple[FormatSpec, ...]:
     return _table()[1]
 
 
-LEGACY_WRITTEN = "3.1.0"
+def legacy_written_spec() -> FormatSpec:
+    """The legacy XML version czann-ci writes (and assumes for a legacy file that names none)."""
+    return next(spec for spec in legacy_specs() if spec.written)
+
+
+def savedmodel_spec() -> FormatSpec:
+    """The one .czann spec whose model member may be a zipped SavedModel."""
+    return next(spec for spec in czann_specs() if spec.allows_savedmodel)
 
 
 def get_spec(version: str, *, legacy: bool = False) -> FormatSpec:
@@ -116,7 +125,7 @@ def choose_spec(
                 )
         return chosen
     if legacy:
-        chosen = get_spec(LEGACY_WRITTEN, legacy=True)
+        chosen = legacy_written_spec()
         for product, version in targets:
             if not chosen.read_by(product, version):
                 raise UsageError(f"no legacy format version is read by ZEN {product} {version}")
@@ -138,10 +147,33 @@ def detect_spec_version(model_json: dict) -> str:
     declared = model_json.get("FormatVersion")
     if isinstance(declared, str):
         return declared
+    unversioned = [spec for spec in czann_specs() if not spec.format_version_field]
     scaling = model_json.get("Scaling")
-    if isinstance(scaling, list):
-        return "2.0.0" if len(scaling) == 3 else "1.1.0"
-    return "1.0.0"
+    if not isinstance(scaling, list):
+        return unversioned[0].version
+    with_scaling = [spec for spec in unversioned if spec.scaling_items]
+    # A Scaling no version takes is the oldest Scaling version's (its rules then report the count).
+    fitting = [spec for spec in with_scaling if len(scaling) in (spec.scaling_items or ())]
+    return (fitting or with_scaling)[0].version
+
+
+def spec_versions_text() -> str:
+    """``1.0.0, 1.1.0, ...``: the .czann spec versions, oldest first (for help texts)."""
+    return ", ".join(spec.version for spec in czann_specs())
+
+
+def default_opsets_text() -> str:
+    """``12 up to spec X, 18 for Y``: each default opset with the newest spec that has it (for help texts)."""
+    parts: list[str] = []
+    specs = czann_specs()
+    for index, spec in enumerate(specs):
+        last_with_it = index + 1 == len(specs) or specs[index + 1].default_opset != spec.default_opset
+        if last_with_it:
+            first = not parts
+            parts.append(
+                f"{spec.default_opset} {'up to' if first and index else 'for'} {'spec ' if first else ''}{spec.version}"
+            )
+    return ", ".join(parts)
 
 
 def specs_reading_opset(opset: int) -> list[FormatSpec]:
@@ -169,7 +201,7 @@ def spec_table_markdown() -> str:
             f"| .czann | {spec.version} | {opsets} | {spec.min_zen_blue} | {spec.min_zen_core} | {note} |"
         )
     for spec in legacy_specs():
-        written = "yes (.czseg / .czmodel)" if spec.version == LEGACY_WRITTEN else "read only"
+        written = "yes (.czseg / .czmodel)" if spec.written else "read only"
         opsets = str(spec.default_opset) if spec.default_opset else "SavedModel"
         rows.append(
             f"| legacy XML | {spec.version} | {opsets} | {spec.min_zen_blue} | {spec.min_zen_core} | {written} |"

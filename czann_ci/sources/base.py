@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
+from czann_ci.checks.summary import ValidationSummary
+
 if TYPE_CHECKING:
     import numpy as np
     import onnx
@@ -58,6 +60,7 @@ class Exported:
     payload_runner: Runner | None = None  # runs ``payload`` (the ONNX payload runs in onnxruntime)
     names_fixed: bool = False  # the graph keeps the user's names (an ONNX file): no canonical renaming
     keep_alive: Any = None  # the source model, released once fidelity is checked
+    checks: ValidationSummary = field(default_factory=ValidationSummary)  # what the source itself found
 
     @property
     def payload_kind(self) -> PayloadKind:
@@ -82,7 +85,7 @@ SOURCES: dict[ModelFormat, tuple[str, str]] = {
     ModelFormat.ONNX: ("czann_ci.sources.onnx_source", "OnnxSource"),
     ModelFormat.TORCH: ("czann_ci.sources.torch_source", "TorchSource"),
 }
-SAVEDMODEL_PAYLOAD_SOURCE = ("czann_ci.sources.savedmodel_payload", "SavedModelPayloadSource")
+SAVEDMODEL_PAYLOAD_SOURCE = ("czann_ci.sources.savedmodel_payload_source", "SavedModelPayloadSource")
 
 
 def source_for(plan: ConversionPlan) -> Source:

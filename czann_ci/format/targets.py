@@ -1,0 +1,207 @@
+"""One target per archive kind: which metadata it needs, what it declares about the model, how it writes.
+
+The pipeline asks a target three things, in order:
+- ``declare(meta)``: what the metadata says about the model before any conversion (a ``Declared``),
+  with the model.json to check against the schema and the rules; the wrong kind of metadata is refused;
+- ``complete(declared, model)``: what only the converted model can tell (a legacy spec declares no shapes);
+- ``write(path, payload, declared, license)``: the archive, atomically; returns the metadata written.
+
+Adding a target: a class with these three methods and ``format``/``spec``, returned by ``target_for``.
+Reading back is the same for every kind (``czann_ci.readers.validate_file``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from czann_ci.errors import InvalidModelError, UsageError
+from czann_ci.format.archive import model_json_bytes, write_czann, write_legacy
+from czann_ci.format.kinds import OutputFormat
+from czann_ci.format.legacy import legacy_xml_bytes
+from czann_ci.format.metadata import CzannMetadata, LegacyMetadata, MetadataFile, ModelType
+from czann_ci.format.onnx_interface import fixed_interface
+from czann_ci.format.specs import FormatSpec
+
+if TYPE_CHECKING:
+    import onnx
+
+# Model ids derived from content live in their own namespace, so they never collide with other UUID5 users.
+ID_NAMESPACE = uuid.UUID("5b0f5a43-3c52-4d0e-9a8e-6f1f0c3a7e21")
+PLACEHOLDER_ID = str(uuid.UUID(int=0))
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What the archive will say about the model, as far as it is known."""
+
+    model_type: ModelType
+    input_shape: list[int] | None  # channels-last, no batch; None until read from the model
+    output_shape: list[int] | None
+    name: str | None
+    fields: dict[str, Any] = field(default_factory=dict)  # model.json fields as given (czann targets)
+    legacy: LegacyMetadata | None = None
+    document: dict[str, Any] | None = None  # the model.json to check (FormatVersion, a placeholder Id)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "Type": self.model_type.value,
+            "InputShape": self.input_shape,
+            "OutputShape": self.output_shape,
+            "ModelName": self.name,
+            **({"fields": self.fields} if self.fields else {}),
+        }
+
+
+class Target(Protocol):
+    format: OutputFormat
+    spec: FormatSpec
+
+    def declare(self, meta: MetadataFile) -> Declared: ...
+
+    def complete(self, declared: Declared, model: onnx.ModelProto | None) -> Declared: ...
+
+    def write(
+        self, path: Path, payload: bytes, declared: Declared, license_file: Path | None, *, force: bool
+    ) -> dict[str, Any]: ...
+
+
+def derive_id(payload: bytes, described: dict[str, Any]) -> str:
+    """A UUID5 of the payload and the metadata (without Id): stable across rebuilds, new when either changes."""
+    digest = hashlib.sha256(payload)
+    digest.update(model_json_bytes({k: v for k, v in described.items() if k != "Id"}))
+    return str(uuid.uuid5(ID_NAMESPACE, digest.hexdigest()))
+
+
+@dataclass(frozen=True)
+class _ArchiveTarget:
+    spec: FormatSpec
+    format: OutputFormat = OutputFormat.CZANN
+
+
+class CzannTarget(_ArchiveTarget):
+    """A .czann of one model.json spec version."""
+
+    def declare(self, meta: MetadataFile) -> Declared:
+        if meta.model_json is None:
+            raise UsageError(
+                "a legacy spec converts to --format czseg or czmodel; for .czann give model.json-style metadata "
+                "(Type, InputShape, OutputShape, ...)",
+                file=str(meta.path),
+            )
+        fields = {k: v for k, v in meta.model_json.items() if k != "FormatVersion"}
+        document = (
+            {"FormatVersion": self.spec.version, **fields} if self.spec.format_version_field else dict(fields)
+        )
+        document.setdefault("Id", PLACEHOLDER_ID)
+        try:
+            model_type = ModelType(fields.get("Type"))
+        except ValueError:
+            model_type = ModelType.MULTI_CLASS_SEMANTIC_SEGMENTATION  # the schema check reports the Type
+        name = fields.get("ModelName")
+        return Declared(
+            model_type=model_type,
+            input_shape=_shape(fields.get("InputShape")),
+            output_shape=_shape(fields.get("OutputShape")),
+            name=name if isinstance(name, str) else None,
+            fields=fields,
+            document=document,
+        )
+
+    def complete(self, declared: Declared, model: onnx.ModelProto | None) -> Declared:
+        return declared
+
+    def write(
+        self, path: Path, payload: bytes, declared: Declared, license_file: Path | None, *, force: bool
+    ) -> dict[str, Any]:
+        fields = declared.fields
+        pending = CzannMetadata.from_model_json({**fields, "Id": fields.get("Id") or "pending"})
+        model_id = fields.get("Id") or derive_id(
+            payload, pending.to_model_json(self.spec.version, with_format_version=False)
+        )
+        final = CzannMetadata.from_model_json({**fields, "Id": model_id})
+        model_json = final.to_model_json(
+            self.spec.version, with_format_version=self.spec.format_version_field
+        )
+        write_czann(path, model_json, payload, license_file=license_file, force=force)
+        return model_json
+
+
+class LegacyTarget(_ArchiveTarget):
+    """A legacy XML archive (.czseg or .czmodel: the same content under two suffixes)."""
+
+    def declare(self, meta: MetadataFile) -> Declared:
+        if meta.legacy is None:
+            raise UsageError(
+                f"--format {self.format.value} writes the legacy XML format, which needs a legacy spec "
+                "(ColorHandling, PixelType, Classes, BorderSize)",
+                file=str(meta.path),
+            )
+        return Declared(
+            model_type=ModelType.MULTI_CLASS_SEMANTIC_SEGMENTATION,
+            input_shape=None,
+            output_shape=None,
+            name=meta.legacy.name,
+            legacy=meta.legacy,
+        )
+
+    def complete(self, declared: Declared, model: onnx.ModelProto | None) -> Declared:
+        """Legacy files carry no shapes: take them from the model (which must have fixed spatial dims)."""
+        assert model is not None and declared.legacy is not None
+        interface = fixed_interface(model)
+        if interface is None:
+            inputs, outputs = len(model.graph.input), len(model.graph.output)
+            raise InvalidModelError(
+                f"the model has {inputs} inputs and {outputs} outputs; exactly one each is required"
+            )
+        in_dims, out_dims = interface
+        if any(not isinstance(d, int) for d in (*in_dims, *out_dims)):
+            raise InvalidModelError(
+                f"the legacy format needs fixed spatial dimensions; the model's input is {in_dims} and output "
+                f"{out_dims} (give --spatial-dims h w)"
+            )
+        classes = declared.legacy.classes
+        if out_dims[-1] != len(classes):
+            raise InvalidModelError(
+                f"{len(classes)} class name(s) but the model has {out_dims[-1]} output channel(s)",
+                field="Classes",
+            )
+        return replace(
+            declared, input_shape=[int(d) for d in in_dims], output_shape=[int(d) for d in out_dims]
+        )
+
+    def write(
+        self, path: Path, payload: bytes, declared: Declared, license_file: Path | None, *, force: bool
+    ) -> dict[str, Any]:
+        legacy = declared.legacy
+        assert legacy is not None
+        described = {
+            "ModelName": legacy.name,
+            "Classes": list(legacy.classes),
+            "PixelType": list(legacy.pixel_types),
+            "ColorHandling": legacy.color_handling,
+            "BorderSize": legacy.border_size,
+        }
+        model_id = legacy.model_id or derive_id(payload, described)
+        xml = legacy_xml_bytes(legacy, model_id)
+        write_legacy(path, xml, model_id, payload, license_file=license_file, force=force)
+        return {"Id": model_id, **described}
+
+
+def target_for(out_format: OutputFormat, spec: FormatSpec) -> Target:
+    if out_format.legacy:
+        return LegacyTarget(spec, out_format)
+    return CzannTarget(spec=spec)
+
+
+def _shape(value: Any) -> list[int] | None:
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        return list(value)
+    return None

@@ -1,0 +1,371 @@
+"""Every decision of a conversion, made once and up front: ``make_plan(options) -> ConversionPlan``.
+
+The plan says which source reads the model, which target writes which spec at which opset, where the
+output goes, which transforms run and where (as Keras layers or as ONNX edits), and what the metadata
+declares (already checked against the schema and the rules). Contradictory options fail here, before
+any model is loaded. ``czann convert --plan`` prints it; ``convert_model`` carries it out.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from czann_ci.checks.rules import check_metadata_rules
+from czann_ci.checks.schema import check_schema
+from czann_ci.checks.summary import ValidationSummary
+from czann_ci.errors import UsageError
+from czann_ci.format.archive import refuse_existing_output
+from czann_ci.format.kinds import OutputFormat
+from czann_ci.format.metadata import MetadataFile, load_metadata_file
+from czann_ci.format.specs import FormatSpec, choose_spec, savedmodel_spec
+from czann_ci.format.targets import Declared, Target, target_for
+from czann_ci.naming import file_slug
+from czann_ci.sources.base import ModelFormat, PayloadKind
+
+LAYOUTS = ("nhwc", "nchw", "ndhwc", "ncdhw")
+OUTPUT_FORMATS = tuple(f.value for f in OutputFormat)
+MODEL_FORMATS = tuple(f.value for f in ModelFormat)
+_MODEL_SUFFIXES = {
+    ".keras": "keras",
+    ".h5": "h5",
+    ".hdf5": "h5",
+    ".onnx": "onnx",
+    ".pt": "torch",
+    ".pth": "torch",
+}
+
+
+@dataclass
+class ConvertOptions:
+    """What a user asked for (CLI flags, action inputs, czmodel API arguments), unchecked."""
+
+    meta: Path | MetadataFile
+    model: Path | Any | None = None  # a path, or a live keras.Model / torch.nn.Module (Python API)
+    output: Path | None = None
+    out_format: str | None = None  # czann | czseg | czmodel; default czann (czmodel for a legacy spec)
+    spec: str | None = None
+    zen_blue: str | None = None
+    zen_core: str | None = None
+    license: Path | None = None
+    opset: int | None = None
+    spatial_dims: tuple[int, ...] | None = None
+    bgr_to_rgb: bool = False
+    sigmoid_to_softmax: bool = False
+    atol: float = 1e-4
+    force: bool = False
+    model_format: str | None = None
+    input_layout: str | None = None
+    output_layout: str | None = None
+    savedmodel: bool = False
+    run: bool = True  # False: structure checks only, no onnxruntime inference or fidelity comparison
+    preprocessing: Any = None  # Keras layers (Python API)
+    postprocessing: Any = None
+
+
+class AppliedAs(str, Enum):
+    KERAS_LAYER = "keras-layer"  # built into the Keras model before export
+    ONNX_EDIT = "onnx-edit"  # nodes added to the exported ONNX graph
+
+
+class Transform(str, Enum):
+    BGR_TO_RGB = "bgr-to-rgb"
+    SIGMOID_TO_SOFTMAX = "sigmoid-to-softmax"
+    PREPROCESSING = "preprocessing"  # the caller's Keras layers
+    POSTPROCESSING = "postprocessing"
+
+
+@dataclass(frozen=True)
+class TransformStep:
+    transform: Transform
+    applied_as: AppliedAs
+
+
+@dataclass
+class ConversionPlan:
+    metadata: MetadataFile
+    model: Path | Any
+    model_format: ModelFormat
+    payload: PayloadKind
+    target: Target
+    declared: Declared
+    opset: int
+    accepted_opsets: tuple[int, int]  # an ONNX source keeps its own opset when it lies in this range
+    output: Path
+    license: Path | None
+    transforms: tuple[TransformStep, ...] = ()
+    spatial_dims: tuple[int, ...] | None = None
+    input_layout: str | None = None
+    output_layout: str | None = None
+    preprocessing: list[Any] = field(default_factory=list)
+    postprocessing: list[Any] = field(default_factory=list)
+    run: bool = True
+    atol: float = 1e-4
+    force: bool = False
+    zen_blue: str | None = None
+    zen_core: str | None = None
+    metadata_checks: ValidationSummary = field(default_factory=ValidationSummary)
+
+    @property
+    def spec(self) -> FormatSpec:
+        return self.target.spec
+
+    @property
+    def where(self) -> str:
+        """How errors about the model name it: its path, or "model" for a live object."""
+        return str(self.model) if isinstance(self.model, Path) else "model"
+
+    def applies(self, transform: Transform, applied_as: AppliedAs) -> bool:
+        return TransformStep(transform, applied_as) in self.transforms
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "metadata": {"path": str(self.metadata.path), "kind": self.metadata.kind.value},
+            "source": {"model": self.where, "format": self.model_format.value, "payload": self.payload.value},
+            "target": {"format": self.target.format.value, "spec": self.spec.version},
+            "opset": None if self.payload is PayloadKind.SAVEDMODEL else self.opset,
+            "accepted_opsets": list(self.accepted_opsets),
+            "output": str(self.output),
+            "license": str(self.license) if self.license else None,
+            "transforms": [
+                {"name": t.transform.value, "applied_as": t.applied_as.value} for t in self.transforms
+            ],
+            "spatial_dims": list(self.spatial_dims) if self.spatial_dims else None,
+            "input_layout": self.input_layout,
+            "output_layout": self.output_layout,
+            "run": self.run,
+            "atol": self.atol,
+            "zen": {"blue": self.zen_blue, "core": self.zen_core},
+            "zen_min": {"blue": self.spec.min_zen_blue, "core": self.spec.min_zen_core},
+            "declared": self.declared.as_dict(),
+            "checks": [entry.as_dict() for entry in self.metadata_checks.entries],
+        }
+
+
+def make_plan(options: ConvertOptions) -> ConversionPlan:
+    """Decide everything; raises UsageError for contradictory options and InvalidModelError for bad metadata."""
+    _check_choices(options)
+    _check_savedmodel_options(options)
+    meta, model, model_format, license_file = _resolve_inputs(options)
+    _check_payload_source(options, model_format)
+    out_format = OutputFormat(options.out_format) if options.out_format else _default_format(meta)
+    spec = _choose_spec(options, out_format)
+    target = target_for(out_format, spec)
+    declared = target.declare(meta)
+    output = Path(options.output or Path.cwd() / f"{default_output_name(meta, model)}.{out_format.value}")
+    refuse_existing_output(output, force=options.force)  # before any work: a conversion can take minutes
+    opset = _choose_opset(options, spec)
+    checks = _check_declared(declared, spec, meta)
+    _check_spatial_dims(options, declared, meta)
+    return ConversionPlan(
+        metadata=meta,
+        model=model,
+        model_format=model_format,
+        payload=PayloadKind.SAVEDMODEL if options.savedmodel else PayloadKind.ONNX,
+        target=target,
+        declared=declared,
+        opset=opset,
+        accepted_opsets=(opset, opset) if options.opset else spec.accepted_opsets or (opset, opset),
+        output=output,
+        license=license_file,
+        transforms=_transforms(options, model_format),
+        spatial_dims=tuple(options.spatial_dims) if options.spatial_dims else None,
+        input_layout=options.input_layout,
+        output_layout=options.output_layout,
+        preprocessing=_as_list(options.preprocessing),
+        postprocessing=_as_list(options.postprocessing),
+        run=options.run,
+        atol=options.atol,
+        force=options.force,
+        zen_blue=options.zen_blue,
+        zen_core=options.zen_core,
+        metadata_checks=checks,
+    )
+
+
+# --- options --------------------------------------------------------------------------------------
+
+
+def _check_choices(options: ConvertOptions) -> None:
+    for flag, value, allowed in (
+        ("--format", options.out_format, OUTPUT_FORMATS),
+        ("--model-format", options.model_format, MODEL_FORMATS),
+        ("--input-layout", options.input_layout, LAYOUTS),
+        ("--output-layout", options.output_layout, LAYOUTS),
+    ):
+        if value is not None and value not in allowed:
+            raise UsageError(f"{flag} must be one of {', '.join(allowed)}, not '{value}'")
+    for name, version in (("--zen-blue", options.zen_blue), ("--zen-core", options.zen_core)):
+        if version is not None and not re.fullmatch(r"\d+\.\d+(\.\d+)?", version):
+            raise UsageError(f"{name} takes a ZEN version such as 3.10, not '{version}'")
+    if not options.atol > 0:
+        raise UsageError(f"--atol must be positive, not {options.atol}")
+    dims = options.spatial_dims
+    if dims is not None and (len(dims) not in (2, 3) or any(d < 1 for d in dims)):
+        raise UsageError(f"--spatial-dims takes 2 (h w) or 3 (z h w) positive sizes, not {list(dims)}")
+
+
+def _check_savedmodel_options(options: ConvertOptions) -> None:
+    if not options.savedmodel:
+        return
+    allowed = savedmodel_spec().version
+    if options.spec not in (None, allowed) or (options.out_format or OutputFormat.CZANN.value) != "czann":
+        raise UsageError(
+            f"--savedmodel packs a zipped SavedModel, which only spec {allowed} .czann files allow"
+        )
+    if options.opset is not None or options.input_layout or options.output_layout:
+        raise UsageError("--savedmodel packs no ONNX model: --opset and the layout options do not apply")
+
+
+def _check_payload_source(options: ConvertOptions, model_format: ModelFormat) -> None:
+    if not options.savedmodel:
+        return
+    if model_format is ModelFormat.SAVEDMODEL and (
+        options.bgr_to_rgb or options.sigmoid_to_softmax or options.spatial_dims
+    ):
+        raise UsageError(
+            "a SavedModel is packed as it is: --bgr-to-rgb, --sigmoid-to-softmax and --spatial-dims need a Keras model"
+        )
+    if model_format not in (ModelFormat.KERAS, ModelFormat.H5, ModelFormat.SAVEDMODEL):
+        raise UsageError(
+            f"--savedmodel needs a Keras model or a SavedModel folder, not a {model_format.value} model"
+        )
+
+
+def _resolve_inputs(options: ConvertOptions) -> tuple[MetadataFile, Path | Any, ModelFormat, Path | None]:
+    meta = options.meta if isinstance(options.meta, MetadataFile) else load_metadata_file(Path(options.meta))
+    model = options.model if options.model is not None else meta.model_path
+    if model is None:
+        raise UsageError(
+            "no model given: pass the model path, or a conversion spec with ModelPath", file=str(meta.path)
+        )
+    if isinstance(model, (str, Path)):
+        model = Path(model)
+        model_format = (
+            ModelFormat(options.model_format) if options.model_format else detect_model_format(model)
+        )
+        if model_format is ModelFormat.SAVEDMODEL and not model.is_dir():
+            raise UsageError("--model-format savedmodel needs a SavedModel folder", file=str(model))
+        if model_format is not ModelFormat.SAVEDMODEL and not model.is_file():
+            raise UsageError("model file not found", file=str(model))
+    else:
+        model_format = (
+            ModelFormat(options.model_format) if options.model_format else _live_model_format(model)
+        )
+    license_file = options.license if options.license is not None else meta.license_path
+    if license_file is not None and not Path(license_file).is_file():
+        raise UsageError("license file not found", file=str(license_file))
+    return meta, model, model_format, Path(license_file) if license_file else None
+
+
+def detect_model_format(path: Path) -> ModelFormat:
+    if path.is_dir():
+        if (path / "saved_model.pb").is_file():
+            return ModelFormat.SAVEDMODEL
+        raise UsageError(
+            "a folder but not a TensorFlow SavedModel (no saved_model.pb inside)", file=str(path)
+        )
+    if not path.exists():
+        raise UsageError("model not found", file=str(path))
+    suffix = path.suffix.lower()
+    if suffix in _MODEL_SUFFIXES:
+        return ModelFormat(_MODEL_SUFFIXES[suffix])
+    raise UsageError(
+        f"cannot tell the model format from '{suffix or 'no suffix'}'; expected .keras, .h5, .onnx, a SavedModel "
+        "folder, or pass --model-format",
+        file=str(path),
+    )
+
+
+def _live_model_format(model: Any) -> ModelFormat:
+    kind = type(model).__module__
+    if kind.startswith(("keras", "tf_keras")) or hasattr(model, "stateless_call"):
+        return ModelFormat.KERAS
+    if kind.startswith("torch") or hasattr(model, "state_dict"):
+        return ModelFormat.TORCH
+    if type(model).__name__ == "ModelProto":
+        return ModelFormat.ONNX
+    raise UsageError(
+        f"cannot convert a {type(model).__name__}: expected a keras.Model, torch module or a path"
+    )
+
+
+def default_output_name(meta: MetadataFile, model: Path | Any | None) -> str:
+    name = None
+    if meta.model_json is not None and isinstance(meta.model_json.get("ModelName"), str):
+        name = meta.model_json["ModelName"]
+    elif meta.legacy is not None:
+        name = meta.legacy.name
+    if not name and isinstance(model, Path):
+        name = model.stem
+    return file_slug(name or meta.path.stem)
+
+
+def _default_format(meta: MetadataFile) -> OutputFormat:
+    return OutputFormat.CZMODEL if meta.is_legacy else OutputFormat.CZANN
+
+
+# --- spec, opset, metadata --------------------------------------------------------------------------
+
+
+def _choose_spec(options: ConvertOptions, out_format: OutputFormat) -> FormatSpec:
+    forced = savedmodel_spec().version if options.savedmodel else options.spec
+    return choose_spec(
+        spec=forced, zen_blue=options.zen_blue, zen_core=options.zen_core, legacy=out_format.legacy
+    )
+
+
+def _choose_opset(options: ConvertOptions, spec: FormatSpec) -> int:
+    assert spec.default_opset is not None
+    opset = options.opset or spec.default_opset
+    if not spec.accepts_opset(opset):
+        low, high = spec.accepted_opsets or (0, 0)
+        accepted = f"opset {low}" if low == high else f"opsets {low} to {high}"
+        raise UsageError(f"--opset {opset} is not allowed by spec {spec.version}, which takes {accepted}")
+    return opset
+
+
+def _check_declared(declared: Declared, spec: FormatSpec, meta: MetadataFile) -> ValidationSummary:
+    """The metadata's model.json against the schema and the rules (legacy specs were checked when read)."""
+    summary = ValidationSummary()
+    if declared.document is not None:
+        where = str(meta.path)
+        summary.extend(check_schema(declared.document, spec, file=where))
+        summary.extend(check_metadata_rules(declared.document, spec, file=where))
+        summary.raise_if_failed()
+    return summary
+
+
+def _check_spatial_dims(options: ConvertOptions, declared: Declared, meta: MetadataFile) -> None:
+    shape = declared.input_shape
+    if options.spatial_dims is not None and shape is not None and list(options.spatial_dims) != shape[:-1]:
+        raise UsageError(
+            f"--spatial-dims {list(options.spatial_dims)} differ from InputShape {shape[:-1]} in the metadata",
+            file=str(meta.path),
+            field="InputShape",
+        )
+
+
+def _transforms(options: ConvertOptions, model_format: ModelFormat) -> tuple[TransformStep, ...]:
+    keras = model_format in (ModelFormat.KERAS, ModelFormat.H5)
+    if (options.preprocessing is not None or options.postprocessing is not None) and not keras:
+        raise UsageError(
+            "pre/post-processing layers apply to Keras models only; use --bgr-to-rgb/--sigmoid-to-softmax"
+        )
+    applied_as = AppliedAs.KERAS_LAYER if keras else AppliedAs.ONNX_EDIT
+    wanted = (
+        (Transform.BGR_TO_RGB, options.bgr_to_rgb),
+        (Transform.PREPROCESSING, options.preprocessing is not None),
+        (Transform.POSTPROCESSING, options.postprocessing is not None),
+        (Transform.SIGMOID_TO_SOFTMAX, options.sigmoid_to_softmax),
+    )
+    return tuple(TransformStep(transform, applied_as) for transform, on in wanted if on)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]

@@ -1,0 +1,47 @@
+"""Findings and errors as workflow annotations: level, message, title, and the metadata line they concern."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from czann_ci.checks.summary import CheckEntry
+from czann_ci.errors import CzannError
+from czann_ci.workflow_commands import field_line, workspace_relative
+
+
+@dataclass(frozen=True)
+class Annotation:
+    level: str  # error | warning
+    message: str
+    title: str = ""
+    file: str = ""  # relative to the workspace
+    line: int | None = None
+
+
+def finding_annotations(
+    entries: Iterable[CheckEntry], metadata_file: Path | None, workspace: Path
+) -> list[Annotation]:
+    """One annotation per finding, on the metadata file's line of the field it names."""
+    annotations = []
+    for entry in entries:
+        title = f"czann {entry.name}" + (f": {entry.field}" if entry.field else "")
+        file, line = _location(metadata_file, entry.field, workspace)
+        annotations.append(Annotation(entry.level, entry.message, title, file, line))
+    return annotations
+
+
+def error_annotation(exc: CzannError, metadata_file: Path | None, workspace: Path) -> Annotation:
+    file, line = "", None
+    if exc.file and metadata_file is not None:
+        file = workspace_relative(Path(exc.file), workspace)
+        if exc.field and Path(exc.file).resolve() == metadata_file.resolve():
+            line = field_line(metadata_file, exc.field)
+    return Annotation("error", exc.one_line(), f"czann: {exc.title}", file, line)
+
+
+def _location(metadata_file: Path | None, field: str | None, workspace: Path) -> tuple[str, int | None]:
+    if metadata_file is None:
+        return "", None
+    return workspace_relative(metadata_file, workspace), field_line(metadata_file, field) if field else None

@@ -1,0 +1,34 @@
+"""The sentences every renderer shares: one wording per state."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from czann_ci.checks.summary import Status
+
+if TYPE_CHECKING:
+    from czann_ci.checks.fidelity import FidelityResult
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=False, default=str)
+
+
+def fidelity_text(fidelity: FidelityResult | None, *, ran: bool = True) -> str:
+    """How close the packed model is to its source, in one phrase (the same in the terminal and the summary)."""
+    if not ran:
+        return "not checked (--no-run: the model was not run)"
+    if fidelity is None:
+        return "not measured (no source model to compare with)"
+    if fidelity.status is Status.NOT_ESTABLISHED:
+        return "not established (the source model's output is constant on the test inputs)"
+    low, high = fidelity.input_range or (0.0, 1.0)
+    return (
+        f"max abs diff {fidelity.max_abs_diff:.3g} on a seeded input in [{low:g}, {high:g}] "
+        f"(tolerance {fidelity.atol:g}): {fidelity.status.value}"
+    )
+
+
+def zen_text(zen_blue_min: str, zen_core_min: str) -> str:
+    return f"ZEN blue >= {zen_blue_min}, ZEN core >= {zen_core_min}"

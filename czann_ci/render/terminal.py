@@ -1,0 +1,131 @@
+"""Results and summaries for a person at a terminal (rich). Every value from a file or an argument is
+escaped, so text such as ``[/]`` in a member name or ModelName is shown as it is, never as markup."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from rich.markup import escape
+
+from czann_ci.checks.summary import CheckEntry, Status, ValidationSummary
+from czann_ci.render.phrases import fidelity_text, zen_text
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from czann_ci.pipeline import ConversionResult
+    from czann_ci.plan import ConversionPlan
+
+_STYLE = {Status.FAILED: "bold red", Status.WARNING: "yellow", Status.NOT_ESTABLISHED: "yellow"}
+
+
+def error_line(message: str) -> str:
+    """The one line a failed command prints."""
+    return f"[bold red]error[/]: {escape(message)}"
+
+
+def print_findings(console: Console, entries: Iterable[CheckEntry]) -> None:
+    for entry in entries:
+        if entry.status is Status.PASSED:
+            continue
+        console.print(
+            f"[{_STYLE[entry.status]}]{entry.level}[/]: {escape(entry.one_line())}", highlight=False
+        )
+
+
+def print_conversion(console: Console, result: ConversionResult) -> None:
+    print_findings(console, result.report.entries)
+    for note in result.notes:
+        console.print(f"[dim]note[/]: {escape(note)}", highlight=False)
+    console.print(f"[bold green]wrote[/] {escape(str(result.path))}", highlight=False)
+    console.print(
+        f"  spec {result.spec_version}, opset {result.opset}; {zen_text(result.zen_blue_min, result.zen_core_min)}",
+        highlight=False,
+    )
+    console.print(f"  size {result.size} bytes, sha256 {result.sha256}", highlight=False)
+    console.print(
+        f"  fidelity: {escape(fidelity_text(result.fidelity, ran=result.model_ran))}", highlight=False
+    )
+
+
+def print_validation(console: Console, path: str, summary: ValidationSummary) -> None:
+    print_findings(console, summary.entries)
+    facts = summary.facts
+    if summary.ok:
+        console.print(
+            f"[bold green]valid[/] {escape(path)} (spec {facts.get('spec_version')}, opset {facts.get('opset')})",
+            highlight=False,
+        )
+    else:
+        console.print(f"[bold red]invalid[/] {escape(path)}: {len(summary.errors)} error(s)", highlight=False)
+
+
+def print_plan(console: Console, plan: ConversionPlan) -> None:
+    data = plan.as_dict()
+    console.print(
+        f"[bold]plan[/] for {escape(data['source']['model'])} ({data['source']['format']})", highlight=False
+    )
+    target = data["target"]
+    console.print(
+        f"  writes {escape(data['output'])}: .{target['format']} spec {target['spec']}"
+        + (f", opset {data['opset']}" if data["opset"] else f", payload {data['source']['payload']}")
+        + f"; {zen_text(data['zen_min']['blue'], data['zen_min']['core'])}",
+        highlight=False,
+    )
+    for step in data["transforms"]:
+        console.print(f"  transform {step['name']} as a {step['applied_as']}", highlight=False)
+    if data["spatial_dims"]:
+        console.print(f"  spatial dims fixed to {data['spatial_dims']}", highlight=False)
+    run = (
+        "runs the model and compares it with the source"
+        if data["run"]
+        else "does not run the model (--no-run)"
+    )
+    console.print(f"  {run}; tolerance {data['atol']:g}", highlight=False)
+    print_findings(console, plan.metadata_checks.entries)
+
+
+def print_inspection(console: Console, info: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    console.print(
+        f"[bold]{escape(info['path'])}[/] ({info['kind']}, spec {info['spec_version']})", highlight=False
+    )
+    console.print(f"  read by {zen_text(info['zen_blue_min'], info['zen_core_min'])}", highlight=False)
+    console.print(
+        f"  {info['size']} bytes" + (f", sha256 {info['sha256']}" if "sha256" in info else ""),
+        highlight=False,
+    )
+    meta = Table("field", "value", title="metadata", title_justify="left")
+    for key, value in info["metadata"].items():
+        meta.add_row(escape(str(key)), escape(value if isinstance(value, str) else json.dumps(value)))
+    console.print(meta)
+    hashed = "sha256" in info
+    members = Table(
+        "member", "size", "crc32", *(["sha256"] if hashed else []), title="members", title_justify="left"
+    )
+    for member in info["members"]:
+        row = [escape(member["name"]), str(member["size"]), member["crc32"]]
+        members.add_row(*row, *([member["sha256"]] if hashed else []))
+    console.print(members)
+    _print_onnx(console, info)
+
+
+def _print_onnx(console: Console, info: dict[str, Any]) -> None:
+    onnx_info = info.get("onnx")
+    if onnx_info:
+        console.print(
+            f"  ONNX opset {onnx_info['opset']}, IR version {onnx_info['ir_version']}, {onnx_info['nodes']} nodes, "
+            f"{onnx_info['parameters']} parameters, producer {escape(onnx_info['producer'] or 'unknown')}",
+            highlight=False,
+        )
+        for role in ("inputs", "outputs"):
+            for value in onnx_info[role]:
+                console.print(
+                    f"  {role[:-1]} {escape(value['name'])}: {value['dtype']} {value['shape']}",
+                    highlight=False,
+                )
+    elif info.get("model_is_savedmodel"):
+        console.print("  model: zipped TensorFlow SavedModel", highlight=False)
