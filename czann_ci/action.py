@@ -9,7 +9,6 @@ workflow commands, ``$GITHUB_OUTPUT`` and ``$GITHUB_STEP_SUMMARY`` (plain text e
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import tempfile
 import traceback
@@ -28,9 +27,12 @@ from czann_ci.action_inputs import (
     read_inputs,
 )
 from czann_ci.errors import ConversionError, CzannError, InvalidModelError, PublishError, UsageError
+from czann_ci.format.metadata import MetadataFile
 from czann_ci.naming import file_slug
+from czann_ci.plan import default_output_name
 from czann_ci.render.annotations import error_annotation, finding_annotations
 from czann_ci.render.markdown import SUMMARY_LIMIT, job_summary
+from czann_ci.render.progress import TimedProgress
 from czann_ci.workflow_commands import Console, workspace_relative, write_outputs
 
 if TYPE_CHECKING:
@@ -112,12 +114,10 @@ def run_action(env: Mapping[str, str] = os.environ) -> int:
         step.context = _context_line(inputs, ctx)
         phase = "convert"
         with tempfile.TemporaryDirectory(prefix="czann-action-") as scratch:
-            _convert(inputs, ctx, console, Path(scratch), step)
-            if inputs.mode != "validate":
-                final = _place(inputs, ctx, step)
-                if inputs.mode == "publish":
-                    phase = "publish"
-                    step.published = _publish(inputs, ctx, console, final)
+            archive = _convert(inputs, ctx, console, Path(scratch), step)
+        if inputs.mode == "publish":
+            phase = "publish"
+            step.published = _publish(inputs, ctx, console, archive)
         step.outcome = _OUTCOME_OF_MODE[inputs.mode]
         code = 0
     except CzannError as exc:
@@ -147,46 +147,53 @@ def _context_line(inputs: ActionInputs, ctx: CiContext) -> str:
     return about
 
 
-def _convert(inputs: ActionInputs, ctx: CiContext, console: Console, scratch: Path, step: StepResult) -> None:
+def _convert(inputs: ActionInputs, ctx: CiContext, console: Console, scratch: Path, step: StepResult) -> Path:
+    """Convert straight to the archive's place in the workspace (validate mode: a scratch folder)."""
+    from czann_ci.format.metadata import load_metadata_file
     from czann_ci.pipeline import convert_model
 
-    options = replace(inputs.conversion, output=scratch / f"model.{inputs.conversion.out_format}")
+    meta = load_metadata_file(inputs.metadata)
+    scratch_file = scratch / f"model.{inputs.conversion.out_format}"
+    output = _archive_path(inputs, ctx, meta) if inputs.mode != "validate" else scratch_file
+    if output.is_dir():
+        raise UsageError(f"{workspace_relative(output, ctx.workspace)} is a folder", field="output")
+    created = _missing_folders(output.parent)  # the writer makes them; removed again if it fails
+    options = replace(inputs.conversion, meta=meta, output=output, force=True)
+    progress = TimedProgress(console.line, prefix="")
     with console.group("Convert and validate"):
-        step.conversion = convert_model(options, progress=console.line)
+        try:
+            step.conversion = convert_model(options, progress=progress)
+        except BaseException:
+            for folder in reversed(created):
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+            raise
+        finally:
+            progress.close()
+    if inputs.mode != "validate":
+        step.czann_path = workspace_relative(output, ctx.workspace)
+        _hand_over([*created, output], ctx.workspace)
     for annotation in finding_annotations(step.conversion.report.warnings, inputs.metadata, ctx.workspace):
         step.warnings.append(annotation.message)
         console.emit(annotation)
+    return output
 
 
-def _place(inputs: ActionInputs, ctx: CiContext, step: StepResult) -> Path:
-    """Move the archive to its place in the workspace and hand it to the workspace owner."""
-    assert step.conversion is not None
+def _archive_path(inputs: ActionInputs, ctx: CiContext, meta: MetadataFile) -> Path:
+    """``output``, else ``dist/<name>-<version>.<format>`` (name: ModelName, else the model's file stem)."""
     if inputs.output is not None:
-        final = inputs.output
-    else:
-        name = step.conversion.metadata.get("ModelName") or (inputs.conversion.model or inputs.metadata).stem
-        final = (
-            ctx.workspace
-            / "dist"
-            / f"{file_slug(str(name), lower=True)}-{inputs.version}.{inputs.conversion.out_format}"
-        )
-    if final.exists() and final.is_dir():
-        raise UsageError(f"{workspace_relative(final, ctx.workspace)} is a folder", field="output")
-    created = _make_parents(final.parent)
-    shutil.move(str(step.conversion.path), final)
-    step.conversion.path = final
-    step.czann_path = workspace_relative(final, ctx.workspace)
-    _hand_over([*created, final], ctx.workspace)
-    return final
+        return inputs.output
+    name = file_slug(default_output_name(meta, inputs.conversion.model or meta.model_path), lower=True)
+    suffix = inputs.conversion.out_format or ("czmodel" if meta.is_legacy else "czann")
+    return ctx.workspace / "dist" / f"{name}-{inputs.version}.{suffix}"
 
 
-def _make_parents(folder: Path) -> list[Path]:
+def _missing_folders(folder: Path) -> list[Path]:
+    """The folders that writing into ``folder`` would create, outermost first."""
     missing = []
-    probe = folder
-    while not probe.exists():
-        missing.append(probe)
-        probe = probe.parent
-    folder.mkdir(parents=True, exist_ok=True)
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
     return list(reversed(missing))
 
 

@@ -21,6 +21,7 @@ from rich.markup import escape
 from czann_ci import __version__
 from czann_ci.errors import EXIT_CODES, CzannError, UsageError, first_line
 from czann_ci.format.specs import default_opsets_text, savedmodel_spec, spec_versions_text
+from czann_ci.render.progress import TimedProgress
 from czann_ci.render.terminal import error_line
 
 EXIT_HELP = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items()) + "."
@@ -31,6 +32,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain text: "[p, 1-p]" is not markup
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 err = Console(stderr=True, soft_wrap=True)
@@ -212,36 +214,44 @@ def _convert_body(options: Any, *, plan_only: bool, json_out: bool) -> int:
         if json_out:
             typer.echo(to_json(plan.as_dict()))
         else:
-            print_plan(out, plan)
+            print_plan(out, err, plan)
         return 0
     with _progress(quiet=json_out) as progress:
         result = convert_model(options, progress=progress)
     if json_out:
         typer.echo(to_json(result.as_dict()))
     else:
-        print_conversion(err, result)
+        print_conversion(out, err, result)
     return 0
 
 
 class _progress:
-    """A spinner on stderr for the slow steps (plain lines when stderr is not a terminal)."""
+    """A spinner on stderr for the slow steps (when stderr is a terminal), and one line per finished step
+    with the time it took."""
 
     def __init__(self, *, quiet: bool) -> None:
         self.quiet = quiet
         self.status: Any = None
+        self.lines = TimedProgress(lambda line: err.print(f"[dim]{escape(line)}[/]", highlight=False))
 
     def __enter__(self) -> Callable[[str], None]:
-        if err.is_terminal and not self.quiet:
-            self.status = err.status("starting")
-            self.status.__enter__()
-            return lambda message: self.status.update(message)
         if self.quiet:
             return lambda message: None
-        return lambda message: err.print(f"[dim]- {message}[/]", highlight=False)
+        if err.is_terminal:
+            self.status = err.status("starting")
+            self.status.__enter__()
+
+        def step(message: str) -> None:
+            self.lines(message)
+            if self.status is not None:
+                self.status.update(message)
+
+        return step
 
     def __exit__(self, *exc: object) -> None:
         if self.status is not None:
             self.status.__exit__(*exc)
+        self.lines.close()
 
 
 @app.command(epilog=EXIT_HELP)
@@ -268,7 +278,7 @@ def validate(
         if json_out:
             typer.echo(to_json({"path": str(file), **report.as_dict()}))
         else:
-            print_validation(err if not report.ok else out, str(file), report)
+            print_validation(out, err, str(file), report)
         return 0 if report.ok else 1
 
     _run(body, debug=debug, unexpected_code=1)

@@ -115,6 +115,9 @@ def test_package_on_a_branch_writes_the_archive_outputs_and_summary(
         assert (path.stat().st_uid, path.stat().st_gid) == (4321, 4322)
 
     assert "::group::Convert and validate" in log and "::endgroup::" in log
+    # the log names the archive where it ends up, with each step's time, never a temporary path
+    assert re.search(rf"^writing {re.escape(str(archive))}: \d+\.\d\d s$", log, re.M), log
+    assert "czann-action-" not in log
     summary = summary_of(env)
     assert "czann: packaged" in summary
     assert "| ModelName | nuclei |" in summary

@@ -1,5 +1,9 @@
 """Results and summaries for a person at a terminal (rich). Every value from a file or an argument is
-escaped, so text such as ``[/]`` in a member name or ModelName is shown as it is, never as markup."""
+escaped, so text such as ``[/]`` in a member name or ModelName is shown as it is, never as markup.
+
+The rule for streams (as gh and twine): results go to the ``out`` console (stdout), diagnostics
+(findings, notes, progress, errors) to the ``err`` console (stderr), so ``czann ... > file`` keeps the
+result and the terminal keeps the reasons."""
 
 from __future__ import annotations
 
@@ -35,10 +39,11 @@ def print_findings(console: Console, entries: Iterable[CheckEntry]) -> None:
         )
 
 
-def print_conversion(console: Console, result: ConversionResult) -> None:
-    print_findings(console, result.report.entries)
+def print_conversion(out: Console, err: Console, result: ConversionResult) -> None:
+    print_findings(err, result.report.entries)
     for note in result.notes:
-        console.print(f"[dim]note[/]: {escape(note)}", highlight=False)
+        err.print(f"[dim]note[/]: {escape(note)}", highlight=False)
+    console = out
     console.print(f"[bold green]wrote[/] {escape(str(result.path))}", highlight=False)
     console.print(
         f"  spec {result.spec_version}, opset {result.opset}; {zen_text(result.zen_blue_min, result.zen_core_min)}",
@@ -48,11 +53,13 @@ def print_conversion(console: Console, result: ConversionResult) -> None:
     console.print(
         f"  fidelity: {escape(fidelity_text(result.fidelity, ran=result.model_ran))}", highlight=False
     )
+    memory = f", peak memory {result.peak_rss_mb:.0f} MB" if result.peak_rss_mb else ""
+    console.print(f"  took {result.total_seconds:.2f} s{memory}", highlight=False)
 
 
-def print_validation(console: Console, path: str, summary: ValidationSummary) -> None:
-    print_findings(console, summary.entries)
-    facts = summary.facts
+def print_validation(out: Console, err: Console, path: str, summary: ValidationSummary) -> None:
+    print_findings(err, summary.entries)
+    console, facts = out, summary.facts
     if summary.ok:
         console.print(
             f"[bold green]valid[/] {escape(path)} (spec {facts.get('spec_version')}, opset {facts.get('opset')})",
@@ -62,8 +69,8 @@ def print_validation(console: Console, path: str, summary: ValidationSummary) ->
         console.print(f"[bold red]invalid[/] {escape(path)}: {len(summary.errors)} error(s)", highlight=False)
 
 
-def print_plan(console: Console, plan: ConversionPlan) -> None:
-    data = plan.as_dict()
+def print_plan(out: Console, err: Console, plan: ConversionPlan) -> None:
+    console, data = out, plan.as_dict()
     console.print(
         f"[bold]plan[/] for {escape(data['source']['model'])} ({data['source']['format']})", highlight=False
     )
@@ -84,7 +91,7 @@ def print_plan(console: Console, plan: ConversionPlan) -> None:
         else "does not run the model (--no-run)"
     )
     console.print(f"  {run}; tolerance {data['atol']:g}", highlight=False)
-    print_findings(console, plan.metadata_checks.entries)
+    print_findings(err, plan.metadata_checks.entries)
 
 
 def print_inspection(console: Console, info: dict[str, Any]) -> None:
@@ -102,14 +109,16 @@ def print_inspection(console: Console, info: dict[str, Any]) -> None:
     for key, value in info["metadata"].items():
         meta.add_row(escape(str(key)), escape(value if isinstance(value, str) else json.dumps(value)))
     console.print(meta)
-    hashed = "sha256" in info
-    members = Table(
-        "member", "size", "crc32", *(["sha256"] if hashed else []), title="members", title_justify="left"
-    )
+    members = Table("member", "size", "crc32", title="members", title_justify="left")
     for member in info["members"]:
-        row = [escape(member["name"]), str(member["size"]), member["crc32"]]
-        members.add_row(*row, *([member["sha256"]] if hashed else []))
+        members.add_row(escape(member["name"]), str(member["size"]), member["crc32"])
     console.print(members)
+    if "sha256" in info:
+        # In full below the table (sha256sum's format), never cut to the terminal's width.
+        for member in info["members"]:
+            console.print(
+                f"  sha256 {member['sha256']}  {escape(member['name'])}", highlight=False, soft_wrap=True
+            )
     _print_onnx(console, info)
 
 

@@ -1,0 +1,97 @@
+"""What a new user sees in the first hour (issue 15): help texts, streams, hashes, timings, log paths."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+import typer
+from test_cli import EXAMPLE, czann
+
+from czann_ci.cli import app
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.mark.parametrize("command", sorted(typer.main.get_command(app).commands))  # type: ignore[attr-defined]
+def test_every_help_text_is_shown_as_written(command: str) -> None:
+    click_command = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
+    done = czann(command, "--help", env={"COLUMNS": "400"})
+    assert done.returncode == 0, done.stderr
+    shown = _flat(done.stdout)
+    for param in click_command.params:
+        if getattr(param, "help", None):
+            assert _flat(param.help) in shown, f"{command} {param.name}: {param.help!r} not shown as written"
+    assert shown.count("4 publish failed") == 1
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    folder = tmp_path_factory.mktemp("first-hour")
+    done = czann(
+        "convert",
+        str(EXAMPLE / "nuclei.keras"),
+        "--meta",
+        str(EXAMPLE / "nuclei.json"),
+        "--license",
+        str(EXAMPLE / "LICENSE.txt"),
+        "-o",
+        str(folder / "nuclei.czann"),
+    )
+    assert done.returncode == 0, done.stderr
+    return folder / "nuclei.czann", done
+
+
+def test_results_on_stdout_diagnostics_on_stderr(converted: tuple[Path, object]) -> None:
+    path, done = converted
+    assert done.stdout.startswith(f"wrote {path}")  # type: ignore[attr-defined]
+    assert "- converting" not in done.stdout  # type: ignore[attr-defined]
+    assert "wrote" not in done.stderr  # type: ignore[attr-defined]
+    # every progress line ends with the time its step took, and the result gives total time and memory
+    steps = [line for line in done.stderr.splitlines() if line.startswith("- ")]  # type: ignore[attr-defined]
+    assert len(steps) >= 5 and all(re.search(r": \d+\.\d\d s$", line) for line in steps)
+    assert re.search(r"took \d+\.\d\d s, peak memory \d+ MB", done.stdout)  # type: ignore[attr-defined]
+
+    valid = czann("validate", str(path))
+    assert valid.returncode == 0 and valid.stdout.startswith(f"valid {path}") and valid.stderr == ""
+    invalid = czann("validate", str(path), "--zen-blue", "3.10")
+    assert invalid.returncode == 1
+    assert invalid.stdout.startswith(f"invalid {path}: 1 error(s)")
+    assert "needs ZEN blue 3.13 or newer" in invalid.stderr and "needs ZEN" not in invalid.stdout
+
+
+def test_json_result_has_timings_and_peak_memory(tmp_path: Path) -> None:
+    out = tmp_path / "n.czann"
+    done = czann(
+        "convert",
+        str(EXAMPLE / "nuclei.keras"),
+        "--meta",
+        str(EXAMPLE / "nuclei.json"),
+        "-o",
+        str(out),
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    names = [step["step"] for step in result["timings"]]
+    assert names[0] == "checking metadata" and names[-1] == "reading the archive back"
+    assert abs(result["total_seconds"] - sum(step["seconds"] for step in result["timings"])) < 0.01
+    assert result["peak_rss_mb"] > 50
+
+
+def test_inspect_never_cuts_a_hash(converted: tuple[Path, object]) -> None:
+    path, _ = converted
+    done = czann("inspect", str(path), "--sha256", env={"COLUMNS": "40"})
+    assert done.returncode == 0, done.stderr
+    with zipfile.ZipFile(path) as archive:
+        for name in archive.namelist():
+            digest = hashlib.sha256(archive.read(name)).hexdigest()
+            assert f"sha256 {digest}  {name}" in done.stdout
+    assert hashlib.sha256(path.read_bytes()).hexdigest() in done.stdout
+    assert "…" not in done.stdout.split("members")[1]
