@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,16 +113,35 @@ class CiContext:
                 commit=env.get("CI_COMMIT_SHA", ""),
             )
         ref = env.get("GITHUB_REF", "")
+        # Only a real runner sets GITHUB_ACTIONS=true; a shell that exported GITHUB_REF is still local.
+        github = env.get("GITHUB_ACTIONS", "").lower() == "true"
+        workspace = Path(env.get("GITHUB_WORKSPACE") or os.getcwd())
         return cls(
-            forge="github" if env.get("GITHUB_ACTIONS", "").lower() == "true" or ref else "local",
-            workspace=Path(env.get("GITHUB_WORKSPACE") or os.getcwd()),
+            forge="github" if github else "local",
+            workspace=workspace,
             pushed_tag=ref[len("refs/tags/") :] if ref.startswith("refs/tags/") else "",
             repository=env.get("GITHUB_REPOSITORY", ""),
             api_url=env.get("GITHUB_API_URL", "https://api.github.com"),
             default_token=env.get("GITHUB_TOKEN", ""),
             server_url=env.get("GITHUB_SERVER_URL", ""),
-            commit=env.get("GITHUB_SHA", ""),
+            commit=env.get("GITHUB_SHA", "") or ("" if github else _git_head(workspace)),
         )
+
+
+def _git_head(folder: Path) -> str:
+    """The commit checked out in ``folder`` (a local run's version is dev-<short commit>), or ""."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "--verify", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    head = done.stdout.strip()
+    return head if done.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", head) else ""
 
 
 @dataclass(frozen=True)

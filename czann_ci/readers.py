@@ -30,6 +30,7 @@ from czann_ci.format.specs import (
     legacy_specs,
     legacy_written_spec,
     savedmodel_spec,
+    truncation_hint,
 )
 
 
@@ -135,7 +136,8 @@ def _check_zen_targets(
         else:
             summary.error(
                 "zen-version",
-                f"spec {spec.version} needs ZEN {product} {minimum} or newer; ZEN {product} {version} cannot read it",
+                f"spec {spec.version} needs ZEN {product} {minimum} or newer; ZEN {product} {version} cannot read it"
+                + truncation_hint(product, version, spec),
                 file=where,
             )
 

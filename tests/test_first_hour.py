@@ -95,3 +95,55 @@ def test_inspect_never_cuts_a_hash(converted: tuple[Path, object]) -> None:
             assert f"sha256 {digest}  {name}" in done.stdout
     assert hashlib.sha256(path.read_bytes()).hexdigest() in done.stdout
     assert "…" not in done.stdout.split("members")[1]
+
+
+def test_an_unquoted_zen_release_gets_a_hint(tmp_path: Path) -> None:
+    done = czann(
+        "convert",
+        str(EXAMPLE / "nuclei.keras"),
+        "--meta",
+        str(EXAMPLE / "nuclei.json"),
+        "--zen-blue",
+        "3.1",
+        "--plan",
+    )
+    assert done.returncode == 2
+    assert "did you mean 3.10? quote it (YAML reads an unquoted 3.10 as 3.1)" in done.stderr
+    # a real release that is simply too old gets no hint
+    done = czann(
+        "convert", str(EXAMPLE / "nuclei.keras"), "--meta", str(EXAMPLE / "nuclei.json"), "--zen-blue", "3.4"
+    )
+    assert done.returncode == 2 and "did you mean" not in done.stderr
+
+
+def test_a_local_run_is_local_and_named_after_the_commit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+    import subprocess
+
+    from czann_ci.action import run_action
+
+    workspace = tmp_path / "ws"
+    shutil.copytree(EXAMPLE, workspace / "models", ignore=shutil.ignore_patterns("train.py", "__pycache__"))
+    git = ["git", "-C", str(workspace), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "model"], check=True)
+    head = subprocess.run(
+        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    # a developer's shell with GITHUB_REF exported is still not a GitHub runner
+    env = {
+        "GITHUB_REF": "refs/heads/main",
+        "GITHUB_WORKSPACE": str(workspace),
+        "INPUT_MODEL": "models/nuclei.keras",
+        "INPUT_METADATA": "models/nuclei.json",
+        "INPUT_MODE": "package",
+    }
+    assert run_action(env) == 0
+    assert (workspace / "dist" / f"nuclei-dev-{head[:7]}.czann").is_file()
+    capsys.readouterr()
+    assert run_action({**env, "INPUT_ZEN-BLUE": "3.1"}) == 2
+    log = capsys.readouterr().out
+    assert "::error" not in log and "did you mean 3.10?" in log

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -67,8 +68,13 @@ def _row(raw: dict, legacy: bool) -> FormatSpec:
 
 
 @cache
+def _raw_table() -> dict:
+    return json.loads(resources.files("czann_ci.format").joinpath("specs.json").read_text("utf-8"))
+
+
+@cache
 def _table() -> tuple[tuple[FormatSpec, ...], tuple[FormatSpec, ...]]:
-    raw = json.loads(resources.files("czann_ci.format").joinpath("specs.json").read_text("utf-8"))
+    raw = _raw_table()
     return (
         tuple(_row(item, legacy=False) for item in raw["czann"]),
         tuple(_row(item, legacy=True) for item in raw["legacy"]),
@@ -82,6 +88,16 @@ def czann_specs() -> tuple[FormatSpec, ...]:
 
 def legacy_specs() -> tuple[FormatSpec, ...]:
     return _table()[1]
+
+
+def truncation_hint(product: str, version: str, spec: FormatSpec) -> str:
+    """For a refused ``3.1`` that ``3.10`` would not be: YAML turns an unquoted 3.10 into 3.1."""
+    newest = _raw_table()["newest_zen_known"][product]
+    if not re.fullmatch(r"\d+\.[1-9]", version) or not spec.read_by(product, version + "0"):
+        return ""
+    if _version_tuple(version + "0") > _version_tuple(newest):
+        return ""  # 3.40 is no ZEN release (yet): 3.4 is what was meant
+    return f"; did you mean {version}0? quote it (YAML reads an unquoted {version}0 as {version})"
 
 
 def legacy_written_spec() -> FormatSpec:
@@ -120,7 +136,7 @@ def choose_spec(
                 raise UsageError(
                     f"spec {chosen.version} is read by ZEN {product} {minimum} or newer, not by ZEN {product} "
                     f"{version}; choose an older --spec or drop it to get the newest spec ZEN {product} "
-                    f"{version} reads",
+                    f"{version} reads{truncation_hint(product, version, chosen)}",
                     field="spec",
                 )
         return chosen
@@ -128,7 +144,10 @@ def choose_spec(
         chosen = legacy_written_spec()
         for product, version in targets:
             if not chosen.read_by(product, version):
-                raise UsageError(f"no legacy format version is read by ZEN {product} {version}")
+                raise UsageError(
+                    f"no legacy format version is read by ZEN {product} {version}"
+                    + truncation_hint(product, version, chosen)
+                )
         return chosen
     candidates = [s for s in czann_specs() if all(s.read_by(p, v) for p, v in targets)]
     if not candidates:
@@ -136,8 +155,9 @@ def choose_spec(
         needs = ", ".join(
             f"ZEN {p} {oldest.min_zen_blue if p == 'blue' else oldest.min_zen_core}" for p, _ in targets
         )
+        hints = "".join(truncation_hint(p, v, oldest) for p, v in targets)
         raise UsageError(
-            f"no .czann spec is read by the requested ZEN version(s); .czann needs at least {needs}"
+            f"no .czann spec is read by the requested ZEN version(s); .czann needs at least {needs}{hints}"
         )
     return candidates[-1]
 
