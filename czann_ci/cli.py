@@ -20,6 +20,7 @@ from rich.markup import escape
 
 from czann_ci import __version__
 from czann_ci.errors import EXIT_CODES, CzannError, UsageError, first_line
+from czann_ci.format.metadata import COLOR_HANDLINGS, PIXEL_TYPES
 from czann_ci.format.specs import default_opsets_text, savedmodel_spec, spec_versions_text
 from czann_ci.render.progress import TimedProgress
 from czann_ci.render.terminal import error_line
@@ -144,6 +145,20 @@ NoRunOpt = Annotated[
 PlanOpt = Annotated[
     bool, typer.Option("--plan", help="Print the conversion plan (every decision, checked) and stop.")
 ]
+PixelTypeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--pixel-type",
+        help=f"Legacy formats: the input's pixel type ({', '.join(PIXEL_TYPES)}); default from InputShape's channels.",
+    ),
+]
+ColorHandlingOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--color-handling",
+        help=f"Legacy formats: {' or '.join(COLOR_HANDLINGS)}; default from InputShape's channels.",
+    ),
+]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output file.")]
 
 
@@ -168,6 +183,8 @@ def convert(
     savedmodel: SavedModelOpt = False,
     no_run: NoRunOpt = False,
     plan_only: PlanOpt = False,
+    pixel_type: PixelTypeOpt = None,
+    color_handling: ColorHandlingOpt = None,
     force: ForceOpt = False,
     json_out: JsonOut = False,
     debug: Debug = False,
@@ -195,6 +212,8 @@ def convert(
         output_layout=output_layout,
         savedmodel=savedmodel,
         run=not no_run,
+        pixel_type=pixel_type,
+        color_handling=color_handling,
     )
     _run(
         lambda: _convert_body(options, plan_only=plan_only, json_out=json_out), debug=debug, unexpected_code=3

@@ -64,6 +64,8 @@ class ConvertOptions:
     run: bool = True  # False: structure checks only, no onnxruntime inference or fidelity comparison
     preprocessing: Any = None  # Keras layers (Python API)
     postprocessing: Any = None
+    pixel_type: str | None = None  # legacy formats: instead of what InputShape's channels imply
+    color_handling: str | None = None
 
 
 class AppliedAs(str, Enum):
@@ -153,13 +155,16 @@ def make_plan(options: ConvertOptions) -> ConversionPlan:
     _check_payload_source(options, model_format)
     out_format = OutputFormat(options.out_format) if options.out_format else _default_format(meta)
     spec = _choose_spec(options, out_format)
-    target = target_for(out_format, spec)
+    target = target_for(
+        out_format, spec, pixel_type=options.pixel_type, color_handling=options.color_handling
+    )
     declared = target.declare(meta)
     output = Path(options.output or Path.cwd() / f"{default_output_name(meta, model)}.{out_format.value}")
     refuse_existing_output(output, force=options.force)  # before any work: a conversion can take minutes
     opset = _choose_opset(options, spec)
     checks = _check_declared(declared, spec, meta)
     _check_spatial_dims(options, declared, meta)
+    spatial_dims = _spatial_dims(options, declared, out_format, model, model_format)
     return ConversionPlan(
         metadata=meta,
         model=model,
@@ -172,7 +177,7 @@ def make_plan(options: ConvertOptions) -> ConversionPlan:
         output=output,
         license=license_file,
         transforms=_transforms(options, model_format),
-        spatial_dims=tuple(options.spatial_dims) if options.spatial_dims else None,
+        spatial_dims=spatial_dims,
         input_layout=options.input_layout,
         output_layout=options.output_layout,
         preprocessing=_as_list(options.preprocessing),
@@ -331,6 +336,13 @@ def _choose_opset(options: ConvertOptions, spec: FormatSpec) -> int:
 def _check_declared(declared: Declared, spec: FormatSpec, meta: MetadataFile) -> ValidationSummary:
     """The metadata's model.json against the schema and the rules (legacy specs were checked when read)."""
     summary = ValidationSummary()
+    if meta.is_legacy and not any(key in meta.raw for key in ("ModelName", "Name")):
+        summary.warning(
+            "legacy-name",
+            f"not given; the model is named after the spec file: {declared.name!r}",
+            field="ModelName",
+            file=str(meta.path),
+        )
     if declared.document is not None:
         where = str(meta.path)
         summary.extend(check_schema(declared.document, spec, file=where))
@@ -347,6 +359,33 @@ def _check_spatial_dims(options: ConvertOptions, declared: Declared, meta: Metad
             file=str(meta.path),
             field="InputShape",
         )
+
+
+def _spatial_dims(
+    options: ConvertOptions,
+    declared: Declared,
+    out_format: OutputFormat,
+    model: Path | Any,
+    model_format: ModelFormat,
+) -> tuple[int, ...] | None:
+    """The spatial size to fix: as asked, or for a legacy archive (which needs fixed dims) InputShape's."""
+    if options.spatial_dims:
+        return tuple(options.spatial_dims)
+    if not out_format.legacy:
+        return None
+    if declared.input_shape is not None:
+        return tuple(declared.input_shape[:-1])
+    if model_format in (ModelFormat.KERAS, ModelFormat.H5) and isinstance(model, Path):
+        from czann_ci.sources.keras_config import saved_input_shape
+
+        shape = saved_input_shape(model)
+        if shape is not None and any(d is None for d in shape[1:-1]):
+            raise UsageError(
+                f"--format {out_format.value} needs fixed spatial dimensions, and the model's input is "
+                f"{shape[1:]}: give --spatial-dims H W (or model.json-style metadata with InputShape)",
+                file=str(model),
+            )
+    return None
 
 
 def _transforms(options: ConvertOptions, model_format: ModelFormat) -> tuple[TransformStep, ...]:

@@ -147,3 +147,70 @@ def test_a_local_run_is_local_and_named_after_the_commit(
     assert run_action({**env, "INPUT_ZEN-BLUE": "3.1"}) == 2
     log = capsys.readouterr().out
     assert "::error" not in log and "did you mean 3.10?" in log
+
+
+def test_the_legacy_example_spec_converts_and_refuses_early_without_fixed_dims(tmp_path: Path) -> None:
+    spec = EXAMPLE / "nuclei.legacy.json"
+    early = czann("convert", "--meta", str(spec), "--format", "czseg", "-o", str(tmp_path / "n.czseg"))
+    assert early.returncode == 2 and "give --spatial-dims H W" in early.stderr
+    assert "converting" not in early.stderr  # refused while planning, before Keras is loaded
+    done = czann(
+        "convert",
+        "--meta",
+        str(spec),
+        "--format",
+        "czseg",
+        "--spatial-dims",
+        "256",
+        "256",
+        "-o",
+        str(tmp_path / "n.czseg"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert czann("validate", str(tmp_path / "n.czseg")).returncode == 0
+
+
+def test_one_model_json_serves_the_legacy_formats_too(tmp_path: Path) -> None:
+    out = tmp_path / "n.czmodel"
+    done = czann(
+        "convert",
+        str(EXAMPLE / "nuclei.keras"),
+        "--meta",
+        str(EXAMPLE / "nuclei.json"),
+        "--format",
+        "czmodel",
+        "--pixel-type",
+        "Bgr48",
+        "-o",
+        str(out),
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    written = json.loads(done.stdout)["metadata"]
+    assert written["Classes"] == ["background", "nuclei"]
+    assert written["BorderSize"] == 6  # MinOverlap [12, 12] is twice the border
+    assert (written["PixelType"], written["ColorHandling"]) == (["Bgr48"], "SplitRgb")
+    info = json.loads(czann("inspect", str(out), "--json").stdout)
+    assert info["kind"] == "legacy" and info["metadata"]["ModelName"] == "nuclei"
+
+    wrong = czann(
+        "convert",
+        str(EXAMPLE / "nuclei.keras"),
+        "--meta",
+        str(EXAMPLE / "nuclei.json"),
+        "--pixel-type",
+        "Gray8",
+    )
+    assert wrong.returncode == 2 and "apply to the legacy formats" in wrong.stderr
+
+
+def test_a_legacy_spec_without_a_name_says_which_name_it_takes(tmp_path: Path) -> None:
+    spec = json.loads((EXAMPLE / "nuclei.legacy.json").read_text())
+    del spec["ModelName"]
+    spec["ModelPath"] = str(EXAMPLE / "nuclei.keras")
+    spec.pop("LicenseFile")
+    path = tmp_path / "my-nuclei.json"
+    path.write_text(json.dumps(spec))
+    done = czann("convert", "--meta", str(path), "--spatial-dims", "256", "256", "--plan")
+    assert done.returncode == 0, done.stderr
+    assert "ModelName: not given; the model is named after the spec file: 'my-nuclei'" in done.stderr

@@ -78,7 +78,11 @@ def test_keras_transforms_become_layers(tmp_path: Path) -> None:
         ({"savedmodel": True, "spec": "2.1.0"}, UsageError, "only spec 1.0.0"),
         ({"spec": "2.0.0", "opset": 18}, UsageError, "--opset 18 is not allowed by spec 2.0.0"),
         ({"spatial_dims": (64, 48)}, UsageError, "differ from InputShape"),
-        ({"out_format": "czseg"}, UsageError, "needs a legacy spec"),
+        (
+            {"out_format": "czseg", "meta_override": {**SEG_META, "InputShape": [32, 32, 2]}},
+            UsageError,
+            "imply no legacy pixel type",
+        ),
         ({"spec": "2.1.0", "zen_blue": "3.10"}, UsageError, "not by ZEN blue 3.10"),
         ({"meta_override": {**SEG_META, "Classes": ["a", "b"]}}, InvalidModelError, "2 class name(s)"),
     ],

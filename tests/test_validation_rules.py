@@ -215,10 +215,19 @@ def test_legacy_needs_fixed_spatial_dims(tmp_path: Path, seg_sources: dict) -> N
             "BorderSize": 0,
         },
     )
-    with pytest.raises(InvalidModelError) as caught:
+    # a .keras file says its input size in its config: refused while planning (a usage error)
+    with pytest.raises(UsageError) as early:
         convert_model(
             ConvertOptions(
                 meta=legacy, model=seg_sources["keras"], output=tmp_path / "x.czseg", out_format="czseg"
+            )
+        )
+    assert "needs fixed spatial dimensions" in early.value.message and "--spatial-dims" in early.value.message
+    # a SavedModel does not: the converted model is refused
+    with pytest.raises(InvalidModelError) as caught:
+        convert_model(
+            ConvertOptions(
+                meta=legacy, model=seg_sources["savedmodel"], output=tmp_path / "x.czseg", out_format="czseg"
             )
         )
     assert "the legacy format needs fixed spatial dimensions" in caught.value.message

@@ -22,7 +22,13 @@ from czann_ci.errors import InvalidModelError, UsageError
 from czann_ci.format.archive import model_json_bytes, write_czann, write_legacy
 from czann_ci.format.kinds import OutputFormat
 from czann_ci.format.legacy import legacy_xml_bytes
-from czann_ci.format.metadata import CzannMetadata, LegacyMetadata, MetadataFile, ModelType
+from czann_ci.format.metadata import (
+    CzannMetadata,
+    LegacyMetadata,
+    MetadataFile,
+    ModelType,
+    legacy_from_fields,
+)
 from czann_ci.format.onnx_interface import fixed_interface
 from czann_ci.format.specs import FormatSpec
 
@@ -80,6 +86,8 @@ def derive_id(payload: bytes, described: dict[str, Any]) -> str:
 class _ArchiveTarget:
     spec: FormatSpec
     format: OutputFormat = OutputFormat.CZANN
+    pixel_type: str | None = None  # legacy targets: overrides what model.json-style metadata implies
+    color_handling: str | None = None
 
 
 class CzannTarget(_ArchiveTarget):
@@ -131,26 +139,72 @@ class CzannTarget(_ArchiveTarget):
 
 
 class LegacyTarget(_ArchiveTarget):
-    """A legacy XML archive (.czseg or .czmodel: the same content under two suffixes)."""
+    """A legacy XML archive (.czseg or .czmodel: the same content under two suffixes).
+
+    From a legacy spec, or from model.json-style metadata: Classes as they are, BorderSize half the
+    largest MinOverlap, and the pixel type and colour handling that the input's channels imply
+    (1: Gray8, ConvertToMonochrome; 3: Bgr24, SplitRgb; 4: Bgra32, SplitRgb), unless given.
+    """
 
     def declare(self, meta: MetadataFile) -> Declared:
-        if meta.legacy is None:
-            raise UsageError(
-                f"--format {self.format.value} writes the legacy XML format, which needs a legacy spec "
-                "(ColorHandling, PixelType, Classes, BorderSize)",
+        if meta.legacy is not None:
+            return Declared(
+                model_type=ModelType.MULTI_CLASS_SEMANTIC_SEGMENTATION,
+                input_shape=None,
+                output_shape=None,
+                name=meta.legacy.name,
+                legacy=meta.legacy,
+            )
+        assert meta.model_json is not None
+        fields = meta.model_json
+        input_shape, output_shape = _shape(fields.get("InputShape")), _shape(fields.get("OutputShape"))
+        if input_shape is None or output_shape is None:
+            raise InvalidModelError(
+                "a legacy archive from model.json-style metadata needs InputShape and OutputShape",
                 file=str(meta.path),
+                field="InputShape",
+            )
+        legacy = legacy_from_fields(self._legacy_fields(fields, input_shape[-1], meta), meta.path)
+        if len(legacy.classes) != output_shape[-1]:
+            raise InvalidModelError(
+                f"{len(legacy.classes)} class name(s) but OutputShape {output_shape} has {output_shape[-1]} "
+                "output channel(s)",
+                file=str(meta.path),
+                field="Classes",
             )
         return Declared(
             model_type=ModelType.MULTI_CLASS_SEMANTIC_SEGMENTATION,
-            input_shape=None,
-            output_shape=None,
-            name=meta.legacy.name,
-            legacy=meta.legacy,
+            input_shape=input_shape,
+            output_shape=output_shape,
+            name=legacy.name,
+            legacy=legacy,
         )
+
+    def _legacy_fields(self, fields: dict[str, Any], channels: int, meta: MetadataFile) -> dict[str, Any]:
+        pixel_type, color_handling = _LEGACY_CHANNELS.get(channels, (None, None))
+        pixel_type, color_handling = self.pixel_type or pixel_type, self.color_handling or color_handling
+        if pixel_type is None or color_handling is None:
+            raise UsageError(
+                f"InputShape has {channels} channels, which imply no legacy pixel type: give --pixel-type and "
+                "--color-handling",
+                file=str(meta.path),
+                field="InputShape",
+            )
+        overlap = [v for v in fields.get("MinOverlap") or [0] if isinstance(v, int)]
+        return {
+            "ModelName": fields.get("ModelName") or meta.path.stem,
+            "Classes": fields.get("Classes"),
+            "PixelType": pixel_type,
+            "ColorHandling": color_handling,
+            "BorderSize": max(overlap, default=0) // 2,
+            "Id": fields.get("Id"),
+        }
 
     def complete(self, declared: Declared, model: onnx.ModelProto | None) -> Declared:
         """Legacy files carry no shapes: take them from the model (which must have fixed spatial dims)."""
         assert model is not None and declared.legacy is not None
+        if declared.input_shape is not None:
+            return declared  # declared by model.json-style metadata: the structure check compares them
         interface = fixed_interface(model)
         if interface is None:
             inputs, outputs = len(model.graph.input), len(model.graph.output)
@@ -191,9 +245,23 @@ class LegacyTarget(_ArchiveTarget):
         return {"Id": model_id, **described}
 
 
-def target_for(out_format: OutputFormat, spec: FormatSpec) -> Target:
+# The pixel type and colour handling an input of so many channels implies.
+_LEGACY_CHANNELS = {1: ("Gray8", "ConvertToMonochrome"), 3: ("Bgr24", "SplitRgb"), 4: ("Bgra32", "SplitRgb")}
+
+
+def target_for(
+    out_format: OutputFormat,
+    spec: FormatSpec,
+    *,
+    pixel_type: str | None = None,
+    color_handling: str | None = None,
+) -> Target:
     if out_format.legacy:
-        return LegacyTarget(spec, out_format)
+        return LegacyTarget(spec, out_format, pixel_type, color_handling)
+    if pixel_type or color_handling:
+        raise UsageError(
+            "--pixel-type and --color-handling apply to the legacy formats (--format czseg|czmodel)"
+        )
     return CzannTarget(spec=spec)
 
 
