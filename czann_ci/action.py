@@ -60,6 +60,7 @@ OUTPUT_NAMES = (
     "release-url",
     "asset-url",
     "upload-result",
+    "preview-path",
 )
 
 
@@ -77,6 +78,7 @@ class StepResult:
     outcome: Outcome = Outcome.FAILED
     conversion: ConversionResult | None = None
     czann_path: str = ""  # relative to the workspace; empty in validate mode
+    preview_path: str = ""  # relative to the workspace; empty without `preview: true`
     published: PublishResult | None = None
     error: str = ""
     context: str = ""  # one line: metadata, mode, tag
@@ -96,7 +98,15 @@ class StepResult:
             "release-url": published.release_url if published else "",
             "asset-url": published.asset_url if published else "",
             "upload-result": published.upload_result if published else "none",
+            "preview-path": self.preview_path,
         }
+
+    @property
+    def preview_url(self) -> str:
+        """The published preview's download URL (publish mode), for the job summary."""
+        name = self.preview_path.rsplit("/", 1)[-1]
+        urls = [asset.url for asset in self.published.assets if asset.name == name] if self.published else []
+        return urls[0] if name and urls else ""
 
 
 def run_action(env: Mapping[str, str] = os.environ) -> int:
@@ -158,7 +168,8 @@ def _convert(inputs: ActionInputs, ctx: CiContext, console: Console, scratch: Pa
     if output.is_dir():
         raise UsageError(f"{workspace_relative(output, ctx.workspace)} is a folder", field="output")
     created = _missing_folders(output.parent)  # the writer makes them; removed again if it fails
-    options = replace(inputs.conversion, meta=meta, output=output, force=True)
+    preview = output.with_name(output.name + ".preview.png") if inputs.preview else None
+    options = replace(inputs.conversion, meta=meta, output=output, force=True, preview=preview)
     progress = TimedProgress(console.line, prefix="")
     with console.group("Convert and validate"):
         try:
@@ -172,7 +183,8 @@ def _convert(inputs: ActionInputs, ctx: CiContext, console: Console, scratch: Pa
             progress.close()
     if inputs.mode != "validate":
         step.czann_path = workspace_relative(output, ctx.workspace)
-        _hand_over([*created, output], ctx.workspace)
+        _hand_over([*created, output, *([preview] if preview else [])], ctx.workspace)
+        step.preview_path = workspace_relative(preview, ctx.workspace) if preview else ""
     for annotation in finding_annotations(step.conversion.report.warnings, inputs.metadata, ctx.workspace):
         step.warnings.append(annotation.message)
         console.emit(annotation)
@@ -222,6 +234,9 @@ def _publish(inputs: ActionInputs, ctx: CiContext, console: Console, archive: Pa
         checksum_file.write_text(f"{assets[0].sha256}  {archive.name}\n", encoding="utf-8")
         _hand_over([checksum_file], ctx.workspace)
         assets.append(Asset.from_file(checksum_file))
+    preview = archive.with_name(archive.name + ".preview.png")
+    if inputs.preview and preview.is_file():
+        assets.append(Asset.from_file(preview))
     with console.group(f"Publish {archive.name} to {inputs.release_tag}"):
         return publish(_forge_target(inputs, ctx, assets[0]), assets, log=console.line)
 

@@ -41,6 +41,7 @@ INPUT_NAMES = (
     "checksum",
     "token",
     "api-url",
+    "preview",
     "debug",
 )
 # SemVer 2.0.0, https://semver.org
@@ -160,6 +161,7 @@ class ActionInputs:
     token: str = field(repr=False)
     token_kind: str  # job (the CI's own job token) | private (a token given as an input)
     api_url: str
+    preview: bool = False
 
     @property
     def metadata(self) -> Path:
@@ -194,6 +196,7 @@ def read_inputs(reader: InputReader, ctx: CiContext) -> ActionInputs:
         token=token,
         token_kind="private" if reader.text("token") else "job",
         api_url=api_url,
+        preview=reader.boolean("preview"),
     )
 
 

@@ -159,6 +159,20 @@ ColorHandlingOpt = Annotated[
         help=f"Legacy formats: {' or '.join(COLOR_HANDLINGS)}; default from InputShape's channels.",
     ),
 ]
+PreviewOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--preview",
+        metavar="PNG",
+        help="Also write a PNG: the input, the source model's output and the packed model's, side by side.",
+    ),
+]
+SampleOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--sample", metavar="IMG", help="The image the preview shows (default: the seeded test tile)."
+    ),
+]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output file.")]
 
 
@@ -185,6 +199,8 @@ def convert(
     plan_only: PlanOpt = False,
     pixel_type: PixelTypeOpt = None,
     color_handling: ColorHandlingOpt = None,
+    preview: PreviewOpt = None,
+    sample: SampleOpt = None,
     force: ForceOpt = False,
     json_out: JsonOut = False,
     debug: Debug = False,
@@ -214,6 +230,8 @@ def convert(
         run=not no_run,
         pixel_type=pixel_type,
         color_handling=color_handling,
+        preview=preview,
+        sample=sample,
     )
     _run(
         lambda: _convert_body(options, plan_only=plan_only, json_out=json_out), debug=debug, unexpected_code=3

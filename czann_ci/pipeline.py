@@ -138,11 +138,13 @@ def convert_model(
         summary.extend(_check_structure(packed, plan, declared))
         summary.raise_if_failed()
     fidelity = _run_packed(packed, exported, plan, declared, summary, steps)
+    preview = _preview_outputs(packed, exported, plan, declared, steps)
     exported.release()
     steps(f"writing {plan.output}")
     metadata = plan.target.write(plan.output, packed.payload, declared, plan.license, force=plan.force)
     steps("reading the archive back")
     summary.extend(_read_back(plan))
+    _write_preview(plan, declared, preview, steps)
     return _result(plan, packed, fidelity, metadata, summary, exported.notes, steps.finish())
 
 
@@ -198,7 +200,7 @@ def _run_packed(
         return None
     assert declared.input_shape is not None and declared.output_shape is not None
     steps("running the packed model")
-    run = packed.runner or OnnxRunner(packed.payload)
+    run = packed.runner = packed.runner or OnnxRunner(packed.payload)
     runtime, output = check_runtime(
         run,
         input_shape=declared.input_shape,
@@ -218,6 +220,40 @@ def _run_packed(
     summary.extend(compared)
     summary.raise_if_failed()
     return fidelity
+
+
+_PreviewOutputs = tuple[Any, Any, Any]  # the input batch, the source's output (or None), the packed model's
+
+
+def _preview_outputs(
+    packed: _Packed, exported: Exported, plan: ConversionPlan, declared: Declared, steps: _Steps
+) -> _PreviewOutputs | None:
+    """Both models on the sample (or the seeded tile), while the source model is still loaded."""
+    if plan.preview is None:
+        return None
+    assert packed.runner is not None and declared.input_shape is not None  # the plan requires a run
+    steps("running both models for the preview")
+    if plan.sample is not None:
+        from czann_ci.render.preview import load_sample
+
+        batch = load_sample(plan.sample, declared.input_shape)
+    else:
+        batch = seeded_input(declared.input_shape)
+    source = exported.reference(batch) if exported.reference is not None else None
+    return batch, source, packed.runner(batch)
+
+
+def _write_preview(
+    plan: ConversionPlan, declared: Declared, outputs: _PreviewOutputs | None, steps: _Steps
+) -> None:
+    if plan.preview is None or outputs is None:
+        return
+    from czann_ci.render.preview import write_preview
+
+    steps(f"writing the preview {plan.preview}")
+    batch, source, packed = outputs
+    segmentation = declared.model_type.is_segmentation
+    write_preview(plan.preview, batch, source, packed, segmentation=segmentation, force=plan.force)
 
 
 def _read_back(plan: ConversionPlan) -> ValidationSummary:

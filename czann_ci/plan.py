@@ -66,6 +66,8 @@ class ConvertOptions:
     postprocessing: Any = None
     pixel_type: str | None = None  # legacy formats: instead of what InputShape's channels imply
     color_handling: str | None = None
+    preview: Path | None = None  # a PNG of input, source output and packed output
+    sample: Path | None = None  # the image the preview shows (default: the seeded fidelity input)
 
 
 class AppliedAs(str, Enum):
@@ -110,6 +112,8 @@ class ConversionPlan:
     zen_blue: str | None = None
     zen_core: str | None = None
     metadata_checks: ValidationSummary = field(default_factory=ValidationSummary)
+    preview: Path | None = None
+    sample: Path | None = None
 
     @property
     def spec(self) -> FormatSpec:
@@ -142,6 +146,8 @@ class ConversionPlan:
             "atol": self.atol,
             "zen": {"blue": self.zen_blue, "core": self.zen_core},
             "zen_min": {"blue": self.spec.min_zen_blue, "core": self.spec.min_zen_core},
+            "preview": str(self.preview) if self.preview else None,
+            "sample": str(self.sample) if self.sample else None,
             "declared": self.declared.as_dict(),
             "checks": [entry.as_dict() for entry in self.metadata_checks.entries],
         }
@@ -151,6 +157,7 @@ def make_plan(options: ConvertOptions) -> ConversionPlan:
     """Decide everything; raises UsageError for contradictory options and InvalidModelError for bad metadata."""
     _check_choices(options)
     _check_savedmodel_options(options)
+    _check_preview_options(options)
     meta, model, model_format, license_file = _resolve_inputs(options)
     _check_payload_source(options, model_format)
     out_format = OutputFormat(options.out_format) if options.out_format else _default_format(meta)
@@ -188,6 +195,8 @@ def make_plan(options: ConvertOptions) -> ConversionPlan:
         zen_blue=options.zen_blue,
         zen_core=options.zen_core,
         metadata_checks=checks,
+        preview=options.preview,
+        sample=options.sample,
     )
 
 
@@ -223,6 +232,18 @@ def _check_savedmodel_options(options: ConvertOptions) -> None:
         )
     if options.opset is not None or options.input_layout or options.output_layout:
         raise UsageError("--savedmodel packs no ONNX model: --opset and the layout options do not apply")
+
+
+def _check_preview_options(options: ConvertOptions) -> None:
+    if options.sample is not None and options.preview is None:
+        raise UsageError("--sample picks the image of the preview: give --preview PNG too")
+    if options.preview is None:
+        return
+    if not options.run:
+        raise UsageError("--preview shows the model's output, which --no-run does not compute")
+    if options.sample is not None and not Path(options.sample).is_file():
+        raise UsageError("sample image not found", file=str(options.sample))
+    refuse_existing_output(Path(options.preview), force=options.force)
 
 
 def _check_payload_source(options: ConvertOptions, model_format: ModelFormat) -> None:

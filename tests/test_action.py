@@ -465,3 +465,22 @@ def test_explicit_release_tag_and_unknown_overrides(
     code, log = run(env, capsys)
     assert code == 0, log
     assert outputs_of(env)["czann-path"] == "dist/nuclei-0.9.0.czann"
+
+
+def test_preview_is_published_and_shown_in_the_summary(workspace: Path, forge, capsys) -> None:
+    server = forge.server
+    env = github_env(
+        workspace,
+        ref="refs/tags/model-v1.3.0",
+        token=forge.token,
+        api_url=server.github_api_url,
+        preview="true",
+    )
+    code, log = run(env, capsys)
+    assert code == 0, log
+    out = outputs_of(env)
+    assert out["preview-path"] == "dist/nuclei-1.3.0.czann.preview.png"
+    png = server.github_asset_bytes("acme/models", "model-v1.3.0", "nuclei-1.3.0.czann.preview.png")
+    assert png.startswith(b"\x89PNG") and png == (workspace / out["preview-path"]).read_bytes()
+    summary = summary_of(env)
+    assert "### Preview" in summary and "nuclei-1.3.0.czann.preview.png)" in summary and "![" in summary

@@ -214,3 +214,50 @@ def test_a_legacy_spec_without_a_name_says_which_name_it_takes(tmp_path: Path) -
     done = czann("convert", "--meta", str(path), "--spatial-dims", "256", "256", "--plan")
     assert done.returncode == 0, done.stderr
     assert "ModelName: not given; the model is named after the spec file: 'my-nuclei'" in done.stderr
+
+
+def test_preview_shows_input_source_and_packed_output(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    sample = tmp_path / "cells.png"
+    pixels = np.zeros((300, 200, 3), np.uint8)
+    pixels[100:180, 60:140] = (240, 230, 220)
+    Image.fromarray(pixels).save(sample)
+    preview = tmp_path / "p.png"
+    done = czann(
+        "convert",
+        str(EXAMPLE / "nuclei.keras"),
+        "--meta",
+        str(EXAMPLE / "nuclei.json"),
+        "-o",
+        str(tmp_path / "n.czann"),
+        "--preview",
+        str(preview),
+        "--sample",
+        str(sample),
+    )
+    assert done.returncode == 0, done.stderr
+    with Image.open(preview) as image:
+        sheet = np.asarray(image.convert("RGB"))
+    tile = 256  # InputShape [256, 256, 3]: the sample is resized to the tile ZEN feeds
+    assert sheet.shape == (tile, 3 * tile + 2 * 8, 3)
+    source, packed = sheet[:, tile + 8 : 2 * tile + 8], sheet[:, 2 * tile + 16 :]
+    assert np.array_equal(source, packed)  # the converted model segments as the original did
+    assert sheet[:, :tile].max() > 200  # the input panel shows the sample
+
+    for args, message in (
+        (["--sample", str(sample)], "give --preview PNG too"),
+        (["--preview", str(tmp_path / "q.png"), "--no-run"], "--no-run does not compute"),
+        (["--preview", str(preview)], "output exists"),
+    ):
+        refused = czann(
+            "convert",
+            str(EXAMPLE / "nuclei.keras"),
+            "--meta",
+            str(EXAMPLE / "nuclei.json"),
+            "-o",
+            str(tmp_path / "x.czann"),
+            *args,
+        )
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr

@@ -37,6 +37,16 @@ def job_summary(step: StepResult) -> str:
         if step.published.release_url:
             lines.append(f"Release: {step.published.release_url}")
         lines.append("")
+    if step.preview_url:
+        lines += ["### Preview", "", f"![input, source output, packed output]({step.preview_url})", ""]
+    elif step.preview_path:
+        lines += [
+            "### Preview",
+            "",
+            f"`{step.preview_path}`: input, source output and packed output side by side (keep it with "
+            "`actions/upload-artifact`, or publish to show it here).",
+            "",
+        ]
     if step.warnings:
         lines += ["### Warnings", ""] + [f"- {cell(w)}" for w in step.warnings] + [""]
     return _within_limit("\n".join(lines) + "\n")

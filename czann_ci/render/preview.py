@@ -1,0 +1,121 @@
+"""A picture of the conversion (``--preview PNG``): the input tile, the source model's output and the
+packed model's output side by side, so a microscopist sees that the converted model segments as the
+original did. Pillow draws it; the file is written atomically."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from czann_ci.errors import UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
+
+# Distinct class colours (RGB) for segmentation outputs: background black, then saturated hues.
+_PALETTE = (
+    (0, 0, 0),
+    (230, 25, 75),
+    (60, 180, 75),
+    (0, 130, 200),
+    (255, 225, 25),
+    (145, 30, 180),
+    (70, 240, 240),
+    (245, 130, 48),
+    (240, 50, 230),
+    (128, 128, 128),
+)
+_GAP = 8
+
+
+def load_sample(path: Path, input_shape: Sequence[int]) -> np.ndarray:
+    """A user's image as the tile ZEN would feed: float32 in [0, 1], BGR channel order, resized to InputShape."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    if len(input_shape) != 3:
+        raise UsageError("--sample takes a 2D image; the model's InputShape is 3D", file=str(path))
+    height, width, channels = input_shape
+    try:
+        with Image.open(path) as image:
+            mode = "L" if channels == 1 else "RGBA" if channels == 4 else "RGB"
+            image = image.convert(mode).resize((width, height), Image.Resampling.BILINEAR)
+            pixels = np.asarray(image, dtype=np.float32) / 255.0
+    except (OSError, UnidentifiedImageError) as exc:
+        raise UsageError(f"cannot read the sample image: {exc}", file=str(path)) from None
+    if channels == 1:
+        pixels = pixels[..., None]
+    elif channels in (3, 4):
+        pixels = pixels[..., [2, 1, 0, *([3] if channels == 4 else [])]]  # ZEN feeds BGR(A)
+    else:
+        raise UsageError(
+            f"--sample needs a model with 1, 3 or 4 input channels, not {channels}", file=str(path)
+        )
+    return pixels[None].astype(np.float32)
+
+
+def write_preview(
+    path: Path,
+    batch: np.ndarray,
+    source: np.ndarray | None,
+    packed: np.ndarray,
+    *,
+    segmentation: bool,
+    force: bool,
+) -> None:
+    """Input | source output | packed output (the source panel is left out when there is no source model)."""
+    from PIL import Image
+
+    from czann_ci.format.archive import atomic_output
+
+    panels = [_input_panel(batch[0])]
+    panels += [_output_panel(out[0], segmentation) for out in (source, packed) if out is not None]
+    height = max(panel.height for panel in panels)
+    sheet = Image.new(
+        "RGB", (sum(p.width for p in panels) + _GAP * (len(panels) - 1), height), (255, 255, 255)
+    )
+    left = 0
+    for panel in panels:
+        sheet.paste(panel, (left, 0))
+        left += panel.width + _GAP
+    with atomic_output(path, force=force) as stream:
+        sheet.save(stream, format="PNG")
+
+
+def _input_panel(tile: np.ndarray) -> Image.Image:
+    import numpy as np
+    from PIL import Image
+
+    tile = _middle_slice(tile)
+    # BGR as fed -> RGB to show; one channel as grey
+    rgb = tile[..., [2, 1, 0]] if tile.shape[-1] >= 3 else np.repeat(tile[..., :1], 3, axis=-1)
+    return Image.fromarray(_to_bytes(rgb), "RGB")
+
+
+def _output_panel(output: np.ndarray, segmentation: bool) -> Image.Image:
+    import numpy as np
+    from PIL import Image
+
+    output = _middle_slice(output)
+    if output.ndim != 3:  # a classification vector: nothing to show as an image
+        return Image.new("RGB", (1, 1), (255, 255, 255))
+    if segmentation and output.shape[-1] > 1:
+        palette = np.asarray(_PALETTE, dtype=np.uint8)
+        return Image.fromarray(palette[np.argmax(output, axis=-1) % len(palette)], "RGB")
+    channel = output[..., 0]
+    low, high = float(channel.min()), float(channel.max())
+    scaled = (channel - low) / (high - low) if high > low else np.zeros_like(channel)
+    return Image.fromarray(_to_bytes(np.repeat(scaled[..., None], 3, axis=-1)), "RGB")
+
+
+def _middle_slice(array: np.ndarray) -> np.ndarray:
+    """A 3D tile [z, h, w, c] is shown by its middle slice."""
+    return array[array.shape[0] // 2] if array.ndim == 4 else array
+
+
+def _to_bytes(values: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return (np.clip(values, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
