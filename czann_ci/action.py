@@ -26,7 +26,9 @@ from czann_ci.action_inputs import (
     debug_requested,
     read_inputs,
 )
+from czann_ci.ci_paths import PathRule
 from czann_ci.errors import ConversionError, CzannError, InvalidModelError, PublishError, UsageError
+from czann_ci.format.archive import atomic_output
 from czann_ci.format.metadata import MetadataFile
 from czann_ci.naming import file_slug
 from czann_ci.plan import default_output_name
@@ -162,14 +164,27 @@ def _convert(inputs: ActionInputs, ctx: CiContext, console: Console, scratch: Pa
     from czann_ci.format.metadata import load_metadata_file
     from czann_ci.pipeline import convert_model
 
+    rule = inputs.rule or PathRule.for_workspace(ctx.workspace)
     meta = load_metadata_file(inputs.metadata)
+    for field_name, path in (("ModelPath", meta.model_path), ("LicenseFile", meta.license_path)):
+        if path is not None and not (field_name == "ModelPath" and inputs.conversion.model is not None):
+            rule.readable(path, field_name, file=str(meta.path))
     scratch_file = scratch / f"model.{inputs.conversion.out_format}"
-    output = _archive_path(inputs, ctx, meta) if inputs.mode != "validate" else scratch_file
+    output = (
+        rule.writable(_archive_path(inputs, ctx, meta), "output")
+        if inputs.mode != "validate"
+        else scratch_file
+    )
     if output.is_dir():
         raise UsageError(f"{workspace_relative(output, ctx.workspace)} is a folder", field="output")
     created = _missing_folders(output.parent)  # the writer makes them; removed again if it fails
     preview = output.with_name(output.name + ".preview.png") if inputs.preview else None
-    options = replace(inputs.conversion, meta=meta, output=output, force=True, preview=preview)
+    if preview is not None and inputs.mode != "validate":
+        rule.writable(preview, "preview")
+    if inputs.mode == "publish" and inputs.checksum:
+        rule.writable(output.with_name(output.name + ".sha256"), "checksum")
+    force = inputs.force or inputs.mode == "validate"
+    options = replace(inputs.conversion, meta=meta, output=output, force=force, preview=preview)
     progress = TimedProgress(console.line, prefix="")
     with console.group("Convert and validate"):
         try:
@@ -230,8 +245,11 @@ def _publish(inputs: ActionInputs, ctx: CiContext, console: Console, archive: Pa
 
     assets = [Asset.from_file(archive)]
     if inputs.checksum:
-        checksum_file = archive.with_name(archive.name + ".sha256")
-        checksum_file.write_text(f"{assets[0].sha256}  {archive.name}\n", encoding="utf-8")
+        checksum_file = (inputs.rule or PathRule.for_workspace(ctx.workspace)).writable(
+            archive.with_name(archive.name + ".sha256"), "checksum"
+        )
+        with atomic_output(checksum_file, force=True) as stream:  # replaces a link, never writes through one
+            stream.write(f"{assets[0].sha256}  {archive.name}\n".encode())
         _hand_over([checksum_file], ctx.workspace)
         assets.append(Asset.from_file(checksum_file))
     preview = archive.with_name(archive.name + ".preview.png")

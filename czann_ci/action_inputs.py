@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from czann_ci.ci_paths import PathRule
 from czann_ci.errors import UsageError
 from czann_ci.plan import LAYOUTS, OUTPUT_FORMATS, ConvertOptions
 
@@ -42,6 +43,8 @@ INPUT_NAMES = (
     "token",
     "api-url",
     "preview",
+    "force",
+    "allow-outside",
     "debug",
 )
 # SemVer 2.0.0, https://semver.org
@@ -162,6 +165,8 @@ class ActionInputs:
     token_kind: str  # job (the CI's own job token) | private (a token given as an input)
     api_url: str
     preview: bool = False
+    force: bool = False  # replace an existing output file (as `czann convert --force`)
+    rule: PathRule | None = None
 
     @property
     def metadata(self) -> Path:
@@ -197,6 +202,8 @@ def read_inputs(reader: InputReader, ctx: CiContext) -> ActionInputs:
         token_kind="private" if reader.text("token") else "job",
         api_url=api_url,
         preview=reader.boolean("preview"),
+        force=reader.boolean("force"),
+        rule=path_rule(reader, ctx),
     )
 
 
@@ -204,12 +211,11 @@ def _read_conversion(reader: InputReader, ctx: CiContext) -> tuple[ConvertOption
     metadata_text = reader.text("metadata")
     if not metadata_text:
         raise UsageError("is required: the path of the metadata JSON", field="metadata")
-    metadata = _existing(ctx.workspace, metadata_text, "metadata")
-    model = _optional_existing(reader, ctx.workspace, "model")
-    license_file = _optional_existing(reader, ctx.workspace, "license")
-    output = (
-        _inside_workspace(ctx.workspace, reader.text("output"), "output") if reader.text("output") else None
-    )
+    rule = path_rule(reader, ctx)
+    metadata = _existing(rule, metadata_text, "metadata")
+    model = _optional_existing(reader, rule, "model")
+    license_file = _optional_existing(reader, rule, "license")
+    output = rule.writable(Path(reader.text("output")), "output") if reader.text("output") else None
     out_format = reader.choice("format", OUTPUT_FORMATS, "czann")
     spec = reader.text("spec") or None
     if spec is not None and out_format != "czann":
@@ -256,23 +262,27 @@ def debug_requested(reader: InputReader) -> bool:
     return reader.raw("debug") in TRUE_SPELLINGS
 
 
-def _optional_existing(reader: InputReader, workspace: Path, name: str) -> Path | None:
+def _optional_existing(reader: InputReader, rule: PathRule, name: str) -> Path | None:
     text = reader.text(name)
-    return _existing(workspace, text, name) if text else None
+    return _existing(rule, text, name) if text else None
 
 
-def _existing(workspace: Path, text: str, name: str) -> Path:
-    path = (workspace / text).resolve() if not Path(text).is_absolute() else Path(text)
+def _existing(rule: PathRule, text: str, name: str) -> Path:
+    path = rule.readable(rule.workspace / text, name)  # an absolute text replaces the workspace part
     if not path.exists():
-        raise UsageError(f"{text!r} does not exist (paths are relative to {workspace})", field=name)
+        raise UsageError(f"{text!r} does not exist (paths are relative to {rule.workspace})", field=name)
     return path
 
 
-def _inside_workspace(workspace: Path, text: str, name: str) -> Path:
-    path = (workspace / text).resolve()
-    if not path.is_relative_to(workspace.resolve()):
-        raise UsageError(f"{text!r} points outside the workspace", field=name)
-    return path
+def path_rule(reader: InputReader, ctx: CiContext) -> PathRule:
+    """The workspace and the folders outside it that the ``allow-outside`` input trusts (one per line)."""
+    allowed = tuple(Path(line.strip()) for line in reader.text("allow-outside").splitlines() if line.strip())
+    for folder in allowed:
+        if not folder.is_absolute() or not folder.is_dir():
+            raise UsageError(
+                f"must name existing folders by absolute path, got {str(folder)!r}", field="allow-outside"
+            )
+    return PathRule.for_workspace(ctx.workspace, allowed)
 
 
 def _zen_version(reader: InputReader, name: str) -> str | None:

@@ -364,6 +364,16 @@ def _check_declared(declared: Declared, spec: FormatSpec, meta: MetadataFile) ->
             field="ModelName",
             file=str(meta.path),
         )
+    for key in ("ModelPath", "LicenseFile"):
+        value = meta.raw.get(key)
+        folder = meta.path.parent.resolve()
+        if isinstance(value, str) and value and not (folder / value).resolve().is_relative_to(folder):
+            summary.warning(
+                "spec-path",
+                f"{value!r} leaves the spec file's folder {folder}; a CI step refuses it unless allow-outside names it",
+                field=key,
+                file=str(meta.path),
+            )
     if declared.document is not None:
         where = str(meta.path)
         summary.extend(check_schema(declared.document, spec, file=where))

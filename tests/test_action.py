@@ -218,8 +218,15 @@ def test_publish_on_a_tag_push_then_rerun_is_skipped_identical(workspace: Path, 
     for text in (rest, Path(env["GITHUB_OUTPUT"]).read_text(), summary):
         assert forge.token not in text
 
+    # the archive from the first run is still in dist/: like `czann convert`, the step keeps it unless forced
+    local_before = (workspace / out["czann-path"]).read_bytes()
+    code, log = run(env, capsys)
+    assert code == 2 and "output exists" in log and "force: true" in log
+    assert (workspace / out["czann-path"]).read_bytes() == local_before
+
     # a re-run of the same job (same tag, same bytes) leaves the release alone
     Path(env["GITHUB_OUTPUT"]).write_text("")
+    env["INPUT_FORCE"] = "true"
     code, log = run(env, capsys)
     assert code == 0, log
     again = outputs_of(env)
@@ -439,6 +446,9 @@ def test_changed_model_replaces_the_asset_and_never_refuses(workspace: Path, for
     (workspace / "models" / "nuclei.json").write_text(json.dumps(meta))
     Path(env["GITHUB_OUTPUT"]).write_text("")
     env["INPUT_OVERWRITE"] = "never"
+    env["INPUT_FORCE"] = (
+        "true"  # the rebuilt archive replaces the local one; the release asset is another matter
+    )
     code, log = run(env, capsys)
     assert code == 4, log
     assert server.github_asset_bytes("acme/models", "model-v3.0.0", "nuclei-3.0.0.czann") != b""

@@ -58,7 +58,9 @@ def refuse_existing_output(path: Path, *, force: bool) -> None:
     if path.is_dir():
         raise UsageError("output is a folder, expected a file path", file=str(path))
     if path.exists() and not force:
-        raise UsageError("output exists; pass --force to overwrite it", file=str(path))
+        raise UsageError(
+            "output exists; pass --force to overwrite it (in a CI step: force: true)", file=str(path)
+        )
 
 
 @contextmanager
