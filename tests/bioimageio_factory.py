@@ -1,0 +1,158 @@
+"""Small bioimage.io model packages built with bioimageio.spec's own API, from models made here.
+
+Each package's test output is computed by bioimageio.core's own ``predict`` (the runner bioimage.io
+tools use), so a converted model that reproduces it computes what bioimage.io computes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def conv_onnx(
+    channels_in: int, channels_out: int, *, seed: int = 0, opset: int = 17, spatial: int = 2
+) -> bytes:
+    """A channels-first ONNX model (the PyTorch kind): 3x3 conv, ReLU, 1x1 conv."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    kernel = (3,) * spatial
+    w1 = rng.normal(0, 0.5, size=(4, channels_in, *kernel)).astype(np.float32)
+    w2 = rng.normal(0, 0.5, size=(channels_out, 4, *(1,) * spatial)).astype(np.float32)
+    b2 = rng.normal(0, 0.1, size=(channels_out,)).astype(np.float32)
+    dims = ["z", "y", "x"][-spatial:]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["h"], pads=[1] * (2 * spatial)),
+        helper.make_node("Relu", ["h"], ["r"]),
+        helper.make_node("Conv", ["r", "w2", "b2"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", channels_in, *dims])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", channels_out, *dims])],
+        [
+            numpy_helper.from_array(w1, "w1"),
+            numpy_helper.from_array(w2, "w2"),
+            numpy_helper.from_array(b2, "b2"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def input_axes(
+    channels: Sequence[str] | None, *, size: Any, order: str = "bcyx", z: int | None = None
+) -> list:
+    """v0_5 input axes in ``order`` (letters b, c, z, y, x); ``size`` an int or ParameterizedSize."""
+    from bioimageio.spec.model import v0_5 as m
+
+    axes = []
+    for letter in order:
+        if letter == "b":
+            axes.append(m.BatchAxis())
+        elif letter == "c":
+            axes.append(m.ChannelAxis(channel_names=[m.Identifier(c) for c in channels or ["channel0"]]))
+        else:
+            axis_size = z if letter == "z" and z is not None else size
+            axes.append(m.SpaceInputAxis(id=m.AxisId(letter), size=axis_size))
+    return axes
+
+
+def output_axes(
+    channels: Sequence[str], *, input_id: str = "raw", halo: int = 0, order: str = "bcyx"
+) -> list:
+    from bioimageio.spec.model import v0_5 as m
+
+    axes = []
+    for letter in order:
+        if letter == "b":
+            axes.append(m.BatchAxis())
+        elif letter == "c":
+            axes.append(m.ChannelAxis(channel_names=[m.Identifier(c) for c in channels]))
+        else:
+            ref = m.SizeReference(tensor_id=m.TensorId(input_id), axis_id=m.AxisId(letter))
+            if halo:
+                axes.append(m.SpaceOutputAxisWithHalo(id=m.AxisId(letter), size=ref, halo=halo))
+            else:
+                axes.append(m.SpaceOutputAxis(id=m.AxisId(letter), size=ref))
+    return axes
+
+
+def build_package(
+    root: Path,
+    *,
+    weights: dict[str, Any],
+    inputs: list,
+    outputs: list,
+    test_input: np.ndarray,
+    preprocessing: Sequence[Any] = (),
+    postprocessing: Sequence[Any] = (),
+    input_dtype: str = "float32",
+    name: str = "tiny package",
+    tags: Sequence[str] = ("segmentation",),
+    config: dict[str, Any] | None = None,
+    test_output: np.ndarray | None = None,
+    extra_outputs: Sequence[Any] = (),
+) -> Path:
+    """Write the files, describe them with the spec's API, compute the test output with bioimageio.core
+    (unless ``test_output`` is given) and save the package zip; returns its path."""
+    from bioimageio.core import predict
+    from bioimageio.spec import ValidationContext, save_bioimageio_package
+    from bioimageio.spec.model import v0_5 as m
+
+    root.mkdir(parents=True, exist_ok=True)
+    np.save(root / "test_input.npy", test_input)
+    (root / "README.md").write_text(f"# {name}\n\nA test package.\n", encoding="utf-8")
+
+    def describe(output_file: Path) -> Any:
+        tensor_in = m.InputTensorDescr(
+            id=m.TensorId("raw"),
+            axes=inputs,
+            test_tensor=m.FileDescr(source=root / "test_input.npy"),
+            data=m.IntervalOrRatioDataDescr(type=input_dtype),
+            preprocessing=list(preprocessing),
+        )
+        tensor_out = m.OutputTensorDescr(
+            id=m.TensorId("prob"),
+            axes=outputs,
+            test_tensor=m.FileDescr(source=output_file),
+            postprocessing=list(postprocessing),
+        )
+        return m.ModelDescr(
+            name=name,
+            description="a tiny model made by the tests",
+            authors=[m.Author(name="czann-ci tests")],
+            cite=[m.CiteEntry(text="czann-ci", url="https://example.com/czann-ci")],
+            license=m.LicenseId("MIT"),
+            documentation=m.FileDescr(source=root / "README.md"),
+            tags=list(tags),
+            inputs=[tensor_in, *extra_outputs],
+            outputs=[tensor_out],
+            weights=m.WeightsDescr(**weights),
+            config=m.Config(**(config or {})),
+        )
+
+    if test_output is None:
+        np.save(root / "placeholder.npy", np.zeros((1,), np.float32))
+        with ValidationContext(perform_io_checks=False):
+            draft = describe(root / "placeholder.npy")
+        sample = predict(model=draft, inputs={m.TensorId("raw"): test_input})
+        test_output = np.asarray(sample.members[m.TensorId("prob")].data)
+    np.save(root / "test_output.npy", test_output)
+    return save_bioimageio_package(describe(root / "test_output.npy"), output_path=root.with_suffix(".zip"))
+
+
+def onnx_weights(root: Path, model_bytes: bytes, opset: int = 17) -> dict[str, Any]:
+    from bioimageio.spec.model import v0_5 as m
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "weights.onnx").write_bytes(model_bytes)
+    return {"onnx": m.OnnxWeightsDescr(source=root / "weights.onnx", opset_version=opset)}
