@@ -283,6 +283,52 @@ def unpack(
     _run(body, debug=debug, unexpected_code=1)
 
 
+@app.command(epilog=EXIT_HELP)
+def export(
+    file: Annotated[Path, typer.Argument(help="A .czann file (ONNX model).")],
+    bioimageio: Annotated[
+        bool, typer.Option("--bioimageio", help="Write a bioimage.io 0.5 model package.")
+    ] = False,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The package .zip to write.")] = ...,  # type: ignore[assignment]
+    info: Annotated[
+        Path | None,
+        typer.Option(
+            "--info",
+            help="YAML with name, description, authors, license, cite (default: <model>.bioimageio.yaml).",
+        ),
+    ] = None,
+    author: Annotated[
+        list[str] | None, typer.Option("--author", help="An author's name (repeatable).")
+    ] = None,
+    license_id: Annotated[str | None, typer.Option("--license-id", help="SPDX license id, e.g. MIT.")] = None,
+    description: Annotated[
+        str | None, typer.Option("--description", help="One-paragraph description.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output file.")] = False,
+    debug: Debug = False,
+) -> None:
+    """Export a .czann as a bioimage.io model package (the bioimageio extra), checked by bioimage.io's own spec."""
+
+    def body() -> int:
+        if not bioimageio:
+            raise UsageError("say what to export to: --bioimageio")
+        if not file.is_file():
+            raise UsageError("model file not found", file=str(file))
+        from czann_ci.format.bioimageio_package import PackageInfo, export_bioimageio
+        from czann_ci.sources.bioimageio.package import import_spec
+
+        import_spec()
+        given = PackageInfo.from_yaml(info) if info is not None else PackageInfo()
+        options = PackageInfo(
+            authors=tuple({"name": a} for a in author or ()), license=license_id, description=description
+        )
+        result = export_bioimageio(file, output, info=given.merged(options), force=force)
+        out.print(str(result.path), highlight=False)
+        return 0
+
+    _run(body, debug=debug, unexpected_code=1)
+
+
 @app.command(epilog=EXIT_HELP + " 4 publish failed.")
 def action(debug: Debug = False) -> None:
     """Run as a CI step: read INPUT_* (GitHub) or CZANN_* (GitLab) variables, convert, validate, publish."""
