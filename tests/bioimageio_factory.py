@@ -1,7 +1,8 @@
 """Small bioimage.io model packages built with bioimageio.spec's own API, from models made here.
 
-Each package's test output is computed by bioimageio.core's own ``predict`` (the runner bioimage.io
-tools use), so a converted model that reproduces it computes what bioimage.io computes.
+Each package's test output is computed by bioimageio.core's own prediction pipeline the way its
+tester ``test_model`` reproduces it (processing on the whole test input, no halo padding), so a
+converted model that reproduces it computes what bioimage.io computes.
 """
 
 from __future__ import annotations
@@ -104,7 +105,8 @@ def build_package(
 ) -> Path:
     """Write the files, describe them with the spec's API, compute the test output with bioimageio.core
     (unless ``test_output`` is given) and save the package zip; returns its path."""
-    from bioimageio.core import predict
+    from bioimageio.core import create_prediction_pipeline
+    from bioimageio.core.digest_spec import create_sample_for_model
     from bioimageio.spec import ValidationContext, save_bioimageio_package
     from bioimageio.spec.model import v0_5 as m
 
@@ -144,7 +146,11 @@ def build_package(
         np.save(root / "placeholder.npy", np.zeros((1,), np.float32))
         with ValidationContext(perform_io_checks=False):
             draft = describe(root / "placeholder.npy")
-        sample = predict(model=draft, inputs={m.TensorId("raw"): test_input})
+        with create_prediction_pipeline(draft) as pipeline:
+            sample = create_sample_for_model(draft, inputs={m.TensorId("raw"): test_input}, sample_id="test")
+            sample = pipeline.predict_sample_without_blocking(
+                sample, skip_input_padding=True, skip_output_cropping=True
+            )
         test_output = np.asarray(sample.members[m.TensorId("prob")].data)
     np.save(root / "test_output.npy", test_output)
     return save_bioimageio_package(describe(root / "test_output.npy"), output_path=root.with_suffix(".zip"))

@@ -17,11 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from czann_ci.naming import unique_name
 from czann_ci.sources.bioimageio.mapping import Interface
 from czann_ci.sources.bioimageio.ops import OpWriter
 from czann_ci.sources.bioimageio.package import BATCH, CHANNEL, Tensor
 from czann_ci.sources.bioimageio.processing import STATISTICS_NOTE, StepContext, bake_steps
-from czann_ci.sources.onnx_graph import all_names
+from czann_ci.sources.onnx_graph import all_names, all_nodes
 
 if TYPE_CHECKING:
     import onnx
@@ -57,6 +58,9 @@ def compose(core: CoreModel, interface: Interface, where: str, notes: list[str])
     core_input = next(v for v in graph.input if v.name not in initializer_names)
     core_output = graph.output[0]
     taken = all_names(graph) | {INPUT_NAME, OUTPUT_NAME}
+    for value in (core_input, core_output):
+        if value.name in (INPUT_NAME, OUTPUT_NAME):  # the public names are ours
+            _rename(graph, value, unique_name(f"core_{value.name}", taken))
     writer = OpWriter(opset, taken)
 
     tensor_in, tensor_out = interface.input, interface.output
@@ -110,6 +114,14 @@ def compose(core: CoreModel, interface: Interface, where: str, notes: list[str])
     graph.output.append(helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, out_dims))
     del graph.value_info[:]  # the model's own shape annotations may name dims our reorders moved
     return model
+
+
+def _rename(graph: onnx.GraphProto, value: onnx.ValueInfoProto, new: str) -> None:
+    old = value.name
+    for node in all_nodes(graph):
+        node.input[:] = [new if name == old else name for name in node.input]
+        node.output[:] = [new if name == old else name for name in node.output]
+    value.name = new
 
 
 def _channel(tensor: Tensor) -> str:

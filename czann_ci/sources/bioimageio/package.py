@@ -61,8 +61,6 @@ class Tensor:
     axes: tuple[Axis, ...]
     dtype: str  # the declared data type (the test tensor's and, for inputs, what the model is fed)
     steps: tuple[Step, ...]  # preprocessing (inputs) or postprocessing (outputs)
-    pad_mode: str = "symmetric"  # inputs: how bioimage.io's runner pads a sample by the output halo
-    pad_value: float = 0.0
     load_test: Callable[[], np.ndarray] | None = field(default=None, compare=False)
 
     @property
@@ -277,14 +275,11 @@ def _tensor(tensor: Any, steps: Any, fixups: Mapping[int, Mapping[str, Any]]) ->
 
             return load_array(file_descr)
 
-    pad = getattr(tensor, "pad", None)
     return Tensor(
         id=str(tensor.id),
         axes=tuple(_axis(a) for a in tensor.axes),
         dtype=str(data.type),
         steps=tuple(plain_steps),
-        pad_mode=str(pad.mode) if pad is not None else "symmetric",
-        pad_value=float(getattr(pad, "value", 0.0) or 0.0),
         load_test=load_test,
     )
 

@@ -145,15 +145,12 @@ def fields_shape(plan: BioimageioPlan, key: str) -> list[int]:
 
 
 def _test_sizes(interface: Interface) -> list[int]:
-    """The spatial sizes ((z,) y, x) of the package's test input, padded by the halo as the runner pads it."""
+    """The spatial sizes ((z,) y, x) of the package's test input."""
     import numpy as np
-
-    from czann_ci.sources.bioimageio.test_tensors import halo_of
 
     tensor = interface.input
     shape = np.shape(tensor.load_test()) if tensor.load_test is not None else ()
     ids = tensor.axis_ids
     if len(shape) != len(ids):
         return interface.spatial_dims
-    halos = halo_of(interface)
-    return [int(shape[ids.index(a)]) + 2 * h for a, h in zip(interface.spatial, halos, strict=True)]
+    return [int(shape[ids.index(a)]) for a in interface.spatial]

@@ -2,9 +2,9 @@
 its own test output under bioimage.io's reproducibility rule.
 
 The test input is handed over as ZEN hands a tile: channels last, integer types scaled into [0, 1],
-and channels in BGR order where the package's are RGB. Like bioimage.io's runner, the input is first
-padded by the output halo (the input's ``pad`` mode, symmetric by default) and the halo is cropped from
-the output. The output is turned back into the package's axis order and compared element by element.
+and channels in BGR order where the package's are RGB. As in bioimage.io's own tester
+(``test_model``), the input is not padded by the halo nor the output cropped. The output is turned
+back into the package's axis order and compared element by element.
 """
 
 from __future__ import annotations
@@ -28,12 +28,6 @@ def _zen_order(tensor: Tensor, interface: Interface) -> list[str]:
     return [BATCH, *spatial, channel.id if channel is not None else CHANNEL]
 
 
-def halo_of(interface: Interface) -> list[int]:
-    """The output halo per spatial axis ((z,) y, x): what bioimage.io's runner pads and crops."""
-    by_id = {a.id: a.halo for a in interface.output.space_axes}
-    return [by_id.get(a, 0) for a in interface.spatial]
-
-
 def to_zen(array: np.ndarray, tensor: Tensor, interface: Interface) -> np.ndarray:
     """A package input array (its own axis order and type) as the tile ZEN would feed."""
     import numpy as np
@@ -45,11 +39,6 @@ def to_zen(array: np.ndarray, tensor: Tensor, interface: Interface) -> np.ndarra
         array, ids = array[..., None], [*ids, CHANNEL]
     order = _zen_order(tensor, interface)
     tile = np.transpose(array, [ids.index(a) for a in order]).astype(np.float32)
-    halos = halo_of(interface)
-    if any(halos):
-        widths = [(0, 0), *((h, h) for h in halos), (0, 0)]
-        extra = {"constant_values": tensor.pad_value} if tensor.pad_mode == "constant" else {}
-        tile = np.pad(tile, widths, mode=tensor.pad_mode, **extra)
     if tensor.dtype in INTEGER_MAX:
         tile = tile / np.float32(INTEGER_MAX[tensor.dtype])
     if interface.bgr_to_rgb:
@@ -62,9 +51,6 @@ def from_zen(array: np.ndarray, tensor: Tensor, interface: Interface) -> np.ndar
     import numpy as np
 
     order = _zen_order(tensor, interface)
-    halos = halo_of(interface) if tensor.space_axes else []
-    if any(halos):
-        array = array[(slice(None), *(slice(h, array.shape[i + 1] - h) for i, h in enumerate(halos)))]
     ids = list(tensor.axis_ids)
     work = ids if BATCH in ids else [BATCH, *ids]
     if tensor.axis(CHANNEL) is None:
