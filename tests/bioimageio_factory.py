@@ -162,3 +162,57 @@ def onnx_weights(root: Path, model_bytes: bytes, opset: int = 17) -> dict[str, A
     root.mkdir(parents=True, exist_ok=True)
     (root / "weights.onnx").write_bytes(model_bytes)
     return {"onnx": m.OnnxWeightsDescr(source=root / "weights.onnx", opset_version=opset)}
+
+
+def build_v04_package(
+    root: Path, *, model_bytes: bytes, test_input: np.ndarray, preprocessing: Sequence[Any]
+) -> Path:
+    """A format 0.4 package (no channel names in 0.4): gray bcyx input, 2-channel bcyx output, ONNX weights;
+    the test output from bioimageio.core's pipeline on the 0.4 description itself."""
+    from bioimageio.core import create_prediction_pipeline
+    from bioimageio.core.digest_spec import create_sample_for_model
+    from bioimageio.spec import save_bioimageio_package
+    from bioimageio.spec.model import v0_4 as v
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "weights.onnx").write_bytes(model_bytes)
+    (root / "README.md").write_text("# old package\n", encoding="utf-8")
+    np.save(root / "test_input.npy", test_input)
+    shape = list(test_input.shape)
+
+    def describe() -> Any:
+        return v.ModelDescr(
+            name="old package",
+            description="a format 0.4 package made by the tests",
+            authors=[v.Author(name="czann-ci tests")],
+            cite=[v.CiteEntry(text="czann-ci", url="https://example.com/czann-ci")],
+            license="MIT",
+            documentation=root / "README.md",
+            timestamp="2024-01-01T00:00:00",
+            tags=["segmentation"],
+            inputs=[
+                v.InputTensorDescr(
+                    name="raw",
+                    axes="bcyx",
+                    data_type="float32",
+                    shape=shape,
+                    preprocessing=list(preprocessing),
+                )
+            ],
+            outputs=[
+                v.OutputTensorDescr(name="prob", axes="bcyx", data_type="float32", shape=[1, 2, *shape[2:]])
+            ],
+            test_inputs=[root / "test_input.npy"],
+            test_outputs=[root / "test_output.npy"],
+            weights=v.WeightsDescr(onnx=v.OnnxWeightsDescr(source=root / "weights.onnx", opset_version=13)),
+        )
+
+    np.save(root / "test_output.npy", np.zeros((1, 2, *shape[2:]), np.float32) + 0.5)
+    draft = describe()
+    with create_prediction_pipeline(draft) as pipeline:
+        sample = create_sample_for_model(draft, inputs={"raw": test_input}, sample_id="test")
+        sample = pipeline.predict_sample_without_blocking(
+            sample, skip_input_padding=True, skip_output_cropping=True
+        )
+    np.save(root / "test_output.npy", np.asarray(sample.members["prob"].data))
+    return save_bioimageio_package(describe(), output_path=root.with_suffix(".zip"))

@@ -18,7 +18,14 @@ pytest.importorskip("bioimageio.core")
 
 import onnx
 from bioimageio.spec.model import v0_5 as m
-from bioimageio_factory import build_package, conv_onnx, input_axes, onnx_weights, output_axes
+from bioimageio_factory import (
+    build_package,
+    build_v04_package,
+    conv_onnx,
+    input_axes,
+    onnx_weights,
+    output_axes,
+)
 from typer.testing import CliRunner
 
 from czann_ci.checks.runtime import OnnxRunner
@@ -97,7 +104,12 @@ def assert_reproduces(package: Path, czann: Path) -> None:
 
     with zipfile.ZipFile(czann) as archive:
         fields = json.loads(archive.read("model.json"))
-    interface = map_package(read_package(package), spatial_dims=fields["InputShape"][:-1])
+    interface = map_package(
+        read_package(package),
+        spatial_dims=fields["InputShape"][:-1],
+        classes=fields.get("Classes"),
+        model_type=fields["Type"],
+    )
     tile = to_zen(interface.input.load_test(), interface.input, interface)
     if list(tile.shape[1:-1]) != fields["InputShape"][:-1]:
         size = fields["InputShape"][:-1]
@@ -245,6 +257,42 @@ def test_channel_names_become_classes_and_generated_names_need_classes(tmp_path:
     assert error.value.exit_code == 2 and "outputs.prob.axes.channel" in error.value.one_line()
     czann, fields, _ = convert_package(unnamed, tmp_path, "2.1.0", classes=["bg", "fg"])
     assert fields["Classes"] == ["bg", "fg"] and "MinOverlap" not in fields
+    assert_reproduces(unnamed, czann)
+
+
+def test_format_04_package(tmp_path: Path) -> None:
+    from bioimageio.spec.model import v0_4
+
+    test_input = (np.random.default_rng(6).random((1, 1, 32, 32)) * 5).astype(np.float32)
+    per_sample = v0_4.ScaleRangeDescr(
+        kwargs=v0_4.ScaleRangeKwargs(mode="per_sample", axes="yx", min_percentile=1, max_percentile=99)
+    )
+    package = build_v04_package(
+        tmp_path / "old",
+        model_bytes=conv_onnx(1, 2, opset=13),
+        test_input=test_input,
+        preprocessing=[per_sample],
+    )
+    assert read_package(package).format_version.startswith("0.4")
+    with pytest.raises(UsageError, match="pass --classes"):
+        bioimageio_metadata(package)  # 0.4 has no channel names
+    for version in SPECS:
+        czann, _, _ = convert_package(package, tmp_path, version, model_type="Regression")  # no softmax
+        assert_reproduces(package, czann)
+
+    per_dataset = v0_4.ScaleRangeDescr(
+        kwargs=v0_4.ScaleRangeKwargs(mode="per_dataset", axes="yx", min_percentile=1, max_percentile=99)
+    )
+    dataset = build_v04_package(
+        tmp_path / "dataset",
+        model_bytes=conv_onnx(1, 2, opset=13),
+        test_input=test_input,
+        preprocessing=[per_dataset],
+    )
+    fields, _ = bioimageio_metadata(dataset, classes=["a", "b"])
+    with pytest.raises(ConversionError) as error:
+        BioimageioSource().export(Plan(dataset, fields, spec_for("2.1.0"), 18))
+    one_line(error.value, 3, "'scale_range'", "dataset statistics")
 
 
 def test_rgb_input_gets_a_bgr_swap(tmp_path: Path) -> None:
@@ -258,7 +306,8 @@ def test_rgb_input_gets_a_bgr_swap(tmp_path: Path) -> None:
         test_input=test_input,
         postprocessing=SOFTMAX,
     )
-    czann, fields, source = convert_package(package, tmp_path, "2.1.0")
+    czann, fields, _ = convert_package(package, tmp_path, "2.1.0")
+    assert fields["InputShape"] == [32, 32, 3]
     bgr_tile = np.ascontiguousarray(np.transpose(test_input, (0, 2, 3, 1))[..., ::-1])
     expected = np.transpose(np.load(root / "test_output.npy"), (0, 2, 3, 1))
     assert np.abs(czann_output(czann, bgr_tile) - expected).max() <= 1e-5
@@ -332,7 +381,7 @@ def test_round_trip_czann_bioimageio_czann(tmp_path: Path) -> None:
 
     pre = [m.ZeroMeanUnitVarianceDescr(kwargs=m.ZeroMeanUnitVarianceKwargs(axes=YX))]
     package = gray_package(tmp_path, "first", pre, SOFTMAX, halo=3)
-    czann, fields, _ = convert_package(package, tmp_path / "one", "2.1.0")
+    czann, _, _ = convert_package(package, tmp_path / "one", "2.1.0")
     exported = tmp_path / "exported.zip"
     result = runner.invoke(
         app,
@@ -353,7 +402,7 @@ def test_round_trip_czann_bioimageio_czann(tmp_path: Path) -> None:
     assert summary.status == "passed", [
         (d.name, [e.msg for e in d.errors]) for d in summary.details if d.status != "passed"
     ]
-    again, fields_again, _ = convert_package(exported, tmp_path / "two", "2.1.0")
+    again, _, _ = convert_package(exported, tmp_path / "two", "2.1.0")
     with zipfile.ZipFile(czann) as first, zipfile.ZipFile(again) as second:
         one, two = json.loads(first.read("model.json")), json.loads(second.read("model.json"))
     for key in ("Type", "InputShape", "OutputShape", "MinOverlap", "Classes", "ModelName"):

@@ -191,9 +191,13 @@ def _load(spec: Any, path: Path, format_version: str, where: str) -> Any:
     try:
         descr = spec.load_model_description(path, format_version=format_version, perform_io_checks=True)
     except Exception as error:  # the spec raises pydantic, IO and value errors for unreadable files
-        raise InvalidModelError(
-            f"not a readable bioimage.io model description ({first_line(error)})", file=where
-        ) from None
+        text = " ".join(line.strip() for line in str(error).splitlines() if line.strip()) or first_line(error)
+        what = (
+            "bioimageio.spec cannot bring this 0.4 description to 0.5"
+            if format_version == "latest"
+            else "not a readable bioimage.io model description"
+        )
+        raise InvalidModelError(f"{what} ({text[:300]})", file=where) from None
     summary = getattr(descr, "validation_summary", None)
     if type(descr).__name__ == "InvalidDescr" or (summary is not None and summary.status == "failed"):
         errors = list(summary.errors) if summary is not None else []
@@ -215,7 +219,7 @@ def _v04_scale_range_facts(native: Any) -> dict[str, dict[int, dict[str, Any]]]:
     facts: dict[str, dict[int, dict[str, Any]]] = {}
     for tensor in (*native.inputs, *native.outputs):
         steps = getattr(tensor, "preprocessing", None) or getattr(tensor, "postprocessing", None) or []
-        ranges = [step for step in steps if step.id == "scale_range"]
+        ranges = [step for step in steps if _step_id(step) == "scale_range"]
         for index, step in enumerate(ranges):
             kwargs = step.kwargs
             fact: dict[str, Any] = {}
@@ -226,6 +230,11 @@ def _v04_scale_range_facts(native: Any) -> dict[str, dict[int, dict[str, Any]]]:
             if fact:
                 facts.setdefault(str(tensor.name), {})[index] = fact
     return facts
+
+
+def _step_id(step: Any) -> str:
+    """A processing step's id (0.5 calls it ``id``, 0.4 ``name``)."""
+    return str(getattr(step, "id", None) or getattr(step, "name", ""))
 
 
 def _axis(axis: Any) -> Axis:
