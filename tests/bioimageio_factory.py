@@ -49,42 +49,34 @@ def conv_onnx(
     return model.SerializeToString()
 
 
-def input_axes(
-    channels: Sequence[str] | None, *, size: Any, order: str = "bcyx", z: int | None = None
-) -> list:
-    """v0_5 input axes in ``order`` (letters b, c, z, y, x); ``size`` an int or ParameterizedSize."""
+def _axes(order: str, channels: Sequence[str], space: Any) -> list:
+    """v0_5 axes in ``order`` (letters b, c, z, y, x); ``space(letter)`` makes a space axis."""
     from bioimageio.spec.model import v0_5 as m
 
-    axes = []
-    for letter in order:
-        if letter == "b":
-            axes.append(m.BatchAxis())
-        elif letter == "c":
-            axes.append(m.ChannelAxis(channel_names=[m.Identifier(c) for c in channels or ["channel0"]]))
-        else:
-            axis_size = z if letter == "z" and z is not None else size
-            axes.append(m.SpaceInputAxis(id=m.AxisId(letter), size=axis_size))
-    return axes
+    made = {"b": m.BatchAxis, "c": lambda: m.ChannelAxis(channel_names=[m.Identifier(c) for c in channels])}
+    return [made[letter]() if letter in made else space(letter) for letter in order]
+
+
+def input_axes(channels: Sequence[str] | None, *, size: Any, order: str = "bcyx") -> list:
+    """Input axes; ``size`` an int or a ParameterizedSize for every space axis."""
+    from bioimageio.spec.model import v0_5 as m
+
+    return _axes(order, channels or ["channel0"], lambda a: m.SpaceInputAxis(id=m.AxisId(a), size=size))
 
 
 def output_axes(
     channels: Sequence[str], *, input_id: str = "raw", halo: int = 0, order: str = "bcyx"
 ) -> list:
+    """Output axes whose space sizes are the input's (with ``halo`` on each side when given)."""
     from bioimageio.spec.model import v0_5 as m
 
-    axes = []
-    for letter in order:
-        if letter == "b":
-            axes.append(m.BatchAxis())
-        elif letter == "c":
-            axes.append(m.ChannelAxis(channel_names=[m.Identifier(c) for c in channels]))
-        else:
-            ref = m.SizeReference(tensor_id=m.TensorId(input_id), axis_id=m.AxisId(letter))
-            if halo:
-                axes.append(m.SpaceOutputAxisWithHalo(id=m.AxisId(letter), size=ref, halo=halo))
-            else:
-                axes.append(m.SpaceOutputAxis(id=m.AxisId(letter), size=ref))
-    return axes
+    def space(letter: str) -> Any:
+        size = m.SizeReference(tensor_id=m.TensorId(input_id), axis_id=m.AxisId(letter))
+        if halo:
+            return m.SpaceOutputAxisWithHalo(id=m.AxisId(letter), size=size, halo=halo)
+        return m.SpaceOutputAxis(id=m.AxisId(letter), size=size)
+
+    return _axes(order, channels, space)
 
 
 def build_package(

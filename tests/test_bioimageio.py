@@ -264,15 +264,18 @@ def test_format_04_package(tmp_path: Path) -> None:
     from bioimageio.spec.model import v0_4
 
     test_input = (np.random.default_rng(6).random((1, 1, 32, 32)) * 5).astype(np.float32)
-    per_sample = v0_4.ScaleRangeDescr(
-        kwargs=v0_4.ScaleRangeKwargs(mode="per_sample", axes="yx", min_percentile=1, max_percentile=99)
-    )
-    package = build_v04_package(
-        tmp_path / "old",
-        model_bytes=conv_onnx(1, 2, opset=13),
-        test_input=test_input,
-        preprocessing=[per_sample],
-    )
+
+    def old_package(name: str, mode: str) -> Path:
+        kwargs = v0_4.ScaleRangeKwargs(mode=mode, axes="yx", min_percentile=1, max_percentile=99)
+        step = v0_4.ScaleRangeDescr(kwargs=kwargs)
+        return build_v04_package(
+            tmp_path / name,
+            model_bytes=conv_onnx(1, 2, opset=13),
+            test_input=test_input,
+            preprocessing=[step],
+        )
+
+    package = old_package("old", "per_sample")
     assert read_package(package).format_version.startswith("0.4")
     with pytest.raises(UsageError, match="pass --classes"):
         bioimageio_metadata(package)  # 0.4 has no channel names
@@ -280,15 +283,7 @@ def test_format_04_package(tmp_path: Path) -> None:
         czann, _, _ = convert_package(package, tmp_path, version, model_type="Regression")  # no softmax
         assert_reproduces(package, czann)
 
-    per_dataset = v0_4.ScaleRangeDescr(
-        kwargs=v0_4.ScaleRangeKwargs(mode="per_dataset", axes="yx", min_percentile=1, max_percentile=99)
-    )
-    dataset = build_v04_package(
-        tmp_path / "dataset",
-        model_bytes=conv_onnx(1, 2, opset=13),
-        test_input=test_input,
-        preprocessing=[per_dataset],
-    )
+    dataset = old_package("dataset", "per_dataset")
     fields, _ = bioimageio_metadata(dataset, classes=["a", "b"])
     with pytest.raises(ConversionError) as error:
         BioimageioSource().export(Plan(dataset, fields, spec_for("2.1.0"), 18))
@@ -440,9 +435,10 @@ def test_missing_weights_file(tmp_path: Path) -> None:
         for item in source.infolist():
             if item.filename != "weights.onnx":
                 target.writestr(item, source.read(item))
+    fields, _ = bioimageio_metadata(broken)  # the description alone is fine
     with pytest.raises(InvalidModelError) as error:
-        read_package(broken)
-    one_line(error.value, 1, "broken.zip", "weights")
+        BioimageioSource().export(Plan(broken, fields, spec_for("2.1.0"), 18))
+    one_line(error.value, 1, "broken.zip", "weights.onnx", "cannot read 'weights.onnx'")
 
 
 def test_two_inputs(tmp_path: Path) -> None:
