@@ -7,7 +7,7 @@ batch, y, x, channel; test tensors from onnxruntime), then, each as a whole proc
 ``--runs``: (a) ``convert_model`` on the ONNX file with its meta.json; (b) the package route:
 read the package with bioimageio.spec, map it, compose the graph (``BioimageioSource.export`` with
 ``run=False``: no test-tensor run) and the same ``convert_model`` on the result; (c) the test-tensor
-run alone. Prints a Markdown table (wall seconds, ratio b / a).
+run added to (b). Prints a Markdown table (wall and CPU seconds, CPU ratio b / a).
 """
 
 from __future__ import annotations
@@ -118,10 +118,16 @@ def via_package(folder: Path, run: bool) -> None:
     )
 
 
-def timed(*args: str) -> float:
+def timed(*args: str) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system) of one whole process: CPU time is what a busy machine distorts least."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run([sys.executable, __file__, *args], check=True)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
@@ -141,20 +147,24 @@ def main() -> None:
         return
     import build
 
-    print("| model | ONNX direct s | package s (no test run) | ratio | package with test run s |")
+    print(
+        "| model | ONNX direct: wall / CPU s | package, no test run: wall / CPU s | ratio (CPU) | package with test run: wall / CPU s |"
+    )
     print("|---|---:|---:|---:|---:|")
     for name in args.models.split(","):
         folder = args.out / name
         if not (folder / "model.onnx").is_file():
             build.build(name, args.out)
         make_package(folder)
-        times = {
-            route: statistics.median(timed("--one", route, str(folder)) for _ in range(args.runs))
-            for route in ("direct", "package", "package-run")
-        }
-        ratio = times["package"] / times["direct"]
+        times = {}
+        for route in ("direct", "package", "package-run"):
+            runs = [timed("--one", route, str(folder)) for _ in range(args.runs)]
+            times[route] = (statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs))
+        ratio = times["package"][1] / times["direct"][1]
+        cells = {route: f"{wall:.2f} / {cpu:.2f}" for route, (wall, cpu) in times.items()}
         print(
-            f"| {name} | {times['direct']:.2f} | {times['package']:.2f} | {ratio:.2f} | {times['package-run']:.2f} |"
+            f"| {name} | {cells['direct']} | {cells['package']} | {ratio:.2f} | {cells['package-run']} |",
+            flush=True,
         )
 
 
