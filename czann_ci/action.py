@@ -31,7 +31,7 @@ from czann_ci.errors import ConversionError, CzannError, InvalidModelError, Publ
 from czann_ci.format.archive import atomic_output
 from czann_ci.format.metadata import MetadataFile
 from czann_ci.naming import file_slug
-from czann_ci.plan import default_output_name
+from czann_ci.plan_inputs import default_output_name
 from czann_ci.render.annotations import error_annotation, finding_annotations
 from czann_ci.render.markdown import SUMMARY_LIMIT, job_summary
 from czann_ci.render.progress import TimedProgress

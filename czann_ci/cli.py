@@ -19,9 +19,37 @@ from rich.console import Console
 from rich.markup import escape
 
 from czann_ci import __version__
+from czann_ci.cli_options import (
+    AtolOpt,
+    BgrToRgbOpt,
+    ClassesOpt,
+    ColorHandlingOpt,
+    Debug,
+    ForceOpt,
+    FormatOpt,
+    InputLayoutOpt,
+    JsonOut,
+    LicenseOpt,
+    MetaOpt,
+    ModelArg,
+    ModelFormatOpt,
+    NoRunOpt,
+    OpsetOpt,
+    OutputLayoutOpt,
+    OutputOpt,
+    PixelTypeOpt,
+    PlanOpt,
+    PreviewOpt,
+    SampleOpt,
+    SavedModelOpt,
+    SigmoidOpt,
+    SpatialDimsOpt,
+    SpecOpt,
+    TypeOpt,
+    ZenBlue,
+    ZenCore,
+)
 from czann_ci.errors import EXIT_CODES, CzannError, UsageError, first_line
-from czann_ci.format.metadata import COLOR_HANDLINGS, PIXEL_TYPES
-from czann_ci.format.specs import default_opsets_text, savedmodel_spec, spec_versions_text
 from czann_ci.render.progress import TimedProgress
 from czann_ci.render.terminal import error_line
 
@@ -38,11 +66,6 @@ app = typer.Typer(
 )
 err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
-
-Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.", envvar="CZANN_DEBUG")]
-JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable result on stdout.")]
-ZenBlue = Annotated[str | None, typer.Option("--zen-blue", metavar="X.Y", help="Target ZEN blue version.")]
-ZenCore = Annotated[str | None, typer.Option("--zen-core", metavar="X.Y", help="Target ZEN core version.")]
 
 
 def _run(action: Callable[[], int], *, debug: bool, unexpected_code: int) -> None:
@@ -83,103 +106,10 @@ def _main(
     pass
 
 
-ModelArg = Annotated[
-    Path | None,
-    typer.Argument(
-        help="A .keras or .h5 file, a SavedModel folder or an .onnx file (omit with a conversion spec)."
-    ),
-]
-MetaOpt = Annotated[
-    Path,
-    typer.Option(
-        "--meta",
-        "-m",
-        help="Metadata JSON: model.json-style fields, a conversion spec (ModelPath, ModelMetadata) or a legacy spec.",
-    ),
-]
-OutputOpt = Annotated[
-    Path | None, typer.Option("--output", "-o", help="Output file (default ./<ModelName>.<format>).")
-]
-FormatOpt = Annotated[str | None, typer.Option("--format", help="czann, czseg or czmodel.")]
-SpecOpt = Annotated[
-    str | None, typer.Option("--spec", help=f"model.json spec version: {spec_versions_text()}.")
-]
-LicenseOpt = Annotated[Path | None, typer.Option("--license", help="License file, stored as license.txt.")]
-OpsetOpt = Annotated[
-    int | None, typer.Option("--opset", help=f"ONNX opset (default: {default_opsets_text()}).")
-]
-SpatialDimsOpt = Annotated[
-    tuple[int, int] | None,
-    typer.Option(
-        "--spatial-dims",
-        metavar="H W",
-        help="Fix the input's height and width (fully convolutional 2D models; 3D: the Python API).",
-    ),
-]
-BgrToRgbOpt = Annotated[
-    bool, typer.Option("--bgr-to-rgb", help="Prepend a BGR->RGB channel swap (ZEN feeds BGR).")
-]
-SigmoidOpt = Annotated[
-    bool,
-    typer.Option("--sigmoid-to-softmax", help="Turn a 1-channel sigmoid output into [p, 1-p] scores."),
-]
-AtolOpt = Annotated[float, typer.Option("--atol", help="Largest accepted source-vs-ONNX difference.")]
-ModelFormatOpt = Annotated[
-    str | None,
-    typer.Option("--model-format", help="keras, h5, savedmodel, onnx or torch (default: from the path)."),
-]
-InputLayoutOpt = Annotated[
-    str | None, typer.Option("--input-layout", help="ONNX input layout: nhwc, nchw, ndhwc, ncdhw.")
-]
-OutputLayoutOpt = Annotated[str | None, typer.Option("--output-layout", help="ONNX output layout.")]
-SavedModelOpt = Annotated[
-    bool,
-    typer.Option(
-        "--savedmodel", help=f"Spec {savedmodel_spec().version} only: pack a zipped SavedModel, not ONNX."
-    ),
-]
-NoRunOpt = Annotated[
-    bool,
-    typer.Option("--no-run", help="Structure checks only: skip the inference and the fidelity comparison."),
-]
-PlanOpt = Annotated[
-    bool, typer.Option("--plan", help="Print the conversion plan (every decision, checked) and stop.")
-]
-PixelTypeOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--pixel-type",
-        help=f"Legacy formats: the input's pixel type ({', '.join(PIXEL_TYPES)}); default from InputShape's channels.",
-    ),
-]
-ColorHandlingOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--color-handling",
-        help=f"Legacy formats: {' or '.join(COLOR_HANDLINGS)}; default from InputShape's channels.",
-    ),
-]
-PreviewOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--preview",
-        metavar="PNG",
-        help="Also write a PNG: the input, the source model's output and the packed model's, side by side.",
-    ),
-]
-SampleOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--sample", metavar="IMG", help="The image the preview shows (default: the seeded test tile)."
-    ),
-]
-ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output file.")]
-
-
 @app.command(epilog=EXIT_HELP)
 def convert(
     model: ModelArg = None,
-    meta: MetaOpt = ...,  # type: ignore[assignment]
+    meta: MetaOpt = None,
     output: OutputOpt = None,
     out_format: FormatOpt = None,
     spec: SpecOpt = None,
@@ -201,40 +131,32 @@ def convert(
     color_handling: ColorHandlingOpt = None,
     preview: PreviewOpt = None,
     sample: SampleOpt = None,
+    classes: ClassesOpt = None,
+    model_type: TypeOpt = None,
     force: ForceOpt = False,
     json_out: JsonOut = False,
     debug: Debug = False,
 ) -> None:
     """Convert a model and its metadata into a validated .czann (or legacy .czseg/.czmodel)."""
-    from czann_ci.plan import ConvertOptions
-
-    options = ConvertOptions(
-        meta=meta,
-        model=model,
-        output=output,
-        out_format=out_format,
-        spec=spec,
-        zen_blue=zen_blue,
-        zen_core=zen_core,
-        license=license_file,
-        opset=opset,
-        spatial_dims=tuple(spatial_dims) if spatial_dims else None,
-        bgr_to_rgb=bgr_to_rgb,
-        sigmoid_to_softmax=sigmoid_to_softmax,
-        atol=atol,
-        force=force,
-        model_format=model_format,
-        input_layout=input_layout,
-        output_layout=output_layout,
-        savedmodel=savedmodel,
-        run=not no_run,
-        pixel_type=pixel_type,
-        color_handling=color_handling,
-        preview=preview,
-        sample=sample,
-    )
+    flags = dict(locals())
+    plan_only, json_out, debug = flags.pop("plan_only"), flags.pop("json_out"), flags.pop("debug")
+    options = _options_from_flags(flags)
     _run(
         lambda: _convert_body(options, plan_only=plan_only, json_out=json_out), debug=debug, unexpected_code=3
+    )
+
+
+def _options_from_flags(flags: dict[str, Any]) -> Any:
+    """The convert command's flags as ConvertOptions (the parameters carry the fields' names)."""
+    from czann_ci.plan import ConvertOptions
+
+    classes = flags.pop("classes")
+    return ConvertOptions(
+        license=flags.pop("license_file"),
+        run=not flags.pop("no_run"),
+        spatial_dims=tuple(flags.pop("spatial_dims") or ()) or None,
+        classes=[name.strip() for name in classes.split(",")] if classes else None,
+        **flags,
     )
 
 
@@ -244,7 +166,7 @@ def _convert_body(options: Any, *, plan_only: bool, json_out: bool) -> int:
     from czann_ci.render.phrases import to_json
     from czann_ci.render.terminal import print_conversion, print_plan
 
-    if not Path(options.meta).is_file():
+    if options.meta is not None and not Path(options.meta).is_file():
         raise UsageError("metadata file not found", file=str(options.meta))
     if plan_only:
         plan = make_plan(options)
@@ -364,6 +286,52 @@ def unpack(
         for path in (unpacked.metadata_path, unpacked.model_path, unpacked.license_path):
             if path is not None:
                 out.print(escape(str(path)), highlight=False)
+        return 0
+
+    _run(body, debug=debug, unexpected_code=1)
+
+
+@app.command(epilog=EXIT_HELP)
+def export(
+    file: Annotated[Path, typer.Argument(help="A .czann file (ONNX model).")],
+    bioimageio: Annotated[
+        bool, typer.Option("--bioimageio", help="Write a bioimage.io 0.5 model package.")
+    ] = False,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The package .zip to write.")] = ...,  # type: ignore[assignment]
+    info: Annotated[
+        Path | None,
+        typer.Option(
+            "--info",
+            help="YAML with name, description, authors, license, cite (default: <model>.bioimageio.yaml).",
+        ),
+    ] = None,
+    author: Annotated[
+        list[str] | None, typer.Option("--author", help="An author's name (repeatable).")
+    ] = None,
+    license_id: Annotated[str | None, typer.Option("--license-id", help="SPDX license id, e.g. MIT.")] = None,
+    description: Annotated[
+        str | None, typer.Option("--description", help="One-paragraph description.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output file.")] = False,
+    debug: Debug = False,
+) -> None:
+    """Export a .czann as a bioimage.io model package (the bioimageio extra), checked by bioimage.io's own spec."""
+
+    def body() -> int:
+        if not bioimageio:
+            raise UsageError("say what to export to: --bioimageio")
+        if not file.is_file():
+            raise UsageError("model file not found", file=str(file))
+        from czann_ci.format.bioimageio_package import PackageInfo, export_bioimageio
+        from czann_ci.sources.bioimageio.package import import_spec
+
+        import_spec()
+        given = PackageInfo.from_yaml(info) if info is not None else PackageInfo()
+        options = PackageInfo(
+            authors=tuple({"name": a} for a in author or ()), license=license_id, description=description
+        )
+        result = export_bioimageio(file, output, info=given.merged(options), force=force)
+        out.print(escape(str(result.path)), highlight=False)
         return 0
 
     _run(body, debug=debug, unexpected_code=1)

@@ -211,7 +211,7 @@ def _run_packed(
     summary.extend(runtime)
     summary.raise_if_failed()
     if exported.reference is None:
-        return None
+        return exported.fidelity
     steps("comparing the source model with the packed model")
     first = (exported.reference(seeded_input(declared.input_shape)), output)
     fidelity, compared = check_fidelity(
@@ -299,7 +299,7 @@ def _result(
         metadata=metadata,
         report=summary,
         opset=packed.opset,
-        notes=notes,
+        notes=[*plan.notes, *notes],
         timings=timings,
         peak_rss_mb=_peak_rss_mb(),
     )

@@ -20,30 +20,22 @@ from czann_ci.checks.summary import ValidationSummary
 from czann_ci.errors import UsageError
 from czann_ci.format.archive import refuse_existing_output
 from czann_ci.format.kinds import OutputFormat
-from czann_ci.format.metadata import MetadataFile, load_metadata_file
+from czann_ci.format.metadata import MetadataFile
 from czann_ci.format.specs import FormatSpec, choose_spec, savedmodel_spec
 from czann_ci.format.targets import Declared, Target, target_for
-from czann_ci.naming import file_slug
+from czann_ci.plan_inputs import default_output_name, resolve_inputs
 from czann_ci.sources.base import ModelFormat, PayloadKind
 
 LAYOUTS = ("nhwc", "nchw", "ndhwc", "ncdhw")
 OUTPUT_FORMATS = tuple(f.value for f in OutputFormat)
 MODEL_FORMATS = tuple(f.value for f in ModelFormat)
-_MODEL_SUFFIXES = {
-    ".keras": "keras",
-    ".h5": "h5",
-    ".hdf5": "h5",
-    ".onnx": "onnx",
-    ".pt": "torch",
-    ".pth": "torch",
-}
 
 
 @dataclass
 class ConvertOptions:
     """What a user asked for (CLI flags, action inputs, czmodel API arguments), unchecked."""
 
-    meta: Path | MetadataFile
+    meta: Path | MetadataFile | None  # None: the model is a bioimage.io package, which describes itself
     model: Path | Any | None = None  # a path, or a live keras.Model / torch.nn.Module (Python API)
     output: Path | None = None
     out_format: str | None = None  # czann | czseg | czmodel; default czann (czmodel for a legacy spec)
@@ -68,6 +60,8 @@ class ConvertOptions:
     color_handling: str | None = None
     preview: Path | None = None  # a PNG of input, source output and packed output
     sample: Path | None = None  # the image the preview shows (default: the seeded fidelity input)
+    classes: list[str] | None = None  # bioimage.io packages without channel names
+    model_type: str | None = None  # bioimage.io packages: the model.json Type when the package does not say
 
 
 class AppliedAs(str, Enum):
@@ -114,6 +108,12 @@ class ConversionPlan:
     metadata_checks: ValidationSummary = field(default_factory=ValidationSummary)
     preview: Path | None = None
     sample: Path | None = None
+    notes: list[str] = field(default_factory=list)  # how planning decided what the options left open
+
+    @property
+    def model_json(self) -> dict[str, Any]:
+        """The model.json fields the metadata declares (what a source that needs them reads)."""
+        return self.declared.fields
 
     @property
     def spec(self) -> FormatSpec:
@@ -158,7 +158,7 @@ def make_plan(options: ConvertOptions) -> ConversionPlan:
     _check_choices(options)
     _check_savedmodel_options(options)
     _check_preview_options(options)
-    meta, model, model_format, license_file = _resolve_inputs(options)
+    meta, model, model_format, license_file, notes = resolve_inputs(options)
     _check_payload_source(options, model_format)
     out_format = OutputFormat(options.out_format) if options.out_format else _default_format(meta)
     spec = _choose_spec(options, out_format)
@@ -197,6 +197,7 @@ def make_plan(options: ConvertOptions) -> ConversionPlan:
         metadata_checks=checks,
         preview=options.preview,
         sample=options.sample,
+        notes=notes,
     )
 
 
@@ -259,75 +260,6 @@ def _check_payload_source(options: ConvertOptions, model_format: ModelFormat) ->
         raise UsageError(
             f"--savedmodel needs a Keras model or a SavedModel folder, not a {model_format.value} model"
         )
-
-
-def _resolve_inputs(options: ConvertOptions) -> tuple[MetadataFile, Path | Any, ModelFormat, Path | None]:
-    meta = options.meta if isinstance(options.meta, MetadataFile) else load_metadata_file(Path(options.meta))
-    model = options.model if options.model is not None else meta.model_path
-    if model is None:
-        raise UsageError(
-            "no model given: pass the model path, or a conversion spec with ModelPath", file=str(meta.path)
-        )
-    if isinstance(model, (str, Path)):
-        model = Path(model)
-        model_format = (
-            ModelFormat(options.model_format) if options.model_format else detect_model_format(model)
-        )
-        if model_format is ModelFormat.SAVEDMODEL and not model.is_dir():
-            raise UsageError("--model-format savedmodel needs a SavedModel folder", file=str(model))
-        if model_format is not ModelFormat.SAVEDMODEL and not model.is_file():
-            raise UsageError("model file not found", file=str(model))
-    else:
-        model_format = (
-            ModelFormat(options.model_format) if options.model_format else _live_model_format(model)
-        )
-    license_file = options.license if options.license is not None else meta.license_path
-    if license_file is not None and not Path(license_file).is_file():
-        raise UsageError("license file not found", file=str(license_file))
-    return meta, model, model_format, Path(license_file) if license_file else None
-
-
-def detect_model_format(path: Path) -> ModelFormat:
-    if path.is_dir():
-        if (path / "saved_model.pb").is_file():
-            return ModelFormat.SAVEDMODEL
-        raise UsageError(
-            "a folder but not a TensorFlow SavedModel (no saved_model.pb inside)", file=str(path)
-        )
-    if not path.exists():
-        raise UsageError("model not found", file=str(path))
-    suffix = path.suffix.lower()
-    if suffix in _MODEL_SUFFIXES:
-        return ModelFormat(_MODEL_SUFFIXES[suffix])
-    raise UsageError(
-        f"cannot tell the model format from '{suffix or 'no suffix'}'; expected .keras, .h5, .onnx, a SavedModel "
-        "folder, or pass --model-format",
-        file=str(path),
-    )
-
-
-def _live_model_format(model: Any) -> ModelFormat:
-    kind = type(model).__module__
-    if kind.startswith(("keras", "tf_keras")) or hasattr(model, "stateless_call"):
-        return ModelFormat.KERAS
-    if kind.startswith("torch") or hasattr(model, "state_dict"):
-        return ModelFormat.TORCH
-    if type(model).__name__ == "ModelProto":
-        return ModelFormat.ONNX
-    raise UsageError(
-        f"cannot convert a {type(model).__name__}: expected a keras.Model, torch module or a path"
-    )
-
-
-def default_output_name(meta: MetadataFile, model: Path | Any | None) -> str:
-    name = None
-    if meta.model_json is not None and isinstance(meta.model_json.get("ModelName"), str):
-        name = meta.model_json["ModelName"]
-    elif meta.legacy is not None:
-        name = meta.legacy.name
-    if not name and isinstance(model, Path):
-        name = model.stem
-    return file_slug(name or meta.path.stem)
 
 
 def _default_format(meta: MetadataFile) -> OutputFormat:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import numpy as np
     import onnx
 
+    from czann_ci.checks.fidelity import FidelityResult
     from czann_ci.plan import ConversionPlan
 
 Runner = Callable[["np.ndarray"], "np.ndarray"]
@@ -36,6 +37,7 @@ class ModelFormat(str, Enum):
     SAVEDMODEL = "savedmodel"
     ONNX = "onnx"
     TORCH = "torch"
+    BIOIMAGEIO = "bioimageio"  # a bioimage.io model package (it carries its own metadata)
 
     @property
     def needs_tensorflow(self) -> bool:
@@ -61,6 +63,7 @@ class Exported:
     names_fixed: bool = False  # the graph keeps the user's names (an ONNX file): no canonical renaming
     keep_alive: Any = None  # the source model, released once fidelity is checked
     checks: ValidationSummary = field(default_factory=ValidationSummary)  # what the source itself found
+    fidelity: FidelityResult | None = None  # a figure the source measured itself (a package's test tensors)
 
     @property
     def payload_kind(self) -> PayloadKind:
@@ -84,6 +87,7 @@ SOURCES: dict[ModelFormat, tuple[str, str]] = {
     ModelFormat.SAVEDMODEL: ("czann_ci.sources.savedmodel_source", "SavedModelSource"),
     ModelFormat.ONNX: ("czann_ci.sources.onnx_source", "OnnxSource"),
     ModelFormat.TORCH: ("czann_ci.sources.torch_source", "TorchSource"),
+    ModelFormat.BIOIMAGEIO: ("czann_ci.sources.bioimageio.source", "BioimageioSource"),
 }
 SAVEDMODEL_PAYLOAD_SOURCE = ("czann_ci.sources.savedmodel_payload_source", "SavedModelPayloadSource")
 

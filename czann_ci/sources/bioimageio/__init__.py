@@ -1,0 +1,11 @@
+"""bioimage.io model packages as a conversion source (the optional ``czann-ci[bioimageio]`` extra).
+
+- ``package.read_package(path) -> Package``: the description, read with bioimageio.spec (0.4 and 0.5);
+- ``mapping.map_package(package, ...) -> Interface``: ZEN's InputShape, OutputShape, Classes, ...;
+- ``compose`` / ``processing`` / ``ops``: the channels-last ONNX graph with pre/postprocessing baked in;
+- ``weights``: the network as ONNX from the package's first convertible weights entry;
+- ``test_tensors``: the package's own test tensors as the fidelity check;
+- ``source``: ``bioimageio_metadata`` (plan time) and ``BioimageioSource`` (``export(plan)``).
+
+Nothing here imports bioimageio.spec, TensorFlow or torch at import time.
+"""

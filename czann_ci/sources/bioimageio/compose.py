@@ -1,0 +1,178 @@
+"""One channels-last ONNX graph from a package's model and its processing, as ZEN runs it.
+
+    ZEN tile [1, (z,) y, x, c] float32 in [0, 1]
+      -> BGR -> RGB (inputs named r, g, b)   -> integer input types: x * max, rounded
+      -> the package's axis order             -> preprocessing (raw input kept for statistics)
+      -> the model's own input (order, type)  -> the model
+      -> the package's output axis order      -> postprocessing
+      -> [1, (z,) y, x, c] float32
+
+Spatial sizes stay symbolic where the package lets them vary, so the same graph runs the package's
+test tensors and, once ``prepare_onnx_model`` fixes the sizes, ZEN's tiles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from czann_ci.naming import unique_name
+from czann_ci.sources.bioimageio.mapping import Interface
+from czann_ci.sources.bioimageio.ops import OpWriter
+from czann_ci.sources.bioimageio.package import BATCH, CHANNEL, Tensor
+from czann_ci.sources.bioimageio.processing import STATISTICS_NOTE, StepContext, bake_steps
+from czann_ci.sources.onnx_graph import all_names, all_nodes
+
+if TYPE_CHECKING:
+    import onnx
+
+INTEGER_MAX = {
+    "uint8": 255,
+    "uint16": 65535,
+    "uint32": 2**32 - 1,
+    "int8": 127,
+    "int16": 32767,
+    "int32": 2**31 - 1,
+}
+INPUT_NAME, OUTPUT_NAME = "input", "output"
+
+
+@dataclass(frozen=True)
+class CoreModel:
+    """The package's network as ONNX, and the axis ids (package ids) of its input and output, in order."""
+
+    model: onnx.ModelProto
+    input_axes: tuple[str, ...]
+    output_axes: tuple[str, ...]
+
+
+def compose(core: CoreModel, interface: Interface, where: str, notes: list[str]) -> onnx.ModelProto:
+    """The graph above around ``core`` (which is changed in place and returned)."""
+    from onnx import TensorProto, helper
+
+    model = core.model
+    graph = model.graph
+    opset = next((e.version for e in model.opset_import if e.domain in ("", "ai.onnx")), 0)
+    initializer_names = {t.name for t in graph.initializer}
+    core_input = next(v for v in graph.input if v.name not in initializer_names)
+    core_output = graph.output[0]
+    taken = all_names(graph) | {INPUT_NAME, OUTPUT_NAME}
+    for value in (core_input, core_output):
+        if value.name in (INPUT_NAME, OUTPUT_NAME):  # the public names are ours
+            _rename(graph, value, unique_name(f"core_{value.name}", taken))
+    writer = OpWriter(opset, taken)
+
+    tensor_in, tensor_out = interface.input, interface.output
+    zen_in = [BATCH, *interface.spatial, _channel(tensor_in)]
+    work_in = _working(tensor_in)
+    x = INPUT_NAME
+    if interface.bgr_to_rgb:
+        x = writer.op("Gather", x, writer.const([2, 1, 0], "int64"), axis=len(zen_in) - 1)
+    if tensor_in.dtype in INTEGER_MAX:
+        scaled = writer.binary("Mul", x, float(INTEGER_MAX[tensor_in.dtype]))
+        x = writer.op("Floor", writer.binary("Add", scaled, 0.5))
+        notes.append(
+            f"ZEN's [0, 1] input is scaled to the package's {tensor_in.dtype} range (x {INTEGER_MAX[tensor_in.dtype]})"
+        )
+    x, _ = _reorder(writer, x, zen_in, work_in)
+    raw = x
+    context = StepContext(where, "input", tensor_in.id, work_in, raw, work_in, tensor_in.id)
+    x = bake_steps(writer, x, tensor_in.steps, context)
+    x, _ = _reorder(writer, x, work_in, list(core.input_axes))
+    elem_type = core_input.type.tensor_type.elem_type
+    if elem_type != TensorProto.FLOAT:
+        x = writer.op("Cast", x, to=elem_type)
+    writer.op("Identity", x, output=core_input.name)
+    pre_nodes = list(writer.nodes)
+    writer.nodes.clear()
+
+    y = core_output.name
+    if core_output.type.tensor_type.elem_type != TensorProto.FLOAT:
+        y = writer.cast(y, "float32")
+    work_out = _working(tensor_out)
+    y, _ = _reorder(writer, y, list(core.output_axes), work_out)
+    out_context = StepContext(where, "output", tensor_out.id, work_out, raw, work_in, tensor_in.id)
+    y = bake_steps(writer, y, tensor_out.steps, out_context)
+    zen_out = [BATCH, *(interface.spatial if tensor_out.space_axes else ()), _channel(tensor_out)]
+    y, _ = _reorder(writer, y, work_out, zen_out)
+    writer.op("Identity", y, output=OUTPUT_NAME)
+
+    used = sorted(set(context.used_statistics + out_context.used_statistics))
+    if used:
+        notes.append(STATISTICS_NOTE.format(steps=", ".join(used)))
+    nodes = [*pre_nodes, *graph.node, *writer.nodes]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(writer.initializers)
+    graph.input.remove(core_input)
+    graph.input.insert(
+        0, helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, _dims(interface, zen_in, tensor_in))
+    )
+    graph.output.remove(core_output)
+    out_dims = _dims(interface, zen_out, tensor_out, output=True)
+    graph.output.append(helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, out_dims))
+    del graph.value_info[:]  # the model's own shape annotations may name dims our reorders moved
+    return model
+
+
+def _rename(graph: onnx.GraphProto, value: onnx.ValueInfoProto, new: str) -> None:
+    old = value.name
+    for node in all_nodes(graph):
+        node.input[:] = [new if name == old else name for name in node.input]
+        node.output[:] = [new if name == old else name for name in node.output]
+    value.name = new
+
+
+def _channel(tensor: Tensor) -> str:
+    axis = tensor.axis(CHANNEL)
+    return axis.id if axis is not None else CHANNEL
+
+
+def _working(tensor: Tensor) -> list[str]:
+    """The tensor's axes as the package orders them, with a batch axis in front when it has none."""
+    ids = tensor.axis_ids
+    return ids if BATCH in ids else [BATCH, *ids]
+
+
+def _reorder(writer: OpWriter, x: str, have: Sequence[str], want: Sequence[str]) -> tuple[str, list[str]]:
+    """Drop size-1 axes ``want`` lacks (batch, a missing channel), transpose, add the ones it lacks at the end."""
+    have = list(have)
+    for axis in [a for a in have if a not in want]:
+        x = writer.op("Gather", x, writer.const(0, "int64"), axis=have.index(axis))
+        have.remove(axis)
+    common = [a for a in want if a in have]
+    perm = [have.index(a) for a in common]
+    if perm != list(range(len(perm))):
+        x = writer.op("Transpose", x, perm=perm)
+    have = common
+    for index, axis in enumerate(want):
+        if axis not in have:
+            shape = writer.op("Shape", x)
+            pieces = [
+                writer.op("Gather", shape, writer.const([i], "int64"), axis=0) for i in range(len(have))
+            ]
+            pieces.insert(index, writer.const([1], "int64"))
+            x = writer.op("Reshape", x, writer.op("Concat", *pieces, axis=0))
+            have.insert(index, axis)
+    return x, have
+
+
+def _dims(
+    interface: Interface, order: Sequence[str], tensor: Tensor, *, output: bool = False
+) -> list[int | str | None]:
+    sizes = interface.output_sizes if output else interface.input_sizes
+    dims: list[int | str | None] = []
+    for axis_id in order:
+        axis = next((a for a in tensor.axes if a.id == axis_id), None)
+        if axis_id == BATCH:
+            dims.append("batch")
+        elif axis is None:
+            dims.append(1)  # a channel axis the package leaves out
+        elif axis.kind == CHANNEL or (axis.size is not None and not output):
+            dims.append(sizes[axis_id])
+        elif output:
+            dims.append(None)
+        else:
+            dims.append(axis_id)  # symbolic: fixed later to the tile size
+    return dims
