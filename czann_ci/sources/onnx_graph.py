@@ -12,15 +12,25 @@ if TYPE_CHECKING:
     import onnx
 
 
-def subgraphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+DEFAULT_DOMAINS = ("", "ai.onnx")
+"""The two spellings of the standard ONNX operator domain."""
+
+
+def attribute_graphs(attribute: onnx.AttributeProto) -> Iterator[onnx.GraphProto]:
+    """The graphs a node attribute holds (If/Loop/Scan bodies); none for other attributes."""
     from onnx import AttributeProto
 
+    if attribute.type == AttributeProto.GRAPH:
+        yield attribute.g
+    elif attribute.type == AttributeProto.GRAPHS:
+        yield from attribute.graphs
+
+
+def subgraphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    """The graphs nested directly in the graph's nodes (not their own nested graphs)."""
     for node in graph.node:
         for attribute in node.attribute:
-            if attribute.type == AttributeProto.GRAPH:
-                yield attribute.g
-            elif attribute.type == AttributeProto.GRAPHS:
-                yield from attribute.graphs
+            yield from attribute_graphs(attribute)
 
 
 def all_names(graph: onnx.GraphProto) -> set[str]:

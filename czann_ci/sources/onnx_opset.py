@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from czann_ci.errors import ConversionError, first_line
 from czann_ci.naming import unique_name
-from czann_ci.sources.onnx_graph import all_names, all_nodes, max_abs_diff, run_onnx
+from czann_ci.sources.onnx_graph import DEFAULT_DOMAINS, all_names, all_nodes, max_abs_diff, run_onnx
 
 if TYPE_CHECKING:
     import numpy as np
@@ -21,12 +21,11 @@ if TYPE_CHECKING:
 
 # Opset conversion must not move any output by more than this.
 CONVERSION_ATOL = 1e-5
-_DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
 def default_opset(model: onnx.ModelProto) -> int:
     for entry in model.opset_import:
-        if entry.domain in _DEFAULT_DOMAINS:
+        if entry.domain in DEFAULT_DOMAINS:
             return entry.version
     return 1
 
@@ -179,7 +178,7 @@ def _downgrade_opset(model: onnx.ModelProto, target: int) -> onnx.ModelProto:
     del lowered.graph.node[:]
     lowered.graph.node.extend(rewritten)
     for entry in lowered.opset_import:
-        if entry.domain in _DEFAULT_DOMAINS:
+        if entry.domain in DEFAULT_DOMAINS:
             entry.version = target
     try:
         onnx.checker.check_model(lowered, full_check=True)
