@@ -47,9 +47,12 @@ def all_names(graph: onnx.GraphProto) -> set[str]:
 
 
 def all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
-    yield from graph.node
-    for subgraph in subgraphs(graph):
-        yield from all_nodes(subgraph)
+    """Every node of the graph and of its nested graphs, each node followed by the nodes nested in it."""
+    for node in graph.node:
+        yield node
+        for attribute in node.attribute:
+            for subgraph in attribute_graphs(attribute):
+                yield from all_nodes(subgraph)
 
 
 def onnx_session(model: onnx.ModelProto | bytes, where: str, what: str) -> Any:
