@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,25 @@ def all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
         for attribute in node.attribute:
             for subgraph in attribute_graphs(attribute):
                 yield from all_nodes(subgraph)
+
+
+def constant_values(graph: onnx.GraphProto, *, max_elements: int | None = None) -> dict[str, np.ndarray]:
+    """The graph's own constants by name: initializers and the values of Constant nodes.
+
+    ``max_elements`` skips larger tensors before they are copied out of the protobuf (weights, say).
+    """
+    from onnx import numpy_helper
+
+    def wanted(tensor: onnx.TensorProto) -> bool:
+        return max_elements is None or math.prod(tensor.dims) <= max_elements
+
+    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer if wanted(t)}
+    for node in graph.node:
+        if node.op_type == "Constant":
+            for attribute in node.attribute:
+                if attribute.name == "value" and wanted(attribute.t):
+                    values[node.output[0]] = numpy_helper.to_array(attribute.t)
+    return values
 
 
 def onnx_session(model: onnx.ModelProto | bytes, where: str, what: str) -> Any:
