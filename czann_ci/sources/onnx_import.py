@@ -63,6 +63,7 @@ __all__ = [
     "LAYOUTS_2D",
     "LAYOUTS_3D",
     "MAX_SINGLE_FILE_BYTES",
+    "PreparationOptions",
     "PreparedOnnx",
     "prepare_onnx",
     "prepare_onnx_model",
