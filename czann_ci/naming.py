@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 
 
-def unique_name(base: str, taken: set[str]) -> str:
-    """``base``, or ``base_2``, ``base_3``... whichever is free; the result is added to ``taken``."""
-    name, counter = base, 1
+def unique_name(base: str, taken: set[str], *, first_suffix: int = 2) -> str:
+    """``base``, or ``base_2``, ``base_3``... whichever is free; the result is added to ``taken``.
+
+    ``first_suffix`` is the first number tried (the canonical ONNX names count from 1).
+    """
+    name, suffix = base, first_suffix
     while name in taken:
-        counter += 1
-        name = f"{base}_{counter}"
+        name = f"{base}_{suffix}"
+        suffix += 1
     taken.add(name)
     return name
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from czann_ci.naming import unique_name
+
 if TYPE_CHECKING:
     import onnx
 
@@ -28,46 +30,53 @@ def canonicalize(model: onnx.ModelProto, *, max_ir_version: int | None = None) -
     if _has_subgraphs(graph):
         # Subgraphs may refer to outer names implicitly; renaming would need scope tracking. Leave as exported.
         return model
-
     keep = {v.name for v in graph.input} | {v.name for v in graph.output}
+    order_of_use = _initializers_by_first_use(graph)
+    mapping, used = _initializer_mapping(graph, order_of_use, keep)
+    for index, node in enumerate(graph.node):
+        node.name = f"{node.op_type}_{index}"
+        for slot, name in enumerate(node.output):
+            if name and name not in keep and name not in mapping:
+                mapping[name] = unique_name(f"{node.op_type.lower()}_{index}_{slot}", used, first_suffix=1)
+    _rename(graph, mapping)
+    _rename_symbolic_dims(graph)
+    _order_initializers(graph, [mapping[name] for name in order_of_use])
+    return model
+
+
+def _initializers_by_first_use(graph: onnx.GraphProto) -> list[str]:
+    """Initializer names in the order nodes first read them, then the unread ones in stored order."""
     initializer_names = [init.name for init in graph.initializer]
-    used: set[str] = set(keep)
-    mapping: dict[str, str] = {}
-
-    def fresh(base: str) -> str:
-        candidate, index = base, 1
-        while candidate in used:
-            candidate = f"{base}_{index}"
-            index += 1
-        used.add(candidate)
-        return candidate
-
-    stable_inits = [
-        n for n in initializer_names if n not in keep and not _GENERATED.search(n) and n not in used
-    ]
-    used.update(stable_inits)
+    initializer_set = set(initializer_names)
     order_of_use: list[str] = []
     seen: set[str] = set()
-    initializer_set = set(initializer_names)
     for node in graph.node:
         for name in node.input:
             if name in initializer_set and name not in seen:
                 seen.add(name)
                 order_of_use.append(name)
     order_of_use.extend(n for n in initializer_names if n not in seen)
-    stable = set(stable_inits)
+    return order_of_use
+
+
+def _initializer_mapping(
+    graph: onnx.GraphProto, order_of_use: list[str], keep: set[str]
+) -> tuple[dict[str, str], set[str]]:
+    """Initializer renames (stable names kept, generated ones become ``w<position>``) and the names taken."""
+    used = set(keep)
+    stable = {init.name for init in graph.initializer if init.name not in keep}
+    stable = {name for name in stable if not _GENERATED.search(name)}
+    used |= stable
+    mapping: dict[str, str] = {}
     for index, name in enumerate(order_of_use):
         if name in keep or name in stable:
             mapping[name] = name
         else:
-            mapping[name] = fresh(f"w{index}")
+            mapping[name] = unique_name(f"w{index}", used, first_suffix=1)
+    return mapping, used
 
-    for index, node in enumerate(graph.node):
-        node.name = f"{node.op_type}_{index}"
-        for slot, name in enumerate(node.output):
-            if name and name not in keep and name not in mapping:
-                mapping[name] = fresh(f"{node.op_type.lower()}_{index}_{slot}")
 
+def _rename(graph: onnx.GraphProto, mapping: dict[str, str]) -> None:
     def rename(name: str) -> str:
         return mapping.get(name, name)
 
@@ -80,8 +89,11 @@ def canonicalize(model: onnx.ModelProto, *, max_ir_version: int | None = None) -
         value.name = rename(value.name)
     for value in graph.input:
         value.name = rename(value.name)
-    _rename_symbolic_dims(graph)
-    rank = {mapping[name]: position for position, name in enumerate(order_of_use)}
+
+
+def _order_initializers(graph: onnx.GraphProto, order: list[str]) -> None:
+    """Store the initializers in ``order`` (names not in it last), moving them without copies."""
+    rank = {name: position for position, name in enumerate(order)}
     current = [init.name for init in graph.initializer]
     wanted = sorted(current, key=lambda name: rank.get(name, len(rank)))
     if current != wanted:
@@ -92,7 +104,6 @@ def canonicalize(model: onnx.ModelProto, *, max_ir_version: int | None = None) -
             by_name[tensor.name] = tensor
         for name in wanted:
             graph.initializer.append(by_name.pop(name))
-    return model
 
 
 _GENERATED_DIM = re.compile(r"^(unk__\d+|.*__\d+|)$")

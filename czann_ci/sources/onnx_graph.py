@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -12,15 +13,25 @@ if TYPE_CHECKING:
     import onnx
 
 
-def subgraphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+DEFAULT_DOMAINS = ("", "ai.onnx")
+"""The two spellings of the standard ONNX operator domain."""
+
+
+def attribute_graphs(attribute: onnx.AttributeProto) -> Iterator[onnx.GraphProto]:
+    """The graphs a node attribute holds (If/Loop/Scan bodies); none for other attributes."""
     from onnx import AttributeProto
 
+    if attribute.type == AttributeProto.GRAPH:
+        yield attribute.g
+    elif attribute.type == AttributeProto.GRAPHS:
+        yield from attribute.graphs
+
+
+def subgraphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    """The graphs nested directly in the graph's nodes (not their own nested graphs)."""
     for node in graph.node:
         for attribute in node.attribute:
-            if attribute.type == AttributeProto.GRAPH:
-                yield attribute.g
-            elif attribute.type == AttributeProto.GRAPHS:
-                yield from attribute.graphs
+            yield from attribute_graphs(attribute)
 
 
 def all_names(graph: onnx.GraphProto) -> set[str]:
@@ -37,9 +48,31 @@ def all_names(graph: onnx.GraphProto) -> set[str]:
 
 
 def all_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
-    yield from graph.node
-    for subgraph in subgraphs(graph):
-        yield from all_nodes(subgraph)
+    """Every node of the graph and of its nested graphs, each node followed by the nodes nested in it."""
+    for node in graph.node:
+        yield node
+        for attribute in node.attribute:
+            for subgraph in attribute_graphs(attribute):
+                yield from all_nodes(subgraph)
+
+
+def constant_values(graph: onnx.GraphProto, *, max_elements: int | None = None) -> dict[str, np.ndarray]:
+    """The graph's own constants by name: initializers and the values of Constant nodes.
+
+    ``max_elements`` skips larger tensors before they are copied out of the protobuf (weights, say).
+    """
+    from onnx import numpy_helper
+
+    def wanted(tensor: onnx.TensorProto) -> bool:
+        return max_elements is None or math.prod(tensor.dims) <= max_elements
+
+    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer if wanted(t)}
+    for node in graph.node:
+        if node.op_type == "Constant":
+            for attribute in node.attribute:
+                if attribute.name == "value" and wanted(attribute.t):
+                    values[node.output[0]] = numpy_helper.to_array(attribute.t)
+    return values
 
 
 def onnx_session(model: onnx.ModelProto | bytes, where: str, what: str) -> Any:

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from czann_ci.errors import ConversionError, first_line
 from czann_ci.naming import unique_name
-from czann_ci.sources.onnx_graph import all_names, all_nodes, max_abs_diff, run_onnx
+from czann_ci.sources.onnx_graph import (
+    DEFAULT_DOMAINS,
+    all_names,
+    all_nodes,
+    constant_values,
+    max_abs_diff,
+    run_onnx,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -21,12 +28,11 @@ if TYPE_CHECKING:
 
 # Opset conversion must not move any output by more than this.
 CONVERSION_ATOL = 1e-5
-_DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
 def default_opset(model: onnx.ModelProto) -> int:
     for entry in model.opset_import:
-        if entry.domain in _DEFAULT_DOMAINS:
+        if entry.domain in DEFAULT_DOMAINS:
             return entry.version
     return 1
 
@@ -161,7 +167,7 @@ def _downgrade_opset(model: onnx.ModelProto, target: int) -> onnx.ModelProto:
         for value in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output)
         if value.type.tensor_type.HasField("shape")
     }
-    constants = _constant_values(lowered.graph)
+    constants = constant_values(lowered.graph)
     taken = all_names(lowered.graph)
     rewritten: list[onnx.NodeProto] = []
     for node in lowered.graph.node:
@@ -179,7 +185,7 @@ def _downgrade_opset(model: onnx.ModelProto, target: int) -> onnx.ModelProto:
     del lowered.graph.node[:]
     lowered.graph.node.extend(rewritten)
     for entry in lowered.opset_import:
-        if entry.domain in _DEFAULT_DOMAINS:
+        if entry.domain in DEFAULT_DOMAINS:
             entry.version = target
     try:
         onnx.checker.check_model(lowered, full_check=True)
@@ -191,18 +197,6 @@ def _downgrade_opset(model: onnx.ModelProto, target: int) -> onnx.ModelProto:
         what = f"operator {', '.join(named)} cannot be expressed" if named else "the model does not check"
         raise _DowngradeBlocked(f"{what} at opset {target} ({detail})") from None
     return lowered
-
-
-def _constant_values(graph: onnx.GraphProto) -> dict[str, Any]:
-    from onnx import numpy_helper
-
-    values: dict[str, Any] = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant":
-            for attribute in node.attribute:
-                if attribute.name == "value":
-                    values[node.output[0]] = numpy_helper.to_array(attribute.t)
-    return values
 
 
 def _constant_ints(node: onnx.NodeProto, index: int, constants: dict[str, Any]) -> list[int] | None:

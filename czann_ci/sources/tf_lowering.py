@@ -1,6 +1,6 @@
 """tf2onnx extensions for what Keras 3 emits and tf2onnx 1.17 leaves unconverted.
 
-Three jobs, used by ``tf_export.keras_to_onnx``:
+Three jobs, used by the Keras/SavedModel route (``tf_trace``, ``tf2onnx_convert``, ``tf2onnx_failures``):
 
 * ``lower_graph_def``: rewrite a TensorFlow GraphDef (frozen, or with weights as placeholders) before
   tf2onnx sees it. It inlines the function calls TensorFlow's inliner keeps: Keras 3 runs grouped
@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+
+from czann_ci.sources.onnx_graph import all_nodes
 
 if TYPE_CHECKING:
     import keras
@@ -276,7 +278,7 @@ def find_unconverted_nodes(model: onnx.ModelProto) -> list[tuple[str, str]]:
 
     versions = {imp.domain or "ai.onnx": imp.version for imp in model.opset_import}
     found = []
-    for node in _all_nodes(model.graph):
+    for node in all_nodes(model.graph):
         domain = node.domain or "ai.onnx"
         version = versions.get(domain)
         if version is None:
@@ -299,16 +301,6 @@ def check_converted(model: onnx.ModelProto) -> None:
         raise UnconvertedOpsError(nodes, opset)
 
 
-def _all_nodes(graph: Any) -> Iterable[Any]:
-    for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            if attr.g.node:
-                yield from _all_nodes(attr.g)
-            for sub in attr.graphs:
-                yield from _all_nodes(sub)
-
-
 _TF2ONNX_UNSUPPORTED = re.compile(
     r"Tensorflow op \[(?P<node>[^:\]]+): (?P<op>[A-Za-z0-9_]+)\] is not supported"
 )
@@ -317,7 +309,7 @@ _CHECKER_NO_OP = re.compile(
     r"(?:.*?Name: (?P<node>\S+))?",
     re.S,
 )
-# tf_export refusing unmapped ops: "... opset 12 mapping for TensorFlow op(s): Op (node), ..."
+# tf2onnx_failures.require_onnx_ops refusing unmapped ops: "... opset 12 mapping for TensorFlow op(s): Op (node), ..."
 _EXPORT_REFUSAL = re.compile(r"opset (?P<opset>\d+) mapping for TensorFlow op\(s\): (?P<items>.*)")
 _EXPORT_ITEM = re.compile(r"(?:[\w.]+\.)?(?P<op>\w+) \((?P<node>[^()]+)\)")
 _OPSET_IN_TEXT = re.compile(r"opset[ _]?(?:version )?(\d+)", re.I)

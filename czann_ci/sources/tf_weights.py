@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 
 from czann_ci.naming import unique_name
+from czann_ci.sources.onnx_graph import constant_values
 
 if TYPE_CHECKING:
     import onnx
@@ -50,7 +51,7 @@ def fold_weight_inputs(
     for node in graph.node:
         for name in node.input:
             consumers[name].append(node)
-    constants = _constant_values(graph)
+    constants = constant_values(graph, max_elements=64)  # shapes and axes, not weights
     graph_outputs = {o.name for o in graph.output}
     taken = {n for node in graph.node for n in node.output} | {i.name for i in graph.initializer}
     taken |= {i.name for i in graph.input}
@@ -108,23 +109,6 @@ def _delete_where(repeated: Any, predicate: Callable[[Any], bool]) -> None:
     """Delete matching items of a protobuf repeated field in place, without copying the others."""
     for index in reversed([i for i, item in enumerate(repeated) if predicate(item)]):
         del repeated[index]
-
-
-def _constant_values(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
-    """Small constant tensors (shapes, axes) by name: initializers and Constant nodes."""
-    from onnx import numpy_helper
-
-    values = {i.name: numpy_helper.to_array(i) for i in graph.initializer if _elements(i.dims) <= 64}
-    for node in graph.node:
-        if node.op_type == "Constant" and len(node.attribute) == 1 and node.attribute[0].name == "value":
-            tensor = node.attribute[0].t
-            if _elements(tensor.dims) <= 64:
-                values[node.output[0]] = numpy_helper.to_array(tensor)
-    return values
-
-
-def _elements(dims: object) -> int:
-    return int(np.prod(list(dims), dtype=np.int64))
 
 
 def _foldable(node: onnx.NodeProto, tensor: str, constants: dict[str, np.ndarray]) -> bool:

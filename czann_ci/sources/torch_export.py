@@ -20,12 +20,20 @@ from typing import TYPE_CHECKING, Any
 
 from czann_ci.errors import ConversionError, InvalidModelError, UsageError, first_line
 from czann_ci.sources.onnx_import import PreparedOnnx, prepare_onnx_model
+from czann_ci.sources.onnx_interface import check_input_shape
+from czann_ci.sources.onnx_layout import (
+    LAYOUTS_2D,
+    LAYOUTS_3D,
+    channels_first_perm,
+    channels_last_perm,
+    seeded_tile,
+)
 
 if TYPE_CHECKING:
     import numpy as np
 
 INSTALL_HINT = "pip install 'czann-ci[torch]'"
-_LAYOUTS = {3: ("nhwc", "nchw"), 4: ("ndhwc", "ncdhw")}
+_LAYOUTS = {3: LAYOUTS_2D, 4: LAYOUTS_3D}  # by len(InputShape): (channels-last, channels-first)
 
 
 def torch_to_onnx(
@@ -48,33 +56,15 @@ def torch_to_onnx(
     result runs the torch module itself.
     """
     torch = _import_torch()
-    if len(input_shape) not in _LAYOUTS:
-        raise UsageError(f"InputShape must have 3 or 4 items (got {list(input_shape)})", field="InputShape")
+    check_input_shape(input_shape)
     module, name = _load_module(torch, module_or_path)
     module = module.cpu().float().eval()
-    sample = torch.from_numpy(_seeded_tile(input_shape))
-    with torch.no_grad():
-        raw_output = module(_channels_first(torch, sample))
-    if not isinstance(raw_output, torch.Tensor):
-        raise InvalidModelError(
-            f"the module returns {type(raw_output).__name__}, not one tensor; ZEN models have one output",
-            file=name,
-        )
-    channels_first_output = _output_is_channels_first(raw_output.dim(), len(input_shape), output_layout, name)
-    reference = _TorchReference(torch, module, channels_first_output)
-    found_shape = list(reference(sample.numpy()).shape[1:])
-    if output_shape is not None and list(output_shape) != found_shape:
-        raise InvalidModelError(
-            f"the module returns channels-last {found_shape}, but OutputShape is {list(output_shape)}",
-            file=name,
-            field="OutputShape",
-        )
-    onnx_model = _export(torch, module, _channels_first(torch, sample), opset, name)
-    channels_last, channels_first = _LAYOUTS[len(input_shape)]
-    if raw_output.dim() == 2:
-        onnx_output_layout = None
-    else:
-        onnx_output_layout = channels_first if channels_first_output else channels_last
+    sample = torch.from_numpy(seeded_tile(input_shape))
+    reference, found_shape, onnx_output_layout = _probe_output(
+        torch, module, sample, output_layout, output_shape, name
+    )
+    onnx_model = _export(torch, module, _channels_first(sample), opset, name)
+    _, channels_first = _LAYOUTS[len(input_shape)]
     prepared = prepare_onnx_model(
         onnx_model,
         base_dir=None,
@@ -94,6 +84,38 @@ def torch_to_onnx(
         "on CPU in eval mode",
     )
     return prepared
+
+
+def _probe_output(
+    torch: Any,
+    module: Any,
+    sample: Any,
+    output_layout: str | None,
+    output_shape: Sequence[int] | None,
+    name: str,
+) -> tuple[_TorchReference, list[int], str | None]:
+    """Run the module once: its reference runner, channels-last output shape and ONNX output layout."""
+    spatial_rank = sample.dim() - 1
+    with torch.no_grad():
+        raw_output = module(_channels_first(sample))
+    if not isinstance(raw_output, torch.Tensor):
+        raise InvalidModelError(
+            f"the module returns {type(raw_output).__name__}, not one tensor; ZEN models have one output",
+            file=name,
+        )
+    channels_first_output = _output_is_channels_first(raw_output.dim(), spatial_rank, output_layout, name)
+    reference = _TorchReference(torch, module, channels_first_output)
+    found_shape = list(reference(sample.numpy()).shape[1:])
+    if output_shape is not None and list(output_shape) != found_shape:
+        raise InvalidModelError(
+            f"the module returns channels-last {found_shape}, but OutputShape is {list(output_shape)}",
+            file=name,
+            field="OutputShape",
+        )
+    if raw_output.dim() == 2:
+        return reference, found_shape, None
+    channels_last, channels_first = _LAYOUTS[spatial_rank]
+    return reference, found_shape, channels_first if channels_first_output else channels_last
 
 
 def _import_torch() -> Any:
@@ -162,8 +184,8 @@ def _output_is_channels_first(rank: int, spatial_rank: int, output_layout: str |
     return layout == channels_first
 
 
-def _channels_first(torch: Any, tile: Any) -> Any:
-    return tile.permute(0, 3, 1, 2) if tile.dim() == 4 else tile.permute(0, 4, 1, 2, 3)
+def _channels_first(tile: Any) -> Any:
+    return tile.permute(*channels_first_perm(tile.dim()))
 
 
 def _export(torch: Any, module: Any, sample: Any, opset: int, name: str) -> Any:
@@ -206,13 +228,7 @@ class _TorchReference:
         torch = self._torch
         tile = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
         with torch.no_grad():
-            output = self._module(_channels_first(torch, tile))
+            output = self._module(_channels_first(tile))
         if self._channels_first_output:
-            output = output.permute(0, 2, 3, 1) if output.dim() == 4 else output.permute(0, 2, 3, 4, 1)
+            output = output.permute(*channels_last_perm(output.dim()))
         return np.ascontiguousarray(output.detach().cpu().numpy())
-
-
-def _seeded_tile(input_shape: Sequence[int]) -> np.ndarray:
-    import numpy as np
-
-    return np.random.default_rng(0).random((1, *input_shape), dtype=np.float32)
