@@ -1,4 +1,4 @@
-"""The `czann` command line: convert, validate, inspect, unpack, action.
+"""The `czann` command line: convert, validate, inspect, diff, unpack, action.
 
 Exit codes: 0 success; 1 invalid model or metadata, or failed validation; 2 usage error (bad option,
 missing file); 3 conversion failed; 4 publish failed.
@@ -258,6 +258,29 @@ def inspect(
             typer.echo(to_json(info))
         else:
             print_inspection(out, info)
+        return 0
+
+    _run(body, debug=debug, unexpected_code=1)
+
+
+@app.command(epilog=EXIT_HELP)
+def diff(
+    old: Annotated[Path, typer.Argument(help="The earlier .czann, .czseg or .czmodel.")],
+    new: Annotated[Path, typer.Argument(help="The later one (any kind and spec version).")],
+    json_out: JsonOut = False,
+    debug: Debug = False,
+) -> None:
+    """Compare two model archives by content and classify each difference: major, minor, patch or none.
+
+    Exit 0 when both files could be read, whatever the bump; 1 when one is not a model archive.
+    """
+    from czann_ci.release.diff import diff_archives
+    from czann_ci.release.diff_table import diff_text
+    from czann_ci.report import to_json
+
+    def body() -> int:
+        result = diff_archives(old, new)
+        typer.echo(to_json(result.as_dict()) if json_out else diff_text(result), nl=json_out)
         return 0
 
     _run(body, debug=debug, unexpected_code=1)

@@ -10,7 +10,8 @@ from importlib import resources
 from czann_ci.errors import UsageError
 
 
-def _version_tuple(text: str) -> tuple[int, ...]:
+def zen_version_key(text: str) -> tuple[int, ...]:
+    """A ZEN release (``3.10``) as a tuple that orders releases (3.10 after 3.9)."""
     try:
         return tuple(int(part) for part in text.strip().split("."))
     except ValueError:
@@ -36,7 +37,7 @@ class FormatSpec:
 
     def read_by(self, product: str, zen_version: str) -> bool:
         minimum = self.min_zen_blue if product == "blue" else self.min_zen_core
-        return _version_tuple(zen_version) >= _version_tuple(minimum)
+        return zen_version_key(zen_version) >= zen_version_key(minimum)
 
     def accepts_opset(self, opset: int) -> bool:
         return (
