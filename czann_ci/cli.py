@@ -242,6 +242,9 @@ def inspect(
     sha256: Annotated[
         bool, typer.Option("--sha256", help="Also hash the archive and each member (reads the whole file).")
     ] = False,
+    out_format: Annotated[
+        str, typer.Option("--format", help="text, or markdown: the model card (reads the weights).")
+    ] = "text",
     json_out: JsonOut = False,
     debug: Debug = False,
 ) -> None:
@@ -253,6 +256,10 @@ def inspect(
     from czann_ci.report import print_inspection, to_json
 
     def body() -> int:
+        if out_format == "markdown":
+            return _print_model_card(file)
+        if out_format != "text":
+            raise UsageError(f"must be text or markdown, got {out_format!r}", field="--format")
         info = inspect_file(file, sha256=sha256)
         if json_out:
             typer.echo(to_json(info))
@@ -261,6 +268,14 @@ def inspect(
         return 0
 
     _run(body, debug=debug, unexpected_code=1)
+
+
+def _print_model_card(file: Path) -> int:
+    from czann_ci.release.card import model_card
+    from czann_ci.release.model_content import read_model_content
+
+    typer.echo(model_card(read_model_content(file)), nl=False)
+    return 0
 
 
 @app.command(epilog=EXIT_HELP)
