@@ -537,6 +537,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet, and never prints anything request-derived
 
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out as two writes; with Nagle's algorithm the second waits for the
+        # client's delayed ACK (40 ms on Linux) on every response.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     # -- plumbing ---------------------------------------------------------------------------------
     def do_GET(self) -> None:
         self._serve("GET")
