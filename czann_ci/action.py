@@ -16,7 +16,7 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from czann_ci.action_inputs import (
     read_inputs,
 )
 from czann_ci.errors import ConversionError, CzannError, InvalidModelError, PublishError, UsageError
+from czann_ci.release import MODES as RELEASE_MODES
 from czann_ci.workflow_commands import Console, field_line, workspace_relative, write_outputs
 
 __all__ = [
@@ -54,6 +55,10 @@ OUTPUT_NAMES = (
     "release-url",
     "asset-url",
     "upload-result",
+    "version",
+    "previous-version",
+    "bump",
+    "release-tag",
 )
 
 
@@ -81,6 +86,11 @@ class StepResult:
     upload_result: str = "none"
     error: str = ""
     warnings: list[str] = field(default_factory=list)
+    version: str = ""  # release and plan modes: the decision
+    previous_version: str = ""
+    bump: str = ""
+    release_tag: str = ""
+    card: str = ""  # the model card (Markdown), with the diff against the previous version
 
     def outputs(self) -> dict[str, str]:
         return {
@@ -94,6 +104,10 @@ class StepResult:
             "release-url": self.release_url,
             "asset-url": self.asset_url,
             "upload-result": self.upload_result,
+            "version": self.version,
+            "previous-version": self.previous_version,
+            "bump": self.bump,
+            "release-tag": self.release_tag,
         }
 
 
@@ -122,6 +136,9 @@ def run_action(env: Mapping[str, str] = os.environ, argv_overrides: dict | None 
             result = _convert(inputs, ctx, console, Path(scratch), step)
             if inputs.mode == "validate":
                 step.outcome = "valid"
+            elif inputs.mode in RELEASE_MODES:
+                phase = "publish"
+                _release(inputs, ctx, console, result, step)
             else:
                 final = _place(inputs, ctx, result.path)
                 step.czann_path = workspace_relative(final, ctx.workspace)
@@ -266,6 +283,60 @@ def _publish(inputs: ActionInputs, ctx: CiContext, console: Console, archive: Pa
     step.upload_result = outcome.upload_result
 
 
+def _release(inputs: ActionInputs, ctx: CiContext, console: Console, result: Any, step: StepResult) -> None:
+    """Release and plan modes: decide the version from the diff with the previous release, then (release)
+    tag, publish and write the model card (czann_ci/release/step.py)."""
+    from czann_ci.release.card import ConversionFacts
+    from czann_ci.release.forge import open_forge
+    from czann_ci.release.step import ReleaseRequest, run_release
+
+    if not ctx.commit:
+        raise UsageError(f"{inputs.mode} mode needs the commit (GITHUB_SHA or CI_COMMIT_SHA)", field="mode")
+    forge = open_forge(
+        ctx.forge,
+        api_url=inputs.api_url,
+        project=ctx.repository,
+        token=inputs.token,
+        token_kind=inputs.token_kind,
+        mode=inputs.mode,
+        log=console.line,
+    )
+    request = ReleaseRequest(
+        mode=inputs.mode,
+        bump=inputs.bump,
+        initial_version=inputs.initial_version,
+        tag_prefix=inputs.tag_prefix,
+        draft=inputs.draft,
+        prerelease=inputs.prerelease,
+        commit=ctx.commit,
+        checksum=inputs.checksum,
+        package_name=_asset_stem(inputs, result.path),
+    )
+    source = workspace_relative(inputs.model or inputs.metadata, ctx.workspace)
+    facts = ConversionFacts.of(result, source=source, commit=ctx.commit)
+    try:
+        with console.group(f"{inputs.mode.capitalize()} the next version ({inputs.tag_prefix}*)"):
+            outcome = run_release(
+                result.path,
+                forge,
+                request,
+                conversion=facts,
+                place=lambda version: _place(replace(inputs, version=version), ctx, result.path),
+                log=console.line,
+            )
+    finally:
+        forge.close()
+    _hand_over(outcome.written, ctx.workspace)
+    step.czann_path = workspace_relative(outcome.archive, ctx.workspace)
+    step.version, step.previous_version = outcome.version, outcome.previous_version
+    step.bump, step.release_tag, step.card = outcome.bump, outcome.release_tag, outcome.card
+    if outcome.published is not None:
+        step.release_url = outcome.published.release_url
+        step.asset_url = outcome.published.asset_url
+        step.upload_result = outcome.published.upload_result
+    step.outcome = {"none": "unchanged"}.get(outcome.bump, "planned" if inputs.mode == "plan" else "released")
+
+
 def _publish_github(inputs: ActionInputs, ctx: CiContext, console: Console, assets: list) -> Any:
     from czann_ci.publish import GitHubTarget, publish_github
 
@@ -366,10 +437,13 @@ def _write_dotenv(path: Path, outputs: Mapping[str, str], hide: Callable[[str], 
 
 def render_summary(step: StepResult, inputs: ActionInputs | None, ctx: CiContext) -> str:
     """The job summary in Markdown, kept under GitHub's 1 MiB limit."""
-    icon = {"published": "✅", "packaged": "✅", "valid": "✅"}.get(step.outcome, "❌")
+    done = ("published", "packaged", "valid", "released", "planned", "unchanged")
+    icon = "✅" if step.outcome in done else "❌"
     lines = [f"## {icon} czann: {step.outcome}", ""]
     if step.error:
         lines += ["```", step.error, "```", ""]
+    if step.card:
+        lines += [step.card, ""]
     if inputs is not None:
         about = f"Metadata `{workspace_relative(inputs.metadata, ctx.workspace)}`, mode `{inputs.mode}`"
         if inputs.release_tag:

@@ -12,8 +12,10 @@ from typing import Any
 
 from czann_ci.errors import UsageError
 from czann_ci.pipeline import LAYOUTS, OUTPUT_FORMATS
+from czann_ci.release import MODES as RELEASE_MODES
+from czann_ci.release.versions import BUMP_CHOICES, require_version
 
-MODES = ("validate", "package", "publish")
+MODES = ("validate", "package", "publish", *RELEASE_MODES)
 OVERWRITE_MODES = ("never", "if-changed", "always")
 TRUE_SPELLINGS = ("true", "True", "TRUE")
 FALSE_SPELLINGS = ("false", "False", "FALSE")
@@ -33,6 +35,8 @@ INPUT_NAMES = (
     "sigmoid-to-softmax",
     "atol",
     "mode",
+    "bump",
+    "initial-version",
     "release-tag",
     "tag-prefix",
     "draft",
@@ -164,6 +168,8 @@ class ActionInputs:
     token_kind: str  # job (the CI's own job token) | private (a token given as an input)
     api_url: str
     debug: bool
+    bump: str = "auto"  # release and plan modes
+    initial_version: str = "1.0.0"
 
 
 def read_inputs(reader: InputReader, ctx: CiContext) -> ActionInputs:
@@ -194,8 +200,18 @@ def read_inputs(reader: InputReader, ctx: CiContext) -> ActionInputs:
     input_layout = reader.choice("input-layout", LAYOUTS) or None
     atol = _number(reader, "atol", 1e-4)
 
-    release_tag = reader.text("release-tag") or ctx.pushed_tag
     mode = reader.choice("mode", MODES) or ("publish" if ctx.pushed_tag else "package")
+    release_tag = reader.text("release-tag") or ctx.pushed_tag
+    if mode in RELEASE_MODES:
+        if reader.text("release-tag"):
+            raise UsageError(
+                f"is set, but {mode} mode decides the tag itself (tag-prefix + the next version); remove it",
+                field="release-tag",
+            )
+        release_tag = ""
+    bump = reader.choice("bump", BUMP_CHOICES, "auto")
+    initial_version = reader.text("initial-version", "1.0.0")
+    require_version(initial_version, "initial-version")
     if mode == "publish" and not release_tag:
         raise UsageError(
             "is publish but no tag was pushed and release-tag is empty: run on a tag push "
@@ -207,7 +223,7 @@ def read_inputs(reader: InputReader, ctx: CiContext) -> ActionInputs:
     overwrite = reader.choice("overwrite", OVERWRITE_MODES, "if-changed")
     token = reader.text("token") or ctx.default_token
     api_url = (reader.text("api-url") or ctx.api_url).rstrip("/")
-    if mode == "publish":
+    if mode in ("publish", *RELEASE_MODES):
         if not token:
             raise UsageError(
                 "is empty: publishing needs a token (GitHub: permissions: contents: write; "
@@ -247,6 +263,8 @@ def read_inputs(reader: InputReader, ctx: CiContext) -> ActionInputs:
         token_kind="private" if reader.text("token") else "job",
         api_url=api_url,
         debug=reader.boolean("debug"),
+        bump=bump,
+        initial_version=initial_version,
     )
 
 
