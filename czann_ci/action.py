@@ -288,7 +288,7 @@ def _release(inputs: ActionInputs, ctx: CiContext, console: Console, result: Any
     tag, publish and write the model card (czann_ci/release/step.py)."""
     from czann_ci.release.card import ConversionFacts
     from czann_ci.release.forge import open_forge
-    from czann_ci.release.step import ReleaseRequest, run_release
+    from czann_ci.release.step import ReleaseRequest, ReleaseStep
 
     if not ctx.commit:
         raise UsageError(f"{inputs.mode} mode needs the commit (GITHUB_SHA or CI_COMMIT_SHA)", field="mode")
@@ -316,14 +316,14 @@ def _release(inputs: ActionInputs, ctx: CiContext, console: Console, result: Any
     facts = ConversionFacts.of(result, source=source, commit=ctx.commit)
     try:
         with console.group(f"{inputs.mode.capitalize()} the next version ({inputs.tag_prefix}*)"):
-            outcome = run_release(
+            outcome = ReleaseStep(
                 result.path,
                 forge,
                 request,
                 conversion=facts,
                 place=lambda version: _place(replace(inputs, version=version), ctx, result.path),
                 log=console.line,
-            )
+            ).run()
     finally:
         forge.close()
     _hand_over(outcome.written, ctx.workspace)

@@ -22,6 +22,12 @@ NUCLEI_META: dict[str, Any] = {
     "MinOverlap": [4, 4],
     "Scaling": [3.25e-07, 3.25e-07],
 }
+# The same model with a third class: what "a class added" means between two releases.
+THREE_CLASS_META: dict[str, Any] = {
+    **NUCLEI_META,
+    "Classes": ["background", "nuclei", "debris"],
+    "OutputShape": [8, 8, 3],
+}
 LEGACY_META: dict[str, Any] = {
     "ModelName": "nuclei",
     "Classes": ["background", "nuclei"],

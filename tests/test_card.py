@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from model_archives import NUCLEI_META, build_archive
+from model_archives import THREE_CLASS_META, build_archive
 
 from czann_ci.release.card import (
     CARD_END,
@@ -26,10 +26,9 @@ from czann_ci.release.model_content import read_model_content
 @pytest.fixture(scope="module")
 def archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("card")
-    meta = {**NUCLEI_META, "Classes": ["background", "nuclei", "debris"], "OutputShape": [8, 8, 3]}
     return {
         "v1": build_archive(root / "v1", "nuclei.czann"),
-        "v2": build_archive(root / "v2", "nuclei.czann", classes=3, meta=meta),
+        "v2": build_archive(root / "v2", "nuclei.czann", classes=3, meta=THREE_CLASS_META),
         "legacy": build_archive(root / "legacy", "nuclei.czmodel", legacy=True),
     }
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import onnx
 import pytest
-from model_archives import LEGACY_META, NUCLEI_META, build_archive, segmenter
+from model_archives import LEGACY_META, NUCLEI_META, THREE_CLASS_META, build_archive, segmenter
 from model_factory import SEG_META, tiny_segmentation_model, write_json
 
 from czann_ci.errors import InvalidModelError, UsageError
@@ -34,7 +34,6 @@ def archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     def meta(**changes: Any) -> dict[str, Any]:
         return {**NUCLEI_META, **changes}
 
-    three = ["background", "nuclei", "debris"]
     # Before 2.1.0 a file carries no version: a 2.0.0 file tells itself apart only by a 3-item Scaling.
     volume = meta(
         InputShape=[4, 8, 8, 3], OutputShape=[4, 8, 8, 2], MinOverlap=[2, 2, 2], Scaling=[1e-6, 3e-7, 3e-7]
@@ -43,9 +42,7 @@ def archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "base": build_archive(root / "base", "nuclei.czann"),
         "again": build_archive(root / "again", "nuclei.czann"),
         "retrained": build_archive(root / "retrained", "nuclei.czann", seed=1),
-        "class-added": build_archive(
-            root / "added", "nuclei.czann", classes=3, meta=meta(Classes=three, OutputShape=[8, 8, 3])
-        ),
+        "class-added": build_archive(root / "added", "nuclei.czann", classes=3, meta=THREE_CLASS_META),
         "renamed": build_archive(
             root / "renamed", "nuclei.czann", meta=meta(Classes=["background", "cells"])
         ),

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from forge_server import ForgeSetup
-from model_archives import NUCLEI_META, build_archive
+from model_archives import NUCLEI_META, THREE_CLASS_META, build_archive
 
 from czann_ci.errors import InvalidModelError, PublishError
 from czann_ci.publish.github_forge import GitHubForge
@@ -30,7 +30,7 @@ CREATE_TAG = {"github": r"/git/refs$", "gitlab": r"/repository/tags$"}
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("release-models")
-    three = {**NUCLEI_META, "Classes": ["background", "nuclei", "debris"], "OutputShape": [8, 8, 3]}
+    three = THREE_CLASS_META
     return {
         "v1": build_archive(root / "v1", "nuclei.czann"),
         "v1-again": build_archive(root / "v1-again", "nuclei.czann"),

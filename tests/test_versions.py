@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from model_archives import NUCLEI_META, build_archive
+from model_archives import THREE_CLASS_META, build_archive
 
 from czann_ci.errors import UsageError
 from czann_ci.release.decision import BumpTooLowError, decide
@@ -99,8 +99,7 @@ def diffs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ModelDiff]:
     root = tmp_path_factory.mktemp("decisions")
     base = build_archive(root / "a", "nuclei.czann")
     retrained = build_archive(root / "b", "nuclei.czann", seed=1)
-    meta = {**NUCLEI_META, "Classes": ["background", "nuclei", "debris"], "OutputShape": [8, 8, 3]}
-    added = build_archive(root / "c", "nuclei.czann", classes=3, meta=meta)
+    added = build_archive(root / "c", "nuclei.czann", classes=3, meta=THREE_CLASS_META)
     return {
         "none": diff_archives(base, build_archive(root / "d", "nuclei.czann")),
         "minor": diff_archives(base, retrained),

@@ -16,15 +16,14 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from czann_ci.errors import UsageError
+from czann_ci.publish.forge_session import ForgeSession
 from czann_ci.publish.gitlab import TOKEN_HEADERS, gitlab_client, project_url_of, publish_gitlab
-from czann_ci.publish.http import Redactor, body_of, redacting
 from czann_ci.publish.models import (
     GitLabTarget,
     PublishResult,
     ReleaseRecord,
     ReleaseUpload,
     RemoteFile,
-    TagExistsError,
 )
 from czann_ci.publish.retry import RetryPolicy
 
@@ -42,8 +41,9 @@ def _record(release: dict[str, Any]) -> ReleaseRecord:
     )
 
 
-class GitLabForge:
+class GitLabForge(ForgeSession):
     kind = "gitlab"
+    name = "GitLab"
 
     def __init__(
         self,
@@ -63,64 +63,45 @@ class GitLabForge:
             raise UsageError("releasing on GitLab needs the project and a token", field="token")
         self.api_url = api_url.rstrip("/")
         self.project = project
-        self.token = token
         self.token_kind = token_kind
-        self.redact = Redactor(token)
-        self.log = lambda message: log(self.redact(message))
-        self.retry = retry or RetryPolicy()
         self.project_url = project_url_of(self.api_url, project)
-        self.client = gitlab_client(self.api_url, project, token, token_kind, self.retry, self.log)
-
-    def __repr__(self) -> str:
-        return f"GitLabForge({self.project!r}, <token redacted>)"
-
-    def close(self) -> None:
-        self.client.close()
+        super().__init__(
+            token,
+            project,
+            log,
+            retry,
+            lambda policy, say: gitlab_client(self.api_url, project, token, token_kind, policy, say),
+        )
 
     # -- reading --------------------------------------------------------------------------------------
     def releases(self) -> list[ReleaseRecord]:
-        with redacting(self.redact, "GitLab"):
-            listing = self.client.paginate(
-                f"{self.project_url}/releases", f"listing releases of {self.project}"
-            )
-            return [_record(release) for release in listing]
+        listing = self.listing(f"{self.project_url}/releases", f"listing releases of {self.project}")
+        return [_record(release) for release in listing]
 
     def tags(self, prefix: str) -> dict[str, str]:
-        with redacting(self.redact, "GitLab"):
-            listing = self.client.paginate(
-                f"{self.project_url}/repository/tags", f"listing tags {prefix}*", {"search": f"^{prefix}"}
-            )
-            return {
-                tag["name"]: str((tag.get("commit") or {}).get("id") or tag.get("target") or "")
-                for tag in listing
-                if str(tag.get("name", "")).startswith(prefix)
-            }
+        url = f"{self.project_url}/repository/tags"
+        listing = self.listing(url, f"listing tags {prefix}*", {"search": f"^{prefix}"})
+        return {
+            tag["name"]: str((tag.get("commit") or {}).get("id") or tag.get("target") or "")
+            for tag in listing
+            if str(tag.get("name", "")).startswith(prefix)
+        }
 
     def download(self, file: RemoteFile, target: Path) -> Path:
         # The token goes only to this GitLab's API; a link elsewhere is fetched without it.
         ours = urlsplit(file.url).netloc == urlsplit(self.api_url).netloc
         headers = None if ours else dict.fromkeys(TOKEN_HEADERS.values())
-        with redacting(self.redact, "GitLab"):
+        with self.redacted():
             return self.client.download(file.url, target, f"downloading {file.name}", headers=headers)
 
     # -- writing --------------------------------------------------------------------------------------
     def create_tag(self, tag: str, commit: str) -> None:
-        what = f"creating tag {tag} at {commit[:12]}"
-        with redacting(self.redact, "GitLab"):
-            payload = {"tag_name": tag, "ref": commit}
-            url = f"{self.project_url}/repository/tags"
-            response = self.client.request("POST", url, what, json=payload, accept=(400, 409))
-            if response.status_code in (200, 201):
-                self.log(f"gitlab: created tag {tag} at {commit[:12]}")
-                return
-            body = body_of(response)
-            message = body.get("message", "") if isinstance(body, dict) else str(body)
-            if "already exists" in str(message).lower():
-                raise TagExistsError(f"{what}: the tag exists already", tag=tag)
-            raise self.client.failure(response, what)
+        payload = {"tag_name": tag, "ref": commit}
+        # 409 "Tag ... already exists"; GitLab before 16 answered 400 with the same message.
+        self.post_tag(f"{self.project_url}/repository/tags", payload, tag, commit, refused=(400, 409))
 
     def delete_tag(self, tag: str) -> None:
-        with redacting(self.redact, "GitLab"):
+        with self.redacted():
             url = f"{self.project_url}/repository/tags/{quote(tag, safe='')}"
             self.client.request("DELETE", url, f"deleting tag {tag}", accept=(404,))
 
@@ -149,7 +130,7 @@ class GitLabForge:
     def discard(self, upload: ReleaseUpload) -> None:
         """Undo an unfinished release: the release, the package version holding its files, then the tag
         when it still points at our commit."""
-        with redacting(self.redact, "GitLab"):
+        with self.redacted():
             release_url = f"{self.project_url}/releases/{quote(upload.tag, safe='')}"
             self.client.request("DELETE", release_url, f"removing release {upload.tag}", accept=(404,))
             packages = self.client.paginate(
@@ -162,9 +143,4 @@ class GitLabForge:
                     self.log(f"gitlab: removing package {upload.package_name} {upload.version}")
                     url = f"{self.project_url}/packages/{package['id']}"
                     self.client.request("DELETE", url, "removing an unfinished package", accept=(404,))
-            commit = self.tags(upload.tag).get(upload.tag)
-            if commit == upload.commit:
-                self.log(f"gitlab: removing tag {upload.tag}, so the version is free again")
-                self.delete_tag(upload.tag)
-            elif commit:
-                self.log(f"gitlab: tag {upload.tag} points at another commit ({commit[:12]}); left as it is")
+            self.remove_own_tag(upload.tag, upload.commit)

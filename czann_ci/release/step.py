@@ -286,16 +286,3 @@ class ReleaseStep:
             published=published,
             written=written,
         )
-
-
-def run_release(
-    archive: Path,
-    forge: ReleaseForge,
-    request: ReleaseRequest,
-    *,
-    conversion: ConversionFacts | None = None,
-    place: Callable[[str], Path] | None = None,
-    log: Callable[[str], None] = print,
-) -> ReleaseOutcome:
-    """Release (or plan) ``archive`` as the next version of its model; see the module docstring."""
-    return ReleaseStep(archive, forge, request, conversion=conversion, place=place, log=log).run()
