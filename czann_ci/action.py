@@ -9,6 +9,7 @@ workflow commands, ``$GITHUB_OUTPUT`` and ``$GITHUB_STEP_SUMMARY`` (plain text e
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import traceback
@@ -32,6 +33,7 @@ from czann_ci.format.archive import atomic_output
 from czann_ci.format.metadata import MetadataFile
 from czann_ci.naming import file_slug
 from czann_ci.plan_inputs import default_output_name
+from czann_ci.release import MODES as RELEASE_MODES
 from czann_ci.render.annotations import error_annotation, finding_annotations
 from czann_ci.render.markdown import SUMMARY_LIMIT, job_summary
 from czann_ci.render.progress import TimedProgress
@@ -39,6 +41,7 @@ from czann_ci.workflow_commands import Console, workspace_relative, write_output
 
 if TYPE_CHECKING:
     from czann_ci.pipeline import ConversionResult
+    from czann_ci.plan import ConvertOptions
     from czann_ci.publish import Asset, GitHubTarget, GitLabTarget, PublishResult
 
 __all__ = [
@@ -63,6 +66,10 @@ OUTPUT_NAMES = (
     "asset-url",
     "upload-result",
     "preview-path",
+    "version",
+    "previous-version",
+    "bump",
+    "release-tag",
 )
 
 
@@ -70,6 +77,9 @@ class Outcome(str, Enum):
     VALID = "valid"  # validate mode
     PACKAGED = "packaged"
     PUBLISHED = "published"
+    RELEASED = "released"  # release mode: a new version
+    PLANNED = "planned"  # plan mode: what merging would release
+    UNCHANGED = "unchanged"  # release/plan: the model is the latest release's
     FAILED = "failed"
 
 
@@ -85,6 +95,11 @@ class StepResult:
     error: str = ""
     context: str = ""  # one line: metadata, mode, tag
     warnings: list[str] = field(default_factory=list)
+    version: str = ""  # release and plan modes: the decision
+    previous_version: str = ""
+    bump: str = ""
+    release_tag: str = ""
+    card: str = ""  # the model card (Markdown), with the diff against the previous version
 
     def outputs(self) -> dict[str, str]:
         result, published = self.conversion, self.published
@@ -101,6 +116,10 @@ class StepResult:
             "asset-url": published.asset_url if published else "",
             "upload-result": published.upload_result if published else "none",
             "preview-path": self.preview_path,
+            "version": self.version,
+            "previous-version": self.previous_version,
+            "bump": self.bump,
+            "release-tag": self.release_tag,
         }
 
     @property
@@ -127,10 +146,16 @@ def run_action(env: Mapping[str, str] = os.environ) -> int:
         phase = "convert"
         with tempfile.TemporaryDirectory(prefix="czann-action-") as scratch:
             archive = _convert(inputs, ctx, console, Path(scratch), step)
+            if inputs.mode in RELEASE_MODES:
+                phase = "publish"
+                _release(
+                    inputs, ctx, console, archive, step
+                )  # sets the outcome: released, planned, unchanged
+            else:
+                step.outcome = _OUTCOME_OF_MODE[inputs.mode]
         if inputs.mode == "publish":
             phase = "publish"
             step.published = _publish(inputs, ctx, console, archive)
-        step.outcome = _OUTCOME_OF_MODE[inputs.mode]
         code = 0
     except CzannError as exc:
         code, trace = _report_error(console, exc, inputs, ctx, step), traceback.format_exc()
@@ -160,35 +185,48 @@ def _context_line(inputs: ActionInputs, ctx: CiContext) -> str:
 
 
 def _convert(inputs: ActionInputs, ctx: CiContext, console: Console, scratch: Path, step: StepResult) -> Path:
-    """Convert straight to the archive's place in the workspace (validate mode: a scratch folder)."""
+    """Convert straight to the archive's place in the workspace (validate, release and plan modes: to a
+    scratch folder, because the file's name or place is decided afterwards)."""
     from czann_ci.format.metadata import load_metadata_file
-    from czann_ci.pipeline import convert_model
 
-    rule = inputs.rule or PathRule.for_workspace(ctx.workspace)
+    rule = _rule(inputs, ctx)
     meta = load_metadata_file(inputs.metadata)
     for field_name, path in (("ModelPath", meta.model_path), ("LicenseFile", meta.license_path)):
         if path is not None and not (field_name == "ModelPath" and inputs.conversion.model is not None):
             rule.readable(path, field_name, file=str(meta.path))
+    in_place = inputs.mode in ("package", "publish")
     scratch_file = scratch / f"model.{inputs.conversion.out_format}"
-    output = (
-        rule.writable(_archive_path(inputs, ctx, meta), "output")
-        if inputs.mode != "validate"
-        else scratch_file
-    )
+    output = rule.writable(_archive_path(inputs, ctx, meta), "output") if in_place else scratch_file
     if output.is_dir():
         raise UsageError(f"{workspace_relative(output, ctx.workspace)} is a folder", field="output")
+    preview = _preview_path(output) if inputs.preview else None
+    if in_place:
+        for extra, name in (
+            (preview, "preview"),
+            (_checksum_path(output) if inputs.checksum else None, "checksum"),
+        ):
+            if extra is not None:
+                rule.writable(extra, name)
+    options = replace(
+        inputs.conversion, meta=meta, output=output, force=inputs.force or not in_place, preview=preview
+    )
     created = _missing_folders(output.parent)  # the writer makes them; removed again if it fails
-    preview = output.with_name(output.name + ".preview.png") if inputs.preview else None
-    if preview is not None and inputs.mode != "validate":
-        rule.writable(preview, "preview")
-    if inputs.mode == "publish" and inputs.checksum:
-        rule.writable(output.with_name(output.name + ".sha256"), "checksum")
-    force = inputs.force or inputs.mode == "validate"
-    options = replace(inputs.conversion, meta=meta, output=output, force=force, preview=preview)
+    step.conversion = _run_conversion(options, console, created)
+    if in_place:
+        _record_placed(step, ctx, output, preview, created)
+    for annotation in finding_annotations(step.conversion.report.warnings, inputs.metadata, ctx.workspace):
+        step.warnings.append(annotation.message)
+        console.emit(annotation)
+    return output
+
+
+def _run_conversion(options: ConvertOptions, console: Console, created: list[Path]) -> ConversionResult:
+    from czann_ci.pipeline import convert_model
+
     progress = TimedProgress(console.line, prefix="")
     with console.group("Convert and validate"):
         try:
-            step.conversion = convert_model(options, progress=progress)
+            return convert_model(options, progress=progress)
         except BaseException:
             for folder in reversed(created):
                 if folder.is_dir() and not any(folder.iterdir()):
@@ -196,14 +234,46 @@ def _convert(inputs: ActionInputs, ctx: CiContext, console: Console, scratch: Pa
             raise
         finally:
             progress.close()
-    if inputs.mode != "validate":
-        step.czann_path = workspace_relative(output, ctx.workspace)
-        _hand_over([*created, output, *([preview] if preview else [])], ctx.workspace)
-        step.preview_path = workspace_relative(preview, ctx.workspace) if preview else ""
-    for annotation in finding_annotations(step.conversion.report.warnings, inputs.metadata, ctx.workspace):
-        step.warnings.append(annotation.message)
-        console.emit(annotation)
-    return output
+
+
+def _record_placed(
+    step: StepResult, ctx: CiContext, archive: Path, preview: Path | None, created: list[Path]
+) -> None:
+    step.czann_path = workspace_relative(archive, ctx.workspace)
+    step.preview_path = workspace_relative(preview, ctx.workspace) if preview and preview.is_file() else ""
+    _hand_over([*created, archive, *([preview] if preview and preview.is_file() else [])], ctx.workspace)
+
+
+def _place_version(inputs: ActionInputs, ctx: CiContext, step: StepResult, built: Path, version: str) -> Path:
+    """Release and plan modes: copy the scratch archive (and its preview) to dist/<name>-<version>.<format>."""
+    from czann_ci.format.metadata import load_metadata_file
+
+    rule = _rule(inputs, ctx)
+    final = rule.writable(
+        _archive_path(replace(inputs, version=version), ctx, load_metadata_file(inputs.metadata)), "output"
+    )
+    if step.czann_path and (ctx.workspace / step.czann_path) != final:
+        (ctx.workspace / step.czann_path).unlink(missing_ok=True)  # an earlier decision, replanned
+    created = _missing_folders(final.parent)
+    for source, target in ((built, final), (_preview_path(built), _preview_path(final))):
+        if source.is_file():
+            rule.writable(target, "output")
+            with atomic_output(target, force=inputs.force) as stream, source.open("rb") as data:
+                shutil.copyfileobj(data, stream, 1 << 20)
+    _record_placed(step, ctx, final, _preview_path(final), created)
+    return final
+
+
+def _rule(inputs: ActionInputs, ctx: CiContext) -> PathRule:
+    return inputs.rule or PathRule.for_workspace(ctx.workspace)
+
+
+def _preview_path(archive: Path) -> Path:
+    return archive.with_name(archive.name + ".preview.png")
+
+
+def _checksum_path(archive: Path) -> Path:
+    return archive.with_name(archive.name + ".sha256")
 
 
 def _archive_path(inputs: ActionInputs, ctx: CiContext, meta: MetadataFile) -> Path:
@@ -242,21 +312,72 @@ def _hand_over(paths: list[Path], workspace: Path) -> None:
 
 def _publish(inputs: ActionInputs, ctx: CiContext, console: Console, archive: Path) -> PublishResult:
     from czann_ci.publish import Asset, publish
+    from czann_ci.publish.models import write_checksum_file
 
     assets = [Asset.from_file(archive)]
     if inputs.checksum:
-        checksum_file = (inputs.rule or PathRule.for_workspace(ctx.workspace)).writable(
-            archive.with_name(archive.name + ".sha256"), "checksum"
-        )
-        with atomic_output(checksum_file, force=True) as stream:  # replaces a link, never writes through one
-            stream.write(f"{assets[0].sha256}  {archive.name}\n".encode())
+        checksum_file = write_checksum_file(archive, assets[0].sha256)
         _hand_over([checksum_file], ctx.workspace)
         assets.append(Asset.from_file(checksum_file))
-    preview = archive.with_name(archive.name + ".preview.png")
+    preview = _preview_path(archive)
     if inputs.preview and preview.is_file():
         assets.append(Asset.from_file(preview))
     with console.group(f"Publish {archive.name} to {inputs.release_tag}"):
         return publish(_forge_target(inputs, ctx, assets[0]), assets, log=console.line)
+
+
+def _release(inputs: ActionInputs, ctx: CiContext, console: Console, built: Path, step: StepResult) -> None:
+    """Release and plan modes: decide the version from the diff with the previous release, then (release)
+    tag, publish and write the model card (czann_ci/release/step.py)."""
+    from czann_ci.format.metadata import load_metadata_file
+    from czann_ci.release.forge import open_forge
+    from czann_ci.release.step import ReleaseRequest, ReleaseStep
+    from czann_ci.render.model_card import ConversionFacts
+
+    assert step.conversion is not None
+    if not ctx.commit:
+        raise UsageError(f"{inputs.mode} mode needs the commit (GITHUB_SHA or CI_COMMIT_SHA)", field="mode")
+    meta = load_metadata_file(inputs.metadata)
+    model = inputs.conversion.model or meta.model_path
+    request = ReleaseRequest(
+        mode=inputs.mode,
+        bump=inputs.bump,
+        initial_version=inputs.initial_version,
+        tag_prefix=inputs.tag_prefix,
+        draft=inputs.draft,
+        prerelease=inputs.prerelease,
+        commit=ctx.commit,
+        checksum=inputs.checksum,
+        package_name=file_slug(default_output_name(meta, model), lower=True),
+    )
+    source = workspace_relative(Path(model) if isinstance(model, Path) else inputs.metadata, ctx.workspace)
+    facts = ConversionFacts.of(step.conversion, source=source, commit=ctx.commit)
+    forge = open_forge(
+        ctx.forge,
+        api_url=inputs.api_url,
+        project=ctx.repository,
+        token=inputs.token,
+        token_kind=inputs.token_kind,
+        mode=inputs.mode,
+        log=console.line,
+    )
+    try:
+        with console.group(f"{inputs.mode.capitalize()} the next version ({inputs.tag_prefix}*)"):
+            place = lambda version: _place_version(inputs, ctx, step, built, version)  # noqa: E731
+            outcome = ReleaseStep(
+                built, forge, request, conversion=facts, place=place, log=console.line
+            ).run()
+    finally:
+        forge.close()
+    _hand_over(outcome.written, ctx.workspace)
+    step.czann_path = workspace_relative(outcome.archive, ctx.workspace)
+    step.version, step.previous_version = outcome.version, outcome.previous_version
+    step.bump, step.release_tag, step.card = outcome.bump, outcome.release_tag, outcome.card
+    step.published = outcome.published
+    unchanged = outcome.bump == "none"
+    step.outcome = (
+        Outcome.UNCHANGED if unchanged else Outcome.PLANNED if inputs.mode == "plan" else Outcome.RELEASED
+    )
 
 
 def _forge_target(inputs: ActionInputs, ctx: CiContext, archive: Asset) -> GitHubTarget | GitLabTarget:

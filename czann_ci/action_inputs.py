@@ -13,8 +13,10 @@ from pathlib import Path
 from czann_ci.ci_paths import PathRule
 from czann_ci.errors import UsageError
 from czann_ci.plan import LAYOUTS, OUTPUT_FORMATS, ConvertOptions
+from czann_ci.release import MODES as RELEASE_MODES
+from czann_ci.release.versions import BUMP_CHOICES, require_version
 
-MODES = ("validate", "package", "publish")
+MODES = ("validate", "package", "publish", *RELEASE_MODES)
 OVERWRITE_MODES = ("never", "if-changed", "always")
 TRUE_SPELLINGS = ("true", "True", "TRUE")
 FALSE_SPELLINGS = ("false", "False", "FALSE")
@@ -34,6 +36,8 @@ INPUT_NAMES = (
     "sigmoid-to-softmax",
     "atol",
     "mode",
+    "bump",
+    "initial-version",
     "release-tag",
     "tag-prefix",
     "draft",
@@ -156,6 +160,7 @@ class ActionInputs:
     output: Path | None  # None: dist/<name>-<version>.<format>
     mode: str
     release_tag: str
+    tag_prefix: str
     version: str
     draft: bool
     prerelease: bool
@@ -167,6 +172,8 @@ class ActionInputs:
     preview: bool = False
     force: bool = False  # replace an existing output file (as `czann convert --force`)
     rule: PathRule | None = None
+    bump: str = "auto"  # release and plan modes
+    initial_version: str = "1.0.0"
 
     @property
     def metadata(self) -> Path:
@@ -176,24 +183,23 @@ class ActionInputs:
 def read_inputs(reader: InputReader, ctx: CiContext) -> ActionInputs:
     """Parse and cross-check the inputs; raises UsageError naming the input at fault."""
     conversion, output = _read_conversion(reader, ctx)
-    release_tag = reader.text("release-tag") or ctx.pushed_tag
     mode = reader.choice("mode", MODES) or ("publish" if ctx.pushed_tag else "package")
-    if mode == "publish" and not release_tag:
-        raise UsageError(
-            "is publish but no tag was pushed and release-tag is empty: run on a tag push "
-            "(on: push: tags: ['model-v*']), set release-tag, or use mode: package",
-            field="mode",
-        )
+    release_tag = _release_tag(reader, ctx, mode)
+    bump = reader.choice("bump", BUMP_CHOICES, "auto")
+    initial_version = reader.text("initial-version", "1.0.0")
+    require_version(initial_version, "initial-version")
+    tag_prefix = reader.text("tag-prefix", "model-v")
     token = reader.text("token") or ctx.default_token
     api_url = (reader.text("api-url") or ctx.api_url).rstrip("/")
-    if mode == "publish":
+    if mode in ("publish", *RELEASE_MODES):
         _check_publishing(token, api_url, ctx)
     return ActionInputs(
         conversion=conversion,
         output=output,
         mode=mode,
         release_tag=release_tag,
-        version=_version_of(release_tag, reader.text("tag-prefix", "model-v"), ctx.commit),
+        tag_prefix=tag_prefix,
+        version=_version_of(release_tag, tag_prefix, ctx.commit),
         draft=reader.boolean("draft"),
         prerelease=reader.boolean("prerelease"),
         overwrite=reader.choice("overwrite", OVERWRITE_MODES, "if-changed"),
@@ -204,7 +210,28 @@ def read_inputs(reader: InputReader, ctx: CiContext) -> ActionInputs:
         preview=reader.boolean("preview"),
         force=reader.boolean("force"),
         rule=path_rule(reader, ctx),
+        bump=bump,
+        initial_version=initial_version,
     )
+
+
+def _release_tag(reader: InputReader, ctx: CiContext, mode: str) -> str:
+    """The tag to publish to: given, or pushed; release and plan modes decide it themselves."""
+    if mode in RELEASE_MODES:
+        if reader.text("release-tag"):
+            raise UsageError(
+                f"is set, but {mode} mode decides the tag itself (tag-prefix + the next version); remove it",
+                field="release-tag",
+            )
+        return ""
+    release_tag = reader.text("release-tag") or ctx.pushed_tag
+    if mode == "publish" and not release_tag:
+        raise UsageError(
+            "is publish but no tag was pushed and release-tag is empty: run on a tag push "
+            "(on: push: tags: ['model-v*']), set release-tag, or use mode: package",
+            field="mode",
+        )
+    return release_tag
 
 
 def _read_conversion(reader: InputReader, ctx: CiContext) -> tuple[ConvertOptions, Path | None]:

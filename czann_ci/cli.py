@@ -1,4 +1,4 @@
-"""The `czann` command line: convert, validate, inspect, unpack, action.
+"""The `czann` command line: convert, validate, inspect, diff, unpack, action.
 
 Exit codes: 0 success; 1 invalid model or metadata, or failed validation; 2 usage error (bad option,
 missing file); 3 conversion failed; 4 publish failed.
@@ -249,6 +249,9 @@ def inspect(
     sha256: Annotated[
         bool, typer.Option("--sha256", help="Also hash the archive and each member (reads the whole file).")
     ] = False,
+    out_format: Annotated[
+        str, typer.Option("--format", help="text, or markdown: the model card (reads the weights).")
+    ] = "text",
     json_out: JsonOut = False,
     debug: Debug = False,
 ) -> None:
@@ -261,11 +264,46 @@ def inspect(
     from czann_ci.render.terminal import print_inspection
 
     def body() -> int:
+        if out_format == "markdown":
+            return _print_model_card(file)
+        if out_format != "text":
+            raise UsageError(f"must be text or markdown, got {out_format!r}", field="--format")
         info = inspect_file(file, sha256=sha256)
         if json_out:
             typer.echo(to_json(info))
         else:
             print_inspection(out, info)
+        return 0
+
+    _run(body, debug=debug, unexpected_code=1)
+
+
+def _print_model_card(file: Path) -> int:
+    from czann_ci.release.model_content import read_model_content
+    from czann_ci.render.model_card import model_card
+
+    typer.echo(model_card(read_model_content(file)), nl=False)
+    return 0
+
+
+@app.command(epilog=EXIT_HELP)
+def diff(
+    old: Annotated[Path, typer.Argument(help="The earlier .czann, .czseg or .czmodel.")],
+    new: Annotated[Path, typer.Argument(help="The later one (any kind and spec version).")],
+    json_out: JsonOut = False,
+    debug: Debug = False,
+) -> None:
+    """Compare two model archives by content and classify each difference: major, minor, patch or none.
+
+    Exit 0 when both files could be read, whatever the bump; 1 when one is not a model archive.
+    """
+    from czann_ci.release.diff import diff_archives
+    from czann_ci.render.diff_table import diff_text
+    from czann_ci.render.phrases import to_json
+
+    def body() -> int:
+        result = diff_archives(old, new)
+        typer.echo(to_json(result.as_dict()) if json_out else diff_text(result), nl=json_out)
         return 0
 
     _run(body, debug=debug, unexpected_code=1)

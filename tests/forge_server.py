@@ -26,6 +26,13 @@ Endpoints (GitHub, under /api/v3, auth ``Authorization: Bearer|token T``):
             ``upload_url`` (built from the request's Host header, so it works from containers);
             422 already_exists for a taken name, 422 for an immutable published release
   GET       /O/R/releases/download/TAG/NAME  the browser download (no auth)
+  POST      /repos/O/R/git/refs              {"ref": "refs/tags/T", "sha": S} (201; 422 "Reference
+                                             already exists" for a taken name, 422 for a bad ref/sha)
+  GET       /repos/O/R/git/ref/tags/T        one tag ({"object": {"sha", "type": "commit"}}; 404)
+  GET       /repos/O/R/git/matching-refs/tags/PREFIX   every tag starting with PREFIX (a list)
+  DELETE    /repos/O/R/git/refs/tags/T       204; 422 "Reference does not exist"
+            Publishing a release whose tag does not exist creates the tag at its target_commitish,
+            as GitHub does; deleting a release keeps its tag.
   Assets carry ``digest: "sha256:<hex>"`` unless FakeForge(digests=False).
   Errors: 401 Bad credentials, 404 for a repository the token cannot see, 403 "Resource not
   accessible by integration" for writes with a read token.
@@ -36,7 +43,12 @@ Endpoints (GitLab, under /api/v4/projects/ID-or-url-encoded-path, auth ``JOB-TOK
             name/version/file rules (400); a re-upload adds a newer file, GET serves the newest
   GET       /packages?package_type=generic&package_name=N     /packages/PID/package_files
   DELETE    /packages/PID/package_files/FID
-  GET/POST  /releases (409 if it exists)     GET/PUT/DELETE /releases/TAG
+  DELETE    /packages/PID                    the package version with all its files
+  GET/POST  /releases (409 if it exists; newest first, paginated)   GET/PUT/DELETE /releases/TAG
+  GET/POST  /repository/tags (?search=^PREFIX, paginated) / create {tag_name, ref}: 201, 409 "Tag T
+            already exists"; GET/DELETE /repository/tags/TAG. Creating or deleting a tag with
+            JOB-TOKEN answers 403, as GitLab does (CI_JOB_TOKEN may read tags, not write them).
+            A release created with ``ref`` for a missing tag creates the tag there.
   GET/POST  /releases/TAG/assets/links       GET/PUT/DELETE /releases/TAG/assets/links/LID
             (400 "has already been taken" for a duplicate link name or url)
 
@@ -54,8 +66,9 @@ regex (``re.search`` on the path without query) match, ``times`` times (-1 = for
 ``faults_pending()`` lists what is left; ``clear_faults()`` empties the queue.
 
 Inspection: ``requests_seen`` (list of RequestRecord(method, path, status); status 0 = dropped),
-``github_releases(repo)``, ``github_asset_bytes(repo, tag, name)``, ``gitlab_package_files(project,
-name, version)``, ``gitlab_file_bytes(...)``, ``gitlab_release(project, tag)``. Tokens are never
+``github_releases(repo)``, ``github_asset_bytes(repo, tag, name)``, ``github_tags(repo)``,
+``gitlab_package_files(project, name, version)``, ``gitlab_file_bytes(...)``, ``gitlab_release(project,
+tag)``, ``gitlab_tags(project)``; ``add_github_tag``/``add_gitlab_tag`` set a tag up directly. Tokens are never
 logged or stored in records.
 
 Command line (for containers / other processes): ``python tests/forge_server.py --host 127.0.0.1
@@ -142,6 +155,7 @@ class _GhRepo:
     full_name: str
     immutable: bool
     releases: dict[int, _GhRelease] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)  # tag name -> commit sha (lightweight tags)
 
 
 @dataclass
@@ -185,6 +199,7 @@ class _GlProject:
     path: str
     packages: dict[int, _GlPackage] = field(default_factory=dict)
     releases: dict[str, _GlRelease] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)  # tag name -> commit sha
 
 
 class _Reply(Exception):
@@ -279,6 +294,22 @@ class FakeForge:
             pid = project_id if project_id is not None else self.new_id()
             self._gl[pid] = _GlProject(pid, path)
             return pid
+
+    def add_github_tag(self, repo: str, tag: str, sha: str) -> None:
+        with self.lock:
+            self._gh[repo].tags[tag] = sha
+
+    def add_gitlab_tag(self, project: str | int, tag: str, sha: str) -> None:
+        with self.lock:
+            self._gl_project_by_ref(project).tags[tag] = sha
+
+    def github_tags(self, repo: str) -> dict[str, str]:
+        with self.lock:
+            return dict(self._gh[repo].tags)
+
+    def gitlab_tags(self, project: str | int) -> dict[str, str]:
+        with self.lock:
+            return dict(self._gl_project_by_ref(project).tags)
 
     def add_github_release(self, repo: str, tag: str, *, draft: bool = False) -> int:
         with self.lock:
@@ -397,6 +428,8 @@ class FakeForge:
             published_at=None if draft else _now(),
         )
         repo.releases[release.id] = release
+        if not draft:
+            repo.tags.setdefault(release.tag_name, release.target_commitish)
         return release
 
     def _gh_release_json(self, repo: _GhRepo, release: _GhRelease, base: str) -> dict[str, Any]:
@@ -476,6 +509,7 @@ class FakeForge:
             "description": release.description,
             "created_at": release.created_at,
             "released_at": release.created_at,
+            "upcoming_release": False,
             "_links": {"self": web},
             "assets": {
                 "count": len(release.links),
@@ -502,6 +536,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet, and never prints anything request-derived
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out as two writes; with Nagle's algorithm the second waits for the
+        # client's delayed ACK (40 ms on Linux) on every response.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     # -- plumbing ---------------------------------------------------------------------------------
     def do_GET(self) -> None:
@@ -674,6 +714,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _github(
         self, method: str, parts: list[str], query: dict[str, str], body: bytes
     ) -> tuple[int, Any, dict[str, str]]:
+        if len(parts) >= 4 and parts[2] == "git":
+            repo, _ = self._gh_repo(parts[0], parts[1], method != "GET")
+            return self._github_git(method, repo, parts[3:], query, body)
         if len(parts) < 3 or parts[2] != "releases":
             raise _Reply(404, {"message": "Not Found"})
         forge, base = self.forge, self.base
@@ -723,6 +766,59 @@ class _Handler(BaseHTTPRequestHandler):
                     return self._github_patch_release(repo, release, payload)
         raise _Reply(404, {"message": "Not Found"})
 
+    def _github_ref_json(self, repo: _GhRepo, tag: str, sha: str) -> dict[str, Any]:
+        api = f"{self.base}/api/v3/repos/{repo.full_name}/git"
+        return {
+            "ref": f"refs/tags/{tag}",
+            "node_id": f"REF_{tag}",
+            "url": f"{api}/refs/tags/{quote(tag, safe='')}",
+            "object": {"sha": sha, "type": "commit", "url": f"{api}/commits/{sha}"},
+        }
+
+    def _github_git(
+        self, method: str, repo: _GhRepo, rest: list[str], query: dict[str, str], body: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
+        """Tags only: refs/tags/* (branches are not modelled)."""
+        with self.forge.lock:
+            if rest == ["refs"] and method == "POST":
+                payload = json.loads(body or b"{}")
+                ref, sha = str(payload.get("ref", "")), str(payload.get("sha", ""))
+                if not ref.startswith("refs/tags/") or ref.count("/") < 2 or len(ref) == len("refs/tags/"):
+                    raise _Reply(422, {"message": f"{ref} is not a valid ref name."})
+                if not re.fullmatch(r"[0-9a-f]{40}", sha):
+                    raise _Reply(422, {"message": "Object does not exist"})
+                tag = ref[len("refs/tags/") :]
+                if tag in repo.tags:
+                    raise _Reply(
+                        422,
+                        {
+                            "message": "Reference already exists",
+                            "documentation_url": "https://docs.github.com/rest/git/refs#create-a-reference",
+                            "status": "422",
+                        },
+                    )
+                repo.tags[tag] = sha
+                return 201, self._github_ref_json(repo, tag, sha), {}
+            if rest[:2] == ["ref", "tags"] and len(rest) > 2 and method == "GET":
+                tag = "/".join(rest[2:])
+                if tag not in repo.tags:
+                    raise _Reply(404, {"message": "Not Found"})
+                return 200, self._github_ref_json(repo, tag, repo.tags[tag]), {}
+            if rest[:2] == ["matching-refs", "tags"] and method == "GET":
+                prefix = "/".join(rest[2:])
+                found = [
+                    self._github_ref_json(repo, t, sha)
+                    for t, sha in sorted(repo.tags.items())
+                    if t.startswith(prefix)
+                ]
+                chunk, headers = self._page(found, query, 100)
+                return 200, chunk, headers
+            if rest[:2] == ["refs", "tags"] and len(rest) > 2 and method == "DELETE":
+                if repo.tags.pop("/".join(rest[2:]), None) is None:
+                    raise _Reply(422, {"message": "Reference does not exist"})
+                return 204, None, {}
+        raise _Reply(404, {"message": "Not Found"})
+
     def _github_patch_release(
         self, repo: _GhRepo, release: _GhRelease, payload: dict[str, Any]
     ) -> tuple[int, Any, dict[str, str]]:
@@ -733,6 +829,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise self._validation("already_exists", "Release", "tag_name")
             release.draft = False
             release.published_at = _now()
+            repo.tags.setdefault(str(payload.get("tag_name", release.tag_name)), release.target_commitish)
         for key in ("name", "body", "prerelease", "target_commitish", "tag_name"):
             if key in payload:
                 setattr(release, key, payload[key])
@@ -837,6 +934,12 @@ class _Handler(BaseHTTPRequestHandler):
                 ]
                 chunk, headers = self._page(items, query, 20)
                 return 200, chunk, headers
+            if len(parts) == 2 and parts[0] == "packages" and method == "DELETE":
+                if not parts[1].isdigit() or proj.packages.pop(int(parts[1]), None) is None:
+                    raise _Reply(404, {"message": "404 Package Not Found"})
+                return 204, None, {}
+            if parts[:2] == ["repository", "tags"]:
+                return self._gitlab_tags(method, proj, parts[2:], query, body)
             if len(parts) >= 3 and parts[0] == "packages" and parts[2] == "package_files":
                 package = proj.packages.get(int(parts[1])) if parts[1].isdigit() else None
                 if package is None:
@@ -852,8 +955,54 @@ class _Handler(BaseHTTPRequestHandler):
                         raise _Reply(404, {"message": "404 Not found"})
                     return 204, None, {}
             if parts and parts[0] == "releases":
-                return self._gitlab_releases(method, proj, parts[1:], body)
+                return self._gitlab_releases(method, proj, parts[1:], query, body)
         raise _Reply(404, {"message": "404 Not Found"})
+
+    def _gitlab_tag_json(self, proj: _GlProject, tag: str) -> dict[str, Any]:
+        sha = proj.tags[tag]
+        release = proj.releases.get(tag)
+        return {
+            "name": tag,
+            "message": "",
+            "target": sha,
+            "commit": {"id": sha, "short_id": sha[:8]},
+            "release": {"tag_name": tag, "description": release.description} if release else None,
+            "protected": False,
+        }
+
+    def _gitlab_tags(
+        self, method: str, proj: _GlProject, rest: list[str], query: dict[str, str], body: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
+        if method in ("POST", "DELETE") and self.headers.get("JOB-TOKEN"):
+            raise _Reply(403, {"message": "403 Forbidden"})
+        if not rest and method == "GET":
+            search = query.get("search", "")
+            if search.startswith("^"):
+                names = [t for t in proj.tags if t.startswith(search[1:])]
+            elif search.endswith("$"):
+                names = [t for t in proj.tags if t.endswith(search[:-1])]
+            else:
+                names = [t for t in proj.tags if search in t]
+            chunk, headers = self._page([self._gitlab_tag_json(proj, t) for t in sorted(names)], query, 20)
+            return 200, chunk, headers
+        if not rest and method == "POST":
+            payload = json.loads(body or b"{}")
+            tag, ref = str(payload.get("tag_name") or ""), str(payload.get("ref") or "")
+            if not tag or not ref:
+                raise _Reply(400, {"error": "tag_name, ref are missing"})
+            if tag in proj.tags:
+                raise _Reply(409, {"message": f"Tag {tag} already exists"})
+            proj.tags[tag] = ref
+            return 201, self._gitlab_tag_json(proj, tag), {}
+        name = "/".join(rest)
+        if name not in proj.tags:
+            raise _Reply(404, {"message": "404 Tag Not Found"})
+        if method == "GET":
+            return 200, self._gitlab_tag_json(proj, name), {}
+        if method == "DELETE":
+            del proj.tags[name]
+            return 204, None, {}
+        raise _Reply(405, {"message": "405 Method Not Allowed"})
 
     def _gitlab_generic(
         self,
@@ -891,19 +1040,25 @@ class _Handler(BaseHTTPRequestHandler):
         return 201, {"message": "201 Created"}, {}
 
     def _gitlab_releases(
-        self, method: str, proj: _GlProject, parts: list[str], body: bytes
+        self, method: str, proj: _GlProject, parts: list[str], query: dict[str, str], body: bytes
     ) -> tuple[int, Any, dict[str, str]]:
         forge, base = self.forge, self.base
         payload = json.loads(body or b"{}") if method in ("POST", "PUT") else {}
         if not parts:
             if method == "GET":
-                return 200, [forge._gl_release_json(proj, r, base) for r in proj.releases.values()], {}
+                newest_first = [
+                    forge._gl_release_json(proj, r, base) for r in reversed(proj.releases.values())
+                ]
+                chunk, headers = self._page(newest_first, query, 20)
+                return 200, chunk, headers
             if method == "POST":
                 tag = payload.get("tag_name")
                 if not tag:
                     raise _Reply(400, {"error": "tag_name is missing"})
                 if tag in proj.releases:
                     raise _Reply(409, {"message": "Release already exists"})
+                if payload.get("ref") and tag not in proj.tags:
+                    proj.tags[tag] = str(payload["ref"])
                 release = _GlRelease(
                     tag, payload.get("name") or tag, payload.get("description") or "", _now()
                 )

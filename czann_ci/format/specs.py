@@ -11,7 +11,8 @@ from importlib import resources
 from czann_ci.errors import UsageError
 
 
-def _version_tuple(text: str) -> tuple[int, ...]:
+def zen_version_key(text: str) -> tuple[int, ...]:
+    """A ZEN release (``3.10``) as a tuple that orders releases (3.10 after 3.9)."""
     try:
         return tuple(int(part) for part in text.strip().split("."))
     except ValueError:
@@ -38,7 +39,7 @@ class FormatSpec:
 
     def read_by(self, product: str, zen_version: str) -> bool:
         minimum = self.min_zen_blue if product == "blue" else self.min_zen_core
-        return _version_tuple(zen_version) >= _version_tuple(minimum)
+        return zen_version_key(zen_version) >= zen_version_key(minimum)
 
     def accepts_opset(self, opset: int) -> bool:
         return (
@@ -95,7 +96,7 @@ def truncation_hint(product: str, version: str, spec: FormatSpec) -> str:
     newest = _raw_table()["newest_zen_known"][product]
     if not re.fullmatch(r"\d+\.[1-9]", version) or not spec.read_by(product, version + "0"):
         return ""
-    if _version_tuple(version + "0") > _version_tuple(newest):
+    if zen_version_key(version + "0") > zen_version_key(newest):
         return ""  # 3.40 is no ZEN release (yet): 3.4 is what was meant
     return f"; did you mean {version}0? quote it (YAML reads an unquoted {version}0 as {version})"
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,6 +38,7 @@ from czann_ci.publish.models import (
 from czann_ci.publish.retry import RetryPolicy, TransientError, run_with_retries
 
 REPOSITORY_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+ASSET_DOWNLOAD: dict[str, str | None] = {"Accept": "application/octet-stream"}
 TEMP_PREFIX = "tmp-"
 
 
@@ -91,6 +92,34 @@ def _github_hint(repository: str, api_url: str) -> Callable[[int, Any, str], str
     return hint
 
 
+def github_client(
+    api_url: str, repository: str, token: str, policy: RetryPolicy, log: Callable[[str], None]
+) -> ApiClient:
+    """The REST session every GitHub call goes through: its headers, retries and error hints."""
+    return ApiClient(
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": "2022-11-28",
+            "User-Agent": "czann-ci",
+        },
+        policy=policy,
+        log=log,
+        redact=Redactor(token),
+        error_hint=_github_hint(repository, api_url),
+    )
+
+
+def check_github_repository(api_url: str, repository: str, token: str) -> None:
+    """Raise UsageError naming the field that cannot address a GitHub repository."""
+    if not api_url.startswith(("http://", "https://")):
+        raise UsageError(f"must be an http(s) URL, got {api_url!r}", field="api-url")
+    if not REPOSITORY_RE.match(repository):
+        raise UsageError(f"must be owner/name, got {repository!r}", field="repository")
+    if not token:
+        raise UsageError("is empty: publishing to GitHub needs a token with contents: write", field="token")
+
+
 def _already_exists(body: Any) -> bool:
     if not isinstance(body, dict):
         return False
@@ -105,18 +134,7 @@ class _GitHubRelease:
         self.api = target.api_url.rstrip("/")
         self.repo_url = f"{self.api}/repos/{target.repository}"
         self.redact = Redactor(target.token)
-        self.client = ApiClient(
-            headers={
-                "Authorization": f"Bearer {target.token}",
-                "Accept": "application/vnd.github+json",
-                "X-GitHub-Api-Version": "2022-11-28",
-                "User-Agent": "czann-ci",
-            },
-            policy=policy,
-            log=log,
-            redact=self.redact,
-            error_hint=_github_hint(target.repository, self.api),
-        )
+        self.client = github_client(self.api, target.repository, target.token, policy, log)
         self.log = self.client.log
         self.policy = policy
 
@@ -226,23 +244,14 @@ class _GitHubRelease:
         )
 
     def downloaded_sha256(self, item: dict[str, Any]) -> str:
-        what = f"downloading asset {item['name']} to compare it"
-
-        def attempt(_: int) -> str:
-            response = self.client.send_once(
-                "GET", item["url"], headers={"Accept": "application/octet-stream"}, stream=True
-            )
-            if response.status_code != 200:
-                raise self.client.failure(response, what)
+        def digest_of(blocks: Iterator[bytes]) -> str:
             digest = hashlib.sha256()
-            try:
-                for block in response.iter_content(1 << 20):
-                    digest.update(block)
-            except Exception as exc:  # a reset mid-body: start the download again
-                raise TransientError(f"download interrupted ({type(exc).__name__})") from None
+            for block in blocks:
+                digest.update(block)
             return digest.hexdigest()
 
-        return run_with_retries(attempt, self.policy, what, self.log)
+        what = f"downloading asset {item['name']} to compare it"
+        return self.client.read_stream(item["url"], what, digest_of, headers=ASSET_DOWNLOAD)
 
     def same_content(self, item: dict[str, Any], asset: Asset) -> bool:
         if item.get("state") != "uploaded" or item.get("size") != asset.size:
@@ -374,10 +383,7 @@ def publish_github(
     """Attach ``assets`` to the release ``target.tag`` (created as a draft and published after the
     upload unless ``target.draft``). Raises UsageError for bad inputs, PublishError otherwise."""
     check_common(assets, target.overwrite, target.api_url, target.tag)
-    if not REPOSITORY_RE.match(target.repository):
-        raise UsageError(f"must be owner/name, got {target.repository!r}", field="repository")
-    if not target.token:
-        raise UsageError("is empty: publishing to GitHub needs a token with contents: write", field="token")
+    check_github_repository(target.api_url, target.repository, target.token)
     redact = Redactor(target.token)
     run = _GitHubRelease(target, retry or RetryPolicy(), lambda message: log(redact(message)))
     return run_redacted(run, assets, redact, "GitHub")

@@ -98,20 +98,31 @@ def _gitlab_hint(project: str, api_url: str) -> Callable[[int, Any, str], str]:
     return hint
 
 
+def gitlab_client(
+    api_url: str, project: str, token: str, token_kind: str, policy: RetryPolicy, log: Callable[[str], None]
+) -> ApiClient:
+    """The REST session every GitLab call goes through: its token header, retries and error hints."""
+    return ApiClient(
+        headers={TOKEN_HEADERS[token_kind]: token, "User-Agent": "czann-ci"},
+        policy=policy,
+        log=log,
+        redact=Redactor(token),
+        error_hint=_gitlab_hint(project, api_url),
+    )
+
+
+def project_url_of(api_url: str, project: str) -> str:
+    return f"{api_url.rstrip('/')}/projects/{quote(project, safe='')}"
+
+
 class _GitLabRelease:
     def __init__(self, target: GitLabTarget, policy: RetryPolicy, log: Callable[[str], None]) -> None:
         self.target = target
         self.api = target.api_url.rstrip("/")
-        self.project_url = f"{self.api}/projects/{quote(target.project, safe='')}"
+        self.project_url = project_url_of(self.api, target.project)
         self.tag_url = f"{self.project_url}/releases/{quote(target.tag, safe='')}"
         self.policy = policy
-        self.client = ApiClient(
-            headers={TOKEN_HEADERS[target.token_kind]: target.token, "User-Agent": "czann-ci"},
-            policy=policy,
-            log=log,
-            redact=Redactor(target.token),
-            error_hint=_gitlab_hint(target.project, self.api),
-        )
+        self.client = gitlab_client(self.api, target.project, target.token, target.token_kind, policy, log)
         self.log = self.client.log
 
     def package_url(self, file_name: str) -> str:

@@ -7,13 +7,17 @@ cannot leak even if a server echoes it back.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
 from czann_ci.errors import PublishError
+from czann_ci.publish.models import TagExistsError
 from czann_ci.publish.retry import RetryPolicy, TransientError, parse_retry_after, run_with_retries
+
+T = TypeVar("T")
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -36,15 +40,25 @@ class Redactor:
         return "Redactor(***)"
 
 
-def run_redacted(run: Any, assets: list, redact: Redactor, forge: str) -> Any:
-    """``run.run(assets)`` with every failure one redacted PublishError line; the client is closed after."""
+@contextmanager
+def redacting(redact: Redactor, forge: str) -> Iterator[None]:
+    """Every failure inside becomes one redacted PublishError line (a TagExistsError stays one)."""
     try:
-        return run.run(assets)
+        yield
+    except TagExistsError as exc:
+        raise TagExistsError(redact(exc.message), tag=exc.tag) from None
     except PublishError as exc:
         raise PublishError(redact(exc.message)) from None
     except (ValueError, KeyError, TypeError, requests.RequestException) as exc:
         # A malformed answer (not JSON, a missing field): still exit 4 with one line, never a traceback.
         raise PublishError(redact(f"unexpected answer from {forge}: {type(exc).__name__}: {exc}")) from None
+
+
+def run_redacted(run: Any, assets: list, redact: Redactor, forge: str) -> Any:
+    """``run.run(assets)`` with every failure one redacted PublishError line; the client is closed after."""
+    try:
+        with redacting(redact, forge):
+            return run.run(assets)
     finally:
         run.client.close()
 
@@ -163,3 +177,40 @@ class ApiClient:
 
     def json(self, method: str, url: str, what: str, **kwargs: Any) -> Any:
         return self.request(method, url, what, **kwargs).json()
+
+    def read_stream(
+        self,
+        url: str,
+        what: str,
+        consume: Callable[[Iterator[bytes]], T],
+        *,
+        headers: dict[str, str | None] | None = None,
+    ) -> T:
+        """GET ``url`` and hand its body, in blocks, to ``consume``; a body cut off midway is fetched again
+        (``consume`` starts over with a fresh iterator). A header set to None is not sent."""
+
+        def attempt(_: int) -> T:
+            response = self.send_once("GET", url, headers=headers, stream=True)  # type: ignore[arg-type]
+            if response.status_code != 200:
+                raise self.failure(response, what)
+            try:
+                return consume(response.iter_content(1 << 20))
+            except (requests.RequestException, OSError) as exc:  # a reset mid-body: start again
+                raise TransientError(f"download interrupted ({type(exc).__name__})") from None
+            finally:
+                response.close()
+
+        return run_with_retries(attempt, self.policy, what, self.log)
+
+    def download(
+        self, url: str, target: Path, what: str, *, headers: dict[str, str | None] | None = None
+    ) -> Path:
+        """GET ``url`` into the file ``target`` (rewritten from the start on a retry)."""
+
+        def write(blocks: Iterator[bytes]) -> Path:
+            with target.open("wb") as sink:
+                for block in blocks:
+                    sink.write(block)
+            return target
+
+        return self.read_stream(url, what, write, headers=headers)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from czann_ci.errors import UsageError
+from czann_ci.errors import PublishError, UsageError
 
 OVERWRITE_MODES = ("never", "if-changed", "always")
 UPLOADED = "uploaded"
@@ -97,3 +98,61 @@ def check_common(assets: list[Asset], overwrite: str, api_url: str, tag: str) ->
     for asset in assets:
         if not asset.path.is_file():
             raise UsageError("file to publish does not exist", file=str(asset.path))
+
+
+def write_checksum_file(archive: Path, sha256: str) -> Path:
+    """``<archive>.sha256`` beside the archive, in sha256sum's format (``sha256sum -c`` checks it)."""
+    from czann_ci.format.archive import atomic_output
+
+    checksum = archive.with_name(archive.name + ".sha256")
+    with atomic_output(checksum, force=True) as stream:  # replaces a link, never writes through one
+        stream.write(f"{sha256}  {archive.name}\n".encode())
+    return checksum
+
+
+# -- what the release step reads from and writes to a forge ---------------------------------------------
+
+
+class TagExistsError(PublishError):
+    """Creating a tag failed because a tag of that name exists (the version is taken)."""
+
+    def __init__(self, message: str, *, tag: str) -> None:
+        super().__init__(message)
+        self.tag = tag
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file attached to a release: a GitHub asset or a GitLab release link."""
+
+    name: str
+    url: str  # where the forge's API serves its bytes
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseRecord:
+    """One release as a forge lists it."""
+
+    id: str  # GitHub: the numeric id; GitLab: the tag
+    tag: str
+    published: bool  # GitHub: not a draft; GitLab: not an upcoming release
+    prerelease: bool
+    body: str
+    files: tuple[RemoteFile, ...]
+    url: str
+
+
+@dataclass(frozen=True)
+class ReleaseUpload:
+    """A release for the step to create: its tag and assets, and how to write its notes."""
+
+    tag: str
+    version: str
+    title: str
+    commit: str
+    assets: list[Asset]
+    notes_for: Callable[[str | None], str]  # the existing body (None: a new release) -> the body to keep
+    package_name: str  # GitLab's generic package (its version is ``version``)
+    draft: bool = False
+    prerelease: bool = False

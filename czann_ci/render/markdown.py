@@ -5,18 +5,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from czann_ci.render.phrases import fidelity_text
+from czann_ci.render.phrases import fidelity_text, table_cell
 
 if TYPE_CHECKING:
     from czann_ci.action import StepResult
 
 SUMMARY_LIMIT = 1024 * 1024 - 4096  # GitHub rejects step summaries of 1 MiB or more
-_ICON = {"published": "✅", "packaged": "✅", "valid": "✅"}
-
-
-def cell(text: str) -> str:
-    """Text for one table cell or list item: pipes escaped, one line."""
-    return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+_ICON = {outcome: "✅" for outcome in ("published", "packaged", "valid", "released", "planned", "unchanged")}
 
 
 def job_summary(step: StepResult) -> str:
@@ -26,8 +21,10 @@ def job_summary(step: StepResult) -> str:
         lines += ["```", step.error, "```", ""]
     if step.context:
         lines += [step.context, ""]
+    if step.card:  # release and plan modes: the model card, with what changed since the previous version
+        lines += [step.card, ""]
     result = step.conversion
-    if result is not None:
+    if result is not None and not step.card:  # the card already tells the metadata, archive and fidelity
         lines += _metadata_table(result.metadata) + _archive_section(step)
     if step.published is not None:
         lines += ["### Release", ""]
@@ -48,7 +45,7 @@ def job_summary(step: StepResult) -> str:
             "",
         ]
     if step.warnings:
-        lines += ["### Warnings", ""] + [f"- {cell(w)}" for w in step.warnings] + [""]
+        lines += ["### Warnings", ""] + [f"- {table_cell(w)}" for w in step.warnings] + [""]
     return _within_limit("\n".join(lines) + "\n")
 
 
@@ -58,7 +55,7 @@ def _metadata_table(metadata: dict) -> list[str]:
     lines = ["### Metadata", "", "| field | value |", "|---|---|"]
     for key, value in metadata.items():
         shown = value if isinstance(value, str) else json.dumps(value)
-        lines.append(f"| {cell(str(key))} | {cell(str(shown))} |")
+        lines.append(f"| {table_cell(str(key))} | {table_cell(str(shown))} |")
     return [*lines, ""]
 
 
@@ -72,7 +69,7 @@ def _archive_section(step: StepResult) -> list[str]:
     lines += [f"| spec version | {result.spec_version} |", ""]
     lines += ["### ZEN compatibility", "", "| ZEN (blue) | ZEN core |", "|---|---|"]
     lines += [f"| {result.zen_blue_min} or later | {result.zen_core_min} or later |", ""]
-    fidelity = cell(fidelity_text(result.fidelity, ran=result.model_ran))
+    fidelity = table_cell(fidelity_text(result.fidelity, ran=result.model_ran))
     lines += ["### Conversion fidelity", "", fidelity[:1].upper() + fidelity[1:] + ".", ""]
     return lines
 

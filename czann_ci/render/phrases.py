@@ -32,3 +32,8 @@ def fidelity_text(fidelity: FidelityResult | None, *, ran: bool = True) -> str:
 
 def zen_text(zen_blue_min: str, zen_core_min: str) -> str:
     return f"ZEN blue >= {zen_blue_min}, ZEN core >= {zen_core_min}"
+
+
+def table_cell(text: str) -> str:
+    """Text for one Markdown table cell or list item: pipes escaped, one line."""
+    return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")

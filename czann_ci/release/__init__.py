@@ -1,0 +1,5 @@
+"""Automated model release tagging: diff two archives, decide the next SemVer, write the model card,
+claim the tag and publish the release (see README, "Release automation")."""
+
+RELEASE, PLAN = "release", "plan"
+MODES = (RELEASE, PLAN)  # release: tag, release, upload; plan: decide only, no write request

@@ -1,0 +1,68 @@
+"""The forge as the release step sees it (GitHubForge and GitLabForge in czann_ci.publish implement it),
+and the one place that picks the implementation for a CI run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from czann_ci.errors import UsageError
+from czann_ci.publish.models import PublishResult, ReleaseRecord, ReleaseUpload, RemoteFile
+from czann_ci.publish.retry import RetryPolicy
+
+
+class ReleaseForge(Protocol):
+    kind: str  # github | gitlab
+
+    def releases(self) -> list[ReleaseRecord]: ...
+
+    def tags(self, prefix: str) -> dict[str, str]:
+        """Tags starting with ``prefix`` -> the commit each points at."""
+        ...
+
+    def download(self, file: RemoteFile, target: Path) -> Path: ...
+
+    def create_tag(self, tag: str, commit: str) -> None:
+        """Raises TagExistsError when the name is taken."""
+        ...
+
+    def publish(self, upload: ReleaseUpload) -> PublishResult: ...
+
+    def discard(self, upload: ReleaseUpload) -> None:
+        """Remove what an unfinished ``publish`` left (never a published release)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def open_forge(
+    forge: str,
+    *,
+    api_url: str,
+    project: str,
+    token: str,
+    token_kind: str = "private",
+    mode: str = "release",
+    log: Callable[[str], None] = print,
+    retry: RetryPolicy | None = None,
+) -> ReleaseForge:
+    """The forge a CI run releases to; UsageError when it cannot (no repository, a token that may not tag)."""
+    if not project:
+        raise UsageError(
+            f"{mode} mode needs the repository (GITHUB_REPOSITORY or CI_PROJECT_ID) in the environment",
+            field="mode",
+        )
+    if forge == "gitlab":
+        from czann_ci.publish.gitlab_forge import GitLabForge
+
+        if mode == "release" and token_kind == "job":
+            raise UsageError(
+                "release mode creates the tag through GitLab's tags API, which CI_JOB_TOKEN may not call; "
+                "set CZANN_TOKEN to a project access token with the api scope (Developer role or higher)",
+                field="token",
+            )
+        return GitLabForge(api_url, project, token, token_kind=token_kind, log=log, retry=retry)
+    from czann_ci.publish.github_forge import GitHubForge
+
+    return GitHubForge(api_url, project, token, log=log, retry=retry)
