@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from czann_ci.errors import InvalidModelError, UsageError, first_line
+from czann_ci.errors import InvalidModelError, UsageError, first_line, shown
 from czann_ci.naming import unique_name
 from czann_ci.sources.onnx_graph import all_names, onnx_session, subgraphs
 from czann_ci.sources.onnx_opset import convert_opset, default_opset
@@ -294,8 +294,8 @@ def _fold_external_data(model: onnx.ModelProto, base_dir: Path | None, where: st
             raise UsageError(
                 f"external data file '{location}' (tensor '{tensor.name}') not found in {root}", file=where
             )
-        offset = int(info.get("offset", 0))
-        length = int(info["length"]) if "length" in info else None
+        offset = _external_number(info, "offset", tensor.name, where) or 0
+        length = _external_number(info, "length", tensor.name, where)
         size = side_file.stat().st_size
         if offset + (length or 0) > size:
             raise InvalidModelError(
@@ -312,6 +312,20 @@ def _fold_external_data(model: onnx.ModelProto, base_dir: Path | None, where: st
         del tensor.external_data[:]
         tensor.data_location = TensorProto.DEFAULT
     return True
+
+
+def _external_number(info: dict[str, str], key: str, tensor: str, where: str) -> int | None:
+    """An external-data ``offset`` or ``length``: a whole number of bytes >= 0, or None when absent."""
+    if key not in info:
+        return None
+    text = info[key].strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 20:
+        raise InvalidModelError(
+            f"tensor '{shown(tensor)}' gives external data {key} {shown(info[key], 40)!r}; "
+            "expected a whole number of bytes >= 0",
+            file=where,
+        )
+    return int(text)
 
 
 def _check_single_file_size(model: onnx.ModelProto, where: str) -> None:
