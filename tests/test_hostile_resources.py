@@ -121,7 +121,7 @@ def test_three_gigabytes_of_model_json_are_refused_for_their_declared_size(
         [*command, "json.czann", *target],
         1,
         "json.czann: member model.json declares 3,221,225,472 bytes (3.0 GiB); "
-        "the limit is 4,194,304 bytes (4.0 MiB) (raise it with CZANN_MAX_METADATA_BYTES)",
+        "the limit is 1,048,576 bytes (1.0 MiB) (raise it with CZANN_MAX_METADATA_BYTES)",
     )
 
 
@@ -147,7 +147,7 @@ def test_a_member_inflating_past_its_declared_size_stops_there(sandbox: Sandbox)
 
 
 def test_the_limit_variables_raise_and_lower_the_limits(sandbox: Sandbox) -> None:
-    big = Entry.deflated("model.json", b" " * (8 * MIB))  # 8 MiB of whitespace: over the 4 MiB default
+    big = Entry.deflated("model.json", b" " * (8 * MIB))  # 8 MiB of whitespace: over the 1 MiB default
     write_zip(sandbox.work / "big.czann", [big, Entry("model.model", identity_onnx())])
     raised = {"CZANN_MAX_METADATA_BYTES": str(16 * MIB), "CZANN_MAX_COMPRESSION_RATIO": "100000"}
     refused_within_memory(
@@ -193,7 +193,7 @@ def test_a_metadata_file_over_the_limit_is_not_read(sandbox: Sandbox) -> None:
         sandbox,
         ["convert", "m.onnx", "--meta", "huge.json", "-o", "out.czann"],
         1,
-        "huge.json: a metadata file of 67,108,864 bytes (64.0 MiB); the limit is 4,194,304 bytes",
+        "huge.json: a metadata file of 67,108,864 bytes (64.0 MiB); the limit is 1,048,576 bytes",
     )
 
 

@@ -56,8 +56,10 @@ def byte_size(count: int) -> str:
     return f"{count:,} bytes"
 
 
-# model.json or a legacy <id>.xml: a real one is under 100 KiB even with a thousand classes.
-METADATA_BYTES = Limit("CZANN_MAX_METADATA_BYTES", 4 * _MIB, "bytes")
+# model.json or a legacy <id>.xml: a real one is under 100 KiB even with a thousand classes. Within the
+# limit the readers' cost grows with the content: 1 MiB of small JSON arrays takes inspect about 2 CPU
+# seconds, 4 MiB about 6.
+METADATA_BYTES = Limit("CZANN_MAX_METADATA_BYTES", 1 * _MIB, "bytes")
 # The license and any other member besides metadata and model.
 LICENSE_BYTES = Limit("CZANN_MAX_LICENSE_BYTES", 4 * _MIB, "bytes")
 # The ONNX member: a protobuf message, so one ONNX file, cannot exceed 2 GiB.
