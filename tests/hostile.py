@@ -128,8 +128,14 @@ _MEASURE = (
 )
 
 
+# Not inherited from the environment the tests run in: a CI runner's own variables (the step would write
+# into that runner's output files), step inputs, and czann's settings (limits among them).
+_NOT_INHERITED = ("GITHUB_", "GITLAB_", "CI_", "RUNNER_", "INPUT_", "CZANN_")
+
+
 def run_czann(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> Done:
-    """``python -m czann_ci ARGS`` as a process, with its peak RSS."""
+    """``python -m czann_ci ARGS`` as a process, with its peak RSS; ``env`` on top of a clean environment."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(_NOT_INHERITED) and k != "CI"}
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as report:
         done = subprocess.run(
             [
@@ -145,7 +151,7 @@ def run_czann(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout:
             ],
             capture_output=True,
             cwd=cwd,
-            env={**os.environ, **(env or {})},
+            env={**inherited, **(env or {})},
             timeout=timeout + 30,
             check=False,
         )

@@ -155,19 +155,20 @@ def test_a_license_over_the_limit_is_not_bundled(sandbox: Sandbox) -> None:
 # --- the CI step ---------------------------------------------------------------------------------------
 
 
-def action_env(sandbox: Sandbox, **inputs: str) -> dict[str, str]:
+SHA = "0123456789abcdef0123456789abcdef01234567"
+FORGES = {  # what each runner puts in the environment, and the prefix of its step inputs
+    "github": ({"GITHUB_ACTIONS": "true", "GITHUB_REF": "refs/heads/main", "GITHUB_SHA": SHA}, "INPUT_"),
+    "gitlab": ({"GITLAB_CI": "true", "CI_COMMIT_SHA": SHA}, "CZANN_"),
+}
+
+
+def action_env(sandbox: Sandbox, forge: str = "github", **inputs: str) -> dict[str, str]:
+    """A package-mode step converting m.onnx with meta.json, the workspace being the sandbox's work folder."""
     (sandbox.work / "meta.json").write_text("{" + FIELDS + "}", encoding="utf-8")
-    env = {
-        "GITHUB_ACTIONS": "true",
-        "GITHUB_WORKSPACE": str(sandbox.work),
-        "GITHUB_REF": "refs/heads/main",
-        "GITHUB_SHA": "0123456789abcdef0123456789abcdef01234567",
-        "GITHUB_REPOSITORY": "acme/models",
-        "INPUT_MODEL": "m.onnx",
-        "INPUT_METADATA": "meta.json",
-        "INPUT_MODE": "package",
-    }
-    return {**env, **{f"INPUT_{name.upper()}": value for name, value in inputs.items()}}
+    runner, prefix = FORGES[forge]
+    workspace = {"GITHUB_WORKSPACE" if forge == "github" else "CI_PROJECT_DIR": str(sandbox.work)}
+    given = {"model": "m.onnx", "metadata": "meta.json", "mode": "package", **inputs}
+    return {**runner, **workspace, **{f"{prefix}{name.upper()}": value for name, value in given.items()}}
 
 
 @pytest.mark.parametrize(
@@ -194,7 +195,7 @@ def test_action_inputs_out_of_their_domain_are_usage_errors(
 
 def test_a_tag_with_a_trailing_newline_is_not_semver(sandbox: Sandbox) -> None:
     """`$` matches before a final newline: the archive was named seg-1.0.0\\n.czann."""
-    env = {**action_env(sandbox), "GITHUB_REF": "refs/tags/model-v1.0.0\n", "INPUT_MODE": "package"}
+    env = {**action_env(sandbox), "GITHUB_REF": "refs/tags/model-v1.0.0\n"}
     sandbox.mark()
     done = run_czann("action", cwd=sandbox.work, env=env)
     assert_refused(done, 2, "release-tag:", "which is not SemVer")
@@ -203,17 +204,7 @@ def test_a_tag_with_a_trailing_newline_is_not_semver(sandbox: Sandbox) -> None:
 
 def test_gitlab_dotenv_values_stay_on_one_line_with_a_carriage_return(sandbox: Sandbox) -> None:
     """A carriage return in a value (here the output's file name) used to end the dotenv line early."""
-    (sandbox.work / "meta.json").write_text("{" + FIELDS + "}", encoding="utf-8")
-    env = {
-        "GITLAB_CI": "true",
-        "CI_PROJECT_DIR": str(sandbox.work),
-        "CI_COMMIT_SHA": "0123456789abcdef0123456789abcdef01234567",
-        "CZANN_MODEL": "m.onnx",
-        "CZANN_METADATA": "meta.json",
-        "CZANN_MODE": "package",
-        "CZANN_OUTPUT": "dist/a\rb.czann",
-        "CZANN_DOTENV": str(sandbox.work / "job.env"),
-    }
+    env = action_env(sandbox, "gitlab", output="dist/a\rb.czann", dotenv=str(sandbox.work / "job.env"))
     sandbox.mark()
     done = run_czann("action", cwd=sandbox.work, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
