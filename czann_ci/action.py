@@ -442,4 +442,4 @@ def _write_dotenv(path: Path, outputs: Mapping[str, str], hide: Callable[[str], 
     with path.open("a", encoding="utf-8") as handle:
         for name, value in outputs.items():
             if value:  # GitLab's dotenv reports take single-line, non-empty values
-                handle.write(f"CZANN_{name.upper().replace('-', '_')}={hide(value).replace(chr(10), ' ')}\n")
+                handle.write(f"CZANN_{name.upper().replace('-', '_')}={' '.join(hide(value).splitlines())}\n")

@@ -55,7 +55,7 @@ INPUT_NAMES = (
 SEMVER_RE = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?\Z"  # \Z: "$" also matches before a final newline
 )
 ZEN_VERSION_RE = re.compile(r"^\d+\.\d+(\.\d+)?$")
 
@@ -323,7 +323,7 @@ def _integer(reader: InputReader, name: str) -> int | None:
     value = reader.text(name)
     if not value:
         return None
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):  # isdigit() alone takes "²", which int() refuses
         raise UsageError(f"must be a whole number, got {value!r}", field=name)
     return int(value)
 
@@ -336,8 +336,8 @@ def _number(reader: InputReader, name: str, default: float) -> float:
         number = float(value)
     except ValueError:
         raise UsageError(f"must be a number, got {value!r}", field=name) from None
-    if not number > 0:
-        raise UsageError(f"must be a positive number, got {value!r}", field=name)
+    if not 0 < number < float("inf"):
+        raise UsageError(f"must be a positive finite number, got {value!r}", field=name)
     return number
 
 

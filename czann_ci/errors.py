@@ -72,6 +72,15 @@ def first_line(error: object) -> str:
     return lines[0] if lines else type(error).__name__
 
 
+def shown(text: str, limit: int = 120) -> str:
+    """A name or value from a file as one short printable line: control characters escaped, long text cut
+    (a member name may be 65535 characters and hold newlines)."""
+    printable = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text[: limit + 1])
+    if len(text) > limit:
+        return f"{printable[:limit]}... ({len(text):,} characters)"
+    return printable
+
+
 EXIT_CODES = {
     0: "success",
     InvalidModelError.exit_code: "invalid model or metadata, or failed validation",

@@ -17,8 +17,8 @@ from typing import Any
 from czann_ci.checks.rules import check_metadata_rules
 from czann_ci.checks.schema import check_schema
 from czann_ci.checks.summary import ValidationSummary
-from czann_ci.errors import UsageError
-from czann_ci.format.archive import refuse_existing_output
+from czann_ci.errors import InvalidModelError, UsageError
+from czann_ci.format.archive import refuse_existing_output, refuse_large_license
 from czann_ci.format.kinds import OutputFormat
 from czann_ci.format.metadata import MetadataFile
 from czann_ci.format.specs import FormatSpec, choose_spec, savedmodel_spec
@@ -170,6 +170,7 @@ def make_plan(options: ConvertOptions) -> ConversionPlan:
     refuse_existing_output(output, force=options.force)  # before any work: a conversion can take minutes
     opset = _choose_opset(options, spec)
     checks = _check_declared(declared, spec, meta)
+    _check_limits(options, declared, meta, license_file)
     _check_spatial_dims(options, declared, meta)
     spatial_dims = _spatial_dims(options, declared, out_format, model, model_format)
     return ConversionPlan(
@@ -312,6 +313,18 @@ def _check_declared(declared: Declared, spec: FormatSpec, meta: MetadataFile) ->
         summary.extend(check_metadata_rules(declared.document, spec, file=where))
         summary.raise_if_failed()
     return summary
+
+
+def _check_limits(
+    options: ConvertOptions, declared: Declared, meta: MetadataFile, license_file: Path | None
+) -> None:
+    """What would fail at the end of a long conversion (a too large test tile or license) fails now."""
+    from czann_ci.checks.runtime import tile_too_large
+
+    refuse_large_license(license_file)
+    problem = tile_too_large(declared.input_shape) if options.run and declared.input_shape else None
+    if problem:
+        raise InvalidModelError(problem, file=str(meta.path), field="InputShape")
 
 
 def _check_spatial_dims(options: ConvertOptions, declared: Declared, meta: MetadataFile) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from czann_ci.checks.summary import ValidationSummary
-from czann_ci.errors import first_line
+from czann_ci.errors import InvalidModelError, first_line
+from czann_ci.format.limits import INPUT_ELEMENTS
 from czann_ci.format.metadata import ModelType
 
 if TYPE_CHECKING:
@@ -16,11 +18,24 @@ SEED = 20240917
 _RANGE_TOLERANCE = 1e-5
 
 
+def tile_too_large(shape: Sequence[int]) -> str | None:
+    """Why a test tile of ``shape`` is not allocated (over INPUT_ELEMENTS), or None when it may be."""
+    elements = math.prod(int(d) for d in shape)
+    if elements <= INPUT_ELEMENTS.value():
+        return None
+    tile = f"a float32 test tile of {list(shape)} ({elements * 4 / 2**20:,.0f} MiB) holds"
+    return INPUT_ELEMENTS.exceeded(tile, elements) + "; or skip the inference with --no-run"
+
+
 def seeded_input(
     shape: Sequence[int], *, seed: int = SEED, low: float = 0.0, high: float = 1.0
 ) -> np.ndarray:
-    """A reproducible float32 batch of one tile, values uniform in [low, high)."""
+    """A reproducible float32 batch of one tile, values uniform in [low, high); refused over INPUT_ELEMENTS."""
     import numpy as np
+
+    problem = tile_too_large(shape)
+    if problem is not None:
+        raise InvalidModelError(problem, field="InputShape")
 
     rng = np.random.default_rng(seed)
     return rng.uniform(low, high, size=(1, *shape)).astype(np.float32)
@@ -57,6 +72,10 @@ def check_runtime(
 
     report = ValidationSummary()
     where = {"file": file}
+    problem = tile_too_large(input_shape)
+    if problem is not None:
+        report.error("runtime-input-size", problem, field="InputShape", **where)
+        return report, None
     batch = seeded_input(input_shape)
     try:
         output = np.asarray(run(batch))

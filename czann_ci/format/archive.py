@@ -13,27 +13,45 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from czann_ci.errors import InvalidModelError, UsageError
+from czann_ci.errors import InvalidModelError, UsageError, first_line, shown
 from czann_ci.format.kinds import ArchiveKind
 from czann_ci.format.legacy import parse_legacy_xml
-from czann_ci.format.member_reader import reporting_damage
+from czann_ci.format.limits import (
+    LICENSE_BYTES,
+    METADATA_BYTES,
+    MODEL_BYTES,
+    Limit,
+)
+from czann_ci.format.member_reader import copy_within, read_within, reporting_damage
+from czann_ci.format.strict_json import first_problem, parse_json_object
+from czann_ci.format.zip_directory import (
+    MAX_NAME_BYTES,
+    check_entries,
+    check_sizes,
+    is_unsafe_name,
+    name_problems,
+    open_zip,
+)
 
 MODEL_JSON = "model.json"
 MODEL_MEMBER = "model.model"
 LICENSE_MEMBER = "license.txt"
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 _CHUNK = 1 << 20
-_MAX_MEMBERS = 64  # refused before reading anything; 5 to 64 members are read and each extra one reported
 
 
 def model_json_bytes(model_json: dict[str, Any]) -> bytes:
-    """model.json as written: one line, ASCII only, keys in the order given."""
-    return json.dumps(model_json, ensure_ascii=True).encode("ascii")
+    """model.json as written: one line, ASCII only, keys in the order given; NaN and infinities refused."""
+    problem = first_problem(model_json)
+    if problem is not None:
+        field, reason = problem
+        raise InvalidModelError(reason, file=MODEL_JSON, field=field or None)
+    return json.dumps(model_json, ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
 def _member_info(name: str) -> zipfile.ZipInfo:
@@ -54,21 +72,50 @@ def _write_member(archive: zipfile.ZipFile, name: str, content: bytes | Path) ->
         archive.writestr(info, content)
 
 
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, innermost first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
 def refuse_existing_output(path: Path, *, force: bool) -> None:
+    """Refuse (UsageError) an output that is a folder, exists without ``force``, or cannot be created.
+
+    Nothing is created: the nearest existing folder above the output must be a writable folder.
+    """
     if path.is_dir():
         raise UsageError("output is a folder, expected a file path", file=str(path))
     if path.exists() and not force:
         raise UsageError(
             "output exists; pass --force to overwrite it (in a CI step: force: true)", file=str(path)
         )
+    missing = _missing_folders(path.parent)
+    nearest = missing[-1].parent if missing else path.parent
+    if not nearest.is_dir():
+        raise UsageError(f"cannot create the output: {nearest} is not a folder", file=str(path))
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot create the output: {nearest} is not writable", file=str(path))
 
 
 @contextmanager
 def atomic_output(path: Path, *, force: bool) -> Iterator[IO[bytes]]:
-    """A temporary file beside ``path`` that replaces it only when the block succeeds."""
+    """A temporary file beside ``path`` that replaces it only when the block succeeds.
+
+    On failure the temporary file and the folders created for it are removed.
+    """
     refuse_existing_output(path, force=force)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    created = _missing_folders(path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except OSError as exc:
+        _remove_folders(created)
+        raise UsageError(
+            f"cannot create the output: {exc.strerror or first_line(exc)}", file=str(path)
+        ) from None
     try:
         with os.fdopen(handle, "w+b") as stream:
             yield stream
@@ -76,7 +123,22 @@ def atomic_output(path: Path, *, force: bool) -> Iterator[IO[bytes]]:
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
+        _remove_folders(created)
         raise
+
+
+def _remove_folders(folders: list[Path]) -> None:
+    for folder in folders:  # innermost first; a folder something else wrote into stays
+        with suppress(OSError):
+            folder.rmdir()
+
+
+def refuse_large_license(license_file: Path | None) -> None:
+    """A license over LICENSE_BYTES would make an archive the readers refuse: refuse it before writing."""
+    if license_file is not None and license_file.stat().st_size > LICENSE_BYTES.value():
+        raise InvalidModelError(
+            LICENSE_BYTES.exceeded("a license file of", license_file.stat().st_size), file=str(license_file)
+        )
 
 
 def write_czann(
@@ -88,6 +150,7 @@ def write_czann(
     force: bool = False,
 ) -> None:
     """Write a .czann: model.json, model.model, then license.txt when given."""
+    refuse_large_license(license_file)
     with atomic_output(path, force=force) as stream, zipfile.ZipFile(stream, "w") as archive:
         _write_member(archive, MODEL_JSON, model_json_bytes(model_json))
         _write_member(archive, MODEL_MEMBER, model)
@@ -105,6 +168,7 @@ def write_legacy(
     force: bool = False,
 ) -> None:
     """Write a .czseg/.czmodel: <id>.xml, <id>.model, the license, and the empty modelid=<id> marker."""
+    refuse_large_license(license_file)
     with atomic_output(path, force=force) as stream, zipfile.ZipFile(stream, "w") as archive:
         _write_member(archive, f"{model_id}.xml", xml)
         _write_member(archive, f"{model_id}.model", model)
@@ -148,77 +212,80 @@ class ArchiveContents:
     problems: list[tuple[str, str]] = field(default_factory=list)  # (member or field, message)
 
     def read_model(self) -> bytes:
-        with reporting_damage(self.model_member, self.path), zipfile.ZipFile(self.path) as archive:
-            return archive.read(self.model_member)
+        with (
+            reporting_damage(self.model_member, self.path),
+            zipfile.ZipFile(self.path) as archive,
+            archive.open(self.model_member) as stream,
+        ):
+            return read_within(stream, MODEL_BYTES, self.model_member, self.path)
+
+    def member_limit(self, name: str) -> Limit:
+        return {self.metadata_member: METADATA_BYTES, self.model_member: MODEL_BYTES}.get(name, LICENSE_BYTES)
 
     def member_sha256(self, name: str) -> str:
+        digest = hashlib.sha256()
         with (
             reporting_damage(name, self.path),
             zipfile.ZipFile(self.path) as archive,
             archive.open(name) as stream,
         ):
-            return _sha256_of(stream)
+            copy_within(stream, digest.update, self.member_limit(name), name, self.path)
+        return digest.hexdigest()
 
 
-def _is_unsafe_name(name: str) -> bool:
-    return (
-        name.startswith(("/", "\\")) or "\\" in name or ".." in name.split("/") or ":" in name.split("/")[0]
-    )
+def _layout(names: list[str], where: str) -> tuple[ArchiveKind, str, str]:
+    """(kind, metadata member, model member) from the member names alone."""
+    if MODEL_JSON in names:
+        if MODEL_MEMBER not in names:
+            raise InvalidModelError(f"has {MODEL_JSON} but no {MODEL_MEMBER}", file=where)
+        return ArchiveKind.CZANN, MODEL_JSON, MODEL_MEMBER
+    xml_names = [n for n in names if n.endswith(".xml") and "/" not in n]
+    if len(xml_names) != 1:
+        listed = ", ".join(shown(n, 60) for n in names[:8]) + (", ..." if len(names) > 8 else "")
+        raise InvalidModelError(
+            "neither model.json (.czann) nor exactly one <id>.xml (legacy .czseg/.czmodel) found; "
+            f"members: {listed or 'none'}",
+            file=where,
+        )
+    metadata_member = xml_names[0]
+    model_member = metadata_member[: -len(".xml")] + ".model"
+    if model_member not in names:
+        raise InvalidModelError(f"has {shown(metadata_member)} but no {shown(model_member)}", file=where)
+    return ArchiveKind.LEGACY, metadata_member, model_member
 
 
 def read_archive(path: Path) -> ArchiveContents:
-    """Open a .czann/.czseg/.czmodel and read its member list and metadata; the model member is not read."""
+    """Open a .czann/.czseg/.czmodel and read its member list and metadata; the model member is not read.
+
+    Refused (InvalidModelError, one line naming file and member): duplicate, encrypted or unreadable members,
+    a member over its size limit (format/limits) or inflating more than the compression-ratio limit, and
+    metadata that is not strict JSON (format/strict_json) or not the legacy XML.
+    """
     where = str(path)
     if not path.is_file():
         raise UsageError("file not found", file=where)
-    try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
-        raise InvalidModelError(
-            "not a ZIP archive (a .czann/.czseg/.czmodel is a ZIP file)", file=where
-        ) from None
-    with archive:
+    with open_zip(path) as archive:
         infos = archive.infolist()
-        if len(infos) > _MAX_MEMBERS:
-            raise InvalidModelError(
-                f"{len(infos)} members, more than {_MAX_MEMBERS}: a model archive holds at most 4 "
-                "(metadata, model, license, id marker)",
-                file=where,
-            )
-        members = [Member(i.filename, i.file_size, i.compress_size, i.CRC) for i in infos]
-        names = [m.name for m in members]
-        problems = [
-            (name, "unsafe member name (absolute or parent path)") for name in names if _is_unsafe_name(name)
-        ]
-        if MODEL_JSON in names:
-            kind, metadata_member, model_member = ArchiveKind.CZANN, MODEL_JSON, MODEL_MEMBER
-            if model_member not in names:
-                raise InvalidModelError(f"has {MODEL_JSON} but no {MODEL_MEMBER}", file=where)
+        check_entries(infos, where)
+        names = [info.filename for info in infos]
+        kind, metadata_member, model_member = _layout(names, where)
+        check_sizes(infos, {metadata_member: METADATA_BYTES, model_member: MODEL_BYTES}, path)
+        problems = name_problems(names)
+        with reporting_damage(metadata_member, path), archive.open(metadata_member) as stream:
+            raw = read_within(stream, METADATA_BYTES, metadata_member, path)
+        if kind is ArchiveKind.CZANN:
             try:
-                with reporting_damage(MODEL_JSON, path):
-                    metadata = json.loads(archive.read(MODEL_JSON).decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise InvalidModelError(f"{MODEL_JSON} is not valid JSON: {exc}", file=where) from None
-            if not isinstance(metadata, dict):
-                raise InvalidModelError(f"{MODEL_JSON} must hold a JSON object", file=where)
-        else:
-            xml_names = [n for n in names if n.endswith(".xml") and "/" not in n]
-            if len(xml_names) != 1:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
                 raise InvalidModelError(
-                    "neither model.json (.czann) nor exactly one <id>.xml (legacy .czseg/.czmodel) found; "
-                    f"members: {', '.join(names) or 'none'}",
-                    file=where,
-                )
-            kind, metadata_member = ArchiveKind.LEGACY, xml_names[0]
-            model_member = metadata_member[: -len(".xml")] + ".model"
-            if model_member not in names:
-                raise InvalidModelError(f"has {metadata_member} but no {model_member}", file=where)
-            with reporting_damage(metadata_member, path):
-                xml = archive.read(metadata_member)
-            metadata = parse_legacy_xml(xml, f"{where}:{metadata_member}")
+                    f"not UTF-8 text ({exc.reason} at byte {exc.start})", file=where, field=MODEL_JSON
+                ) from None
+            metadata = parse_json_object(text, file=where, member=MODEL_JSON)
+        else:
+            metadata = parse_legacy_xml(raw, f"{where}:{metadata_member}")
             model_id = metadata_member[: -len(".xml")]
             if f"modelid={model_id}" not in names:
-                problems.append((f"modelid={model_id}", "the empty model id marker member is missing"))
+                problems.append((shown(f"modelid={model_id}"), "the empty model id marker member is missing"))
         known = {metadata_member, model_member}
         license_candidates = [
             n
@@ -227,16 +294,13 @@ def read_archive(path: Path) -> ArchiveContents:
         ]
         license_member = license_candidates[0] if len(license_candidates) == 1 else None
         for extra in license_candidates[1:] if len(license_candidates) > 1 else []:
-            problems.append((extra, "unexpected member (at most one license file besides the model)"))
-        for name in names:
-            if "/" in name:
-                problems.append((name, "unexpected folder member"))
-        with archive.open(model_member) as stream:
+            problems.append((shown(extra), "unexpected member (at most one license file besides the model)"))
+        with reporting_damage(model_member, path), archive.open(model_member) as stream:
             model_is_savedmodel = stream.read(4) == b"PK\x03\x04"
     return ArchiveContents(
         path=path,
         kind=kind,
-        members=members,
+        members=[Member(i.filename, i.file_size, i.compress_size, i.CRC) for i in infos],
         metadata=metadata,
         metadata_member=metadata_member,
         model_member=model_member,
@@ -253,11 +317,27 @@ class UnpackedModel:
     license_path: Path | None
 
 
+def _license_file_name(member: str, taken: set[str]) -> str:
+    """The member's own base name when it is a plain, free file name; else license.txt (the spec's name)."""
+    name = member.rsplit("/", 1)[-1]
+    plain = (
+        not is_unsafe_name(member)
+        and name not in ("", ".", "..")
+        and name.isprintable()
+        and len(name.encode("utf-8")) <= MAX_NAME_BYTES
+    )
+    return name if plain and name.casefold() not in taken else LICENSE_MEMBER
+
+
 def unpack_archive(path: Path, target_dir: Path, *, force: bool = False) -> UnpackedModel:
-    """Extract metadata, model and license into target_dir. Only the known members, under fixed names."""
+    """Extract metadata, model and license into target_dir. Only the known members, under fixed names.
+
+    A license whose name is unsafe, unprintable, too long or taken by the other two files is written as
+    license.txt. Each member is refused once it inflates past its limit; on any failure nothing is left
+    behind, not even the folders this call created.
+    """
     contents = read_archive(path)
     target_dir = Path(os.path.abspath(target_dir))
-    target_dir.mkdir(parents=True, exist_ok=True)
     model_suffix = ".zip" if contents.model_is_savedmodel else ".onnx"
     stem = path.stem
     outputs = {
@@ -266,19 +346,22 @@ def unpack_archive(path: Path, target_dir: Path, *, force: bool = False) -> Unpa
         contents.model_member: target_dir / f"{stem}{model_suffix}",
     }
     if contents.license_member is not None:
-        outputs[contents.license_member] = target_dir / (
-            LICENSE_MEMBER if _is_unsafe_name(contents.license_member) else Path(contents.license_member).name
-        )
+        taken = {destination.name.casefold() for destination in outputs.values()}
+        outputs[contents.license_member] = target_dir / _license_file_name(contents.license_member, taken)
     for destination in outputs.values():
         refuse_existing_output(destination, force=force)
-    # Every member goes to a temporary file first; all are renamed into place only when all were read.
-    with zipfile.ZipFile(path) as archive, ExitStack() as pending:
-        for member, destination in outputs.items():
-            target = pending.enter_context(atomic_output(destination, force=force))
-            with reporting_damage(member, path), archive.open(member) as source:
-                shutil.copyfileobj(source, target, _CHUNK)
+    _extract(contents, outputs, force=force)
     return UnpackedModel(
         metadata_path=outputs[contents.metadata_member],
         model_path=outputs[contents.model_member],
         license_path=outputs.get(contents.license_member) if contents.license_member else None,
     )
+
+
+def _extract(contents: ArchiveContents, outputs: dict[str, Path], *, force: bool) -> None:
+    """Every member to a temporary file first; all are renamed into place only when all were read."""
+    with zipfile.ZipFile(contents.path) as archive, ExitStack() as pending:
+        for member, destination in outputs.items():
+            target = pending.enter_context(atomic_output(destination, force=force))
+            with reporting_damage(member, contents.path), archive.open(member) as source:
+                copy_within(source, target.write, contents.member_limit(member), member, contents.path)

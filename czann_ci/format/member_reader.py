@@ -12,15 +12,17 @@ from __future__ import annotations
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from czann_ci.errors import InvalidModelError
+from czann_ci.errors import InvalidModelError, shown
+from czann_ci.format.limits import Limit
 
 _LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, then file name and extra field lengths at 26 and 28
 _SCRATCH_BYTES = 1 << 20
+_CHUNK = 1 << 20
 # What zipfile raises for a member whose bytes are cut off or fail their CRC-32.
 _DAMAGED_MEMBER_ERRORS = (zipfile.BadZipFile, EOFError, zlib.error)
 
@@ -31,7 +33,32 @@ def reporting_damage(name: str, path: Path) -> Iterator[None]:
     try:
         yield
     except _DAMAGED_MEMBER_ERRORS as exc:
-        raise InvalidModelError(f"member {name} is damaged: {exc}", file=str(path)) from None
+        raise InvalidModelError(f"member {shown(name)} is damaged: {exc}", file=str(path)) from None
+
+
+def _over(limit: Limit, name: str, path: Path) -> InvalidModelError:
+    return InvalidModelError(limit.exceeded(f"member {shown(name)} inflates to"), file=str(path))
+
+
+def read_within(stream: IO[bytes], limit: Limit, name: str, path: Path) -> bytes:
+    """All of ``stream`` (member ``name``), refused as soon as it holds more than ``limit``."""
+    cap = limit.value()
+    data = stream.read(cap + 1)
+    if len(data) > cap:
+        raise _over(limit, name, path)
+    return data
+
+
+def copy_within(
+    source: IO[bytes], write: Callable[[bytes], object], limit: Limit, name: str, path: Path
+) -> None:
+    """Stream ``source`` (member ``name``) into ``write``, refused once more than ``limit`` came through."""
+    cap, copied = limit.value(), 0
+    while block := source.read(_CHUNK):
+        copied += len(block)
+        if copied > cap:
+            raise _over(limit, name, path)
+        write(block)
 
 
 class MemberReader:

@@ -9,7 +9,6 @@ Paths inside a spec resolve relative to the spec file.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -18,6 +17,8 @@ from typing import Any
 
 from czann_ci.errors import InvalidModelError, UsageError
 from czann_ci.format.kinds import MetadataKind
+from czann_ci.format.limits import METADATA_BYTES
+from czann_ci.format.strict_json import parse_json_object
 
 MODEL_JSON_KEY_ORDER = (
     "FormatVersion",
@@ -149,20 +150,21 @@ class MetadataFile:
 
 
 def read_json_object(path: Path) -> dict[str, Any]:
-    """Parse a JSON file that must hold an object; errors name the file and the line."""
+    """Parse a JSON file that must hold an object of values metadata may hold (see strict_json); errors
+    name the file and the line or the field. A file over METADATA_BYTES is refused, never read in full."""
     if not path.is_file():
         raise UsageError("file not found", file=str(path))
+    cap = METADATA_BYTES.value()
+    with path.open("rb") as stream:
+        data = stream.read(cap + 1)
+    if len(data) > cap:
+        size = max(path.stat().st_size, len(data))
+        raise InvalidModelError(METADATA_BYTES.exceeded("a metadata file of", size), file=str(path))
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidModelError("not UTF-8 text", file=str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise InvalidModelError(
-            f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", file=str(path)
-        ) from None
-    if not isinstance(data, dict):
-        raise InvalidModelError("expected a JSON object at the top level", file=str(path))
-    return data
+    return parse_json_object(text, file=str(path))
 
 
 def _resolve(base: Path, value: Any, file: Path, key: str) -> Path | None:

@@ -9,6 +9,11 @@ Field numbers are ONNX's (onnx.proto): ModelProto.graph = 7, GraphProto.initiali
 TensorProto the fixed-width payloads float_data 4 (packed fixed32), raw_data 9 and double_data 10
 (packed fixed64). Varint-packed payloads (int32_data, int64_data, uint64_data) are kept: their element
 count cannot be known without reading them, and large weights are not stored that way.
+
+Wire data protobuf itself rejects is refused (ValueError) at the field where it starts, before anything
+after it is read: field number 0, wire types other than varint, fixed64, length-delimited and fixed32,
+varints over 10 bytes or 64 bits, and any field or length running past the end of its message. A member
+of zeros is refused at its first byte, not parsed into millions of empty fields.
 """
 
 from __future__ import annotations
@@ -24,9 +29,13 @@ KEEP_PAYLOAD_BYTES = 4096
 _MODEL_GRAPH, _GRAPH_INITIALIZER = 7, 5
 _DROPPABLE = {4: "float_data", 9: "raw_data", 10: "double_data"}
 _LENGTH_DELIMITED, _VARINT, _FIXED64, _FIXED32 = 2, 0, 1, 5
+_WIRE_TYPES = (_VARINT, _FIXED64, _LENGTH_DELIMITED, _FIXED32)  # groups (3, 4) are not in onnx.proto
+_MAX_FIELD_NUMBER = (1 << 29) - 1
 
 
 class ByteSource(Protocol):
+    position: int  # bytes consumed so far, for error messages
+
     def read(self, count: int) -> bytes: ...
 
     def skip(self, count: int) -> None: ...
@@ -44,17 +53,23 @@ class Outline:
     dropped: dict[str, list[DroppedPayload]] = field(default_factory=dict)  # initializer name -> payloads
 
 
-def _varint(source: ByteSource) -> tuple[int, bytes]:
+def _varint(source: ByteSource, left: int) -> tuple[int, bytes]:
+    """One varint of at most 10 bytes, none of them past the ``left`` bytes of its message."""
+    start = source.position
     raw = bytearray()
     value = 0
     while True:
+        if len(raw) == left:
+            raise ValueError(f"a varint at byte {start} runs past the end of its message")
         byte = source.read(1)[0]
         value |= (byte & 0x7F) << (7 * len(raw))
         raw.append(byte)
         if byte < 0x80:
+            if value >= 1 << 64:
+                raise ValueError(f"a varint at byte {start} overflows 64 bits")
             return value, bytes(raw)
         if len(raw) == 10:
-            raise ValueError("malformed protobuf varint")
+            raise ValueError(f"a varint at byte {start} is longer than 10 bytes")
 
 
 def _encode_varint(value: int) -> bytes:
@@ -73,32 +88,50 @@ def _encode_varint(value: int) -> bytes:
 FieldHandler = Callable[[int, int], "bytes | None"]
 
 
+def _key(source: ByteSource, left: int) -> tuple[int, int, bytes]:
+    """(field number, wire type, raw bytes) of a field key; what protobuf itself would reject is refused."""
+    start = source.position
+    key, raw = _varint(source, left)
+    number, wire_type = key >> 3, key & 7
+    if number == 0 or number > _MAX_FIELD_NUMBER:
+        raise ValueError(f"field number {number} at byte {start} (protobuf field numbers are 1 to 2^29 - 1)")
+    if wire_type not in _WIRE_TYPES:
+        raise ValueError(f"wire type {wire_type} of field {number} at byte {start} is not one ONNX uses")
+    return number, wire_type, raw
+
+
 def _copy_message(source: ByteSource, length: int, handle: FieldHandler) -> bytes:
-    parts: list[bytes] = []
+    """Walk ``length`` bytes of one message; invalid wire data is refused at the field where it starts."""
+    out = bytearray()
     left = length
     while left > 0:
-        key, key_raw = _varint(source)
-        number, wire_type = key >> 3, key & 7
+        start = source.position
+        number, wire_type, key_raw = _key(source, left)
+        left -= len(key_raw)
         if wire_type == _LENGTH_DELIMITED:
-            size, size_raw = _varint(source)
-            left -= len(key_raw) + len(size_raw) + size
-            if left < 0:
-                raise ValueError(f"field {number} runs past the end of its message")
+            size, size_raw = _varint(source, left)
+            left -= len(size_raw)
+            if size > left:
+                raise ValueError(
+                    f"field {number} at byte {start} claims {size} bytes, but its message has {left} left"
+                )
+            left -= size
             body = handle(number, size)
             if body is not None:
-                parts += [key_raw, _encode_varint(len(body)), body]
+                out += key_raw
+                out += _encode_varint(len(body))
+                out += body
             continue
         if wire_type == _VARINT:
-            value_raw = _varint(source)[1]
-        elif wire_type in (_FIXED64, _FIXED32):
-            value_raw = source.read(8 if wire_type == _FIXED64 else 4)
+            value_raw = _varint(source, left)[1]
         else:
-            raise ValueError(f"unsupported protobuf wire type {wire_type}")
-        left -= len(key_raw) + len(value_raw)
-        parts += [key_raw, value_raw]
-    if left:
-        raise ValueError("a field runs past the end of its message")
-    return b"".join(parts)
+            width = 8 if wire_type == _FIXED64 else 4
+            if width > left:
+                raise ValueError(f"field {number} at byte {start} runs past the end of its message")
+            value_raw = source.read(width)
+        left -= len(value_raw)
+        out += key_raw + value_raw
+    return bytes(out)
 
 
 def read_outline(source: ByteSource, size: int) -> Outline:

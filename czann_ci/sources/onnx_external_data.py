@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from czann_ci.errors import InvalidModelError, UsageError
+from czann_ci.errors import InvalidModelError, UsageError, shown
 from czann_ci.sources.onnx_graph import attribute_graphs
 
 if TYPE_CHECKING:
@@ -54,8 +54,8 @@ def fold_external_data(model: onnx.ModelProto, base_dir: Path | None, where: str
             raise UsageError(
                 f"external data file '{location}' (tensor '{tensor.name}') not found in {root}", file=where
             )
-        offset = int(info.get("offset", 0))
-        length = int(info["length"]) if "length" in info else None
+        offset = _external_number(info, "offset", tensor.name, where) or 0
+        length = _external_number(info, "length", tensor.name, where)
         size = side_file.stat().st_size
         if offset + (length or 0) > size:
             raise InvalidModelError(
@@ -110,3 +110,17 @@ def _attribute_tensors(attribute: onnx.AttributeProto) -> Iterator[onnx.TensorPr
     elif attribute.type == AttributeProto.SPARSE_TENSOR:
         yield attribute.sparse_tensor.values
         yield attribute.sparse_tensor.indices
+
+
+def _external_number(info: dict[str, str], key: str, tensor: str, where: str) -> int | None:
+    """An external-data ``offset`` or ``length``: a whole number of bytes >= 0, or None when absent."""
+    if key not in info:
+        return None
+    text = info[key].strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 20:
+        raise InvalidModelError(
+            f"tensor '{shown(tensor)}' gives external data {key} {shown(info[key], 40)!r}; "
+            "expected a whole number of bytes >= 0",
+            file=where,
+        )
+    return int(text)
