@@ -20,15 +20,23 @@ from rich.markup import escape
 
 from czann_ci import __version__
 from czann_ci.cli_options import (
+    ArchiveArg,
     AtolOpt,
+    AuthorOpt,
     BgrToRgbOpt,
+    BioimageioOpt,
     ClassesOpt,
     ColorHandlingOpt,
+    CzannArg,
     Debug,
+    DescriptionOpt,
+    ForceFilesOpt,
     ForceOpt,
     FormatOpt,
     InputLayoutOpt,
+    InspectFormatOpt,
     JsonOut,
+    LicenseIdOpt,
     LicenseOpt,
     MetaOpt,
     ModelArg,
@@ -37,15 +45,20 @@ from czann_ci.cli_options import (
     OpsetOpt,
     OutputLayoutOpt,
     OutputOpt,
+    PackageInfoOpt,
+    PackageOutputOpt,
     PixelTypeOpt,
     PlanOpt,
     PreviewOpt,
     SampleOpt,
     SavedModelOpt,
+    Sha256Opt,
     SigmoidOpt,
     SpatialDimsOpt,
     SpecOpt,
+    TargetDirArg,
     TypeOpt,
+    ValidateNoRunOpt,
     ZenBlue,
     ZenCore,
 )
@@ -215,12 +228,10 @@ class _progress:
 
 @app.command(epilog=EXIT_HELP)
 def validate(
-    file: Annotated[Path, typer.Argument(help="A .czann, .czseg or .czmodel file.")],
+    file: ArchiveArg,
     zen_blue: ZenBlue = None,
     zen_core: ZenCore = None,
-    no_run: Annotated[
-        bool, typer.Option("--no-run", help="Structure checks only: skip the onnxruntime inference.")
-    ] = False,
+    no_run: ValidateNoRunOpt = False,
     json_out: JsonOut = False,
     debug: Debug = False,
 ) -> None:
@@ -245,13 +256,9 @@ def validate(
 
 @app.command(epilog=EXIT_HELP)
 def inspect(
-    file: Annotated[Path, typer.Argument(help="A .czann, .czseg or .czmodel file.")],
-    sha256: Annotated[
-        bool, typer.Option("--sha256", help="Also hash the archive and each member (reads the whole file).")
-    ] = False,
-    out_format: Annotated[
-        str, typer.Option("--format", help="text, or markdown: the model card (reads the weights).")
-    ] = "text",
+    file: ArchiveArg,
+    sha256: Sha256Opt = False,
+    out_format: InspectFormatOpt = "text",
     json_out: JsonOut = False,
     debug: Debug = False,
 ) -> None:
@@ -311,9 +318,9 @@ def diff(
 
 @app.command(epilog=EXIT_HELP)
 def unpack(
-    file: Annotated[Path, typer.Argument(help="A .czann, .czseg or .czmodel file.")],
-    target_dir: Annotated[Path, typer.Argument(help="Folder to extract into (created if missing).")],
-    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing files.")] = False,
+    file: ArchiveArg,
+    target_dir: TargetDirArg,
+    force: ForceFilesOpt = False,
     debug: Debug = False,
 ) -> None:
     """Extract the metadata, the model and the license (only those, under safe names)."""
@@ -331,26 +338,14 @@ def unpack(
 
 @app.command(epilog=EXIT_HELP)
 def export(
-    file: Annotated[Path, typer.Argument(help="A .czann file (ONNX model).")],
-    bioimageio: Annotated[
-        bool, typer.Option("--bioimageio", help="Write a bioimage.io 0.5 model package.")
-    ] = False,
-    output: Annotated[Path, typer.Option("--output", "-o", help="The package .zip to write.")] = ...,  # type: ignore[assignment]
-    info: Annotated[
-        Path | None,
-        typer.Option(
-            "--info",
-            help="YAML with name, description, authors, license, cite (default: <model>.bioimageio.yaml).",
-        ),
-    ] = None,
-    author: Annotated[
-        list[str] | None, typer.Option("--author", help="An author's name (repeatable).")
-    ] = None,
-    license_id: Annotated[str | None, typer.Option("--license-id", help="SPDX license id, e.g. MIT.")] = None,
-    description: Annotated[
-        str | None, typer.Option("--description", help="One-paragraph description.")
-    ] = None,
-    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output file.")] = False,
+    file: CzannArg,
+    bioimageio: BioimageioOpt = False,
+    output: PackageOutputOpt = ...,  # type: ignore[assignment]
+    info: PackageInfoOpt = None,
+    author: AuthorOpt = None,
+    license_id: LicenseIdOpt = None,
+    description: DescriptionOpt = None,
+    force: ForceOpt = False,
     debug: Debug = False,
 ) -> None:
     """Export a .czann as a bioimage.io model package (the bioimageio extra), checked by bioimage.io's own spec."""

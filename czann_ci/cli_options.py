@@ -120,3 +120,28 @@ SampleOpt = Annotated[
     ),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output file.")]
+ArchiveArg = Annotated[Path, typer.Argument(help="A .czann, .czseg or .czmodel file.")]
+Sha256Opt = Annotated[
+    bool, typer.Option("--sha256", help="Also hash the archive and each member (reads the whole file).")
+]
+InspectFormatOpt = Annotated[
+    str, typer.Option("--format", help="text, or markdown: the model card (reads the weights).")
+]
+CzannArg = Annotated[Path, typer.Argument(help="A .czann file (ONNX model).")]
+BioimageioOpt = Annotated[bool, typer.Option("--bioimageio", help="Write a bioimage.io 0.5 model package.")]
+PackageOutputOpt = Annotated[Path, typer.Option("--output", "-o", help="The package .zip to write.")]
+PackageInfoOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--info",
+        help="YAML with name, description, authors, license, cite (default: <model>.bioimageio.yaml).",
+    ),
+]
+AuthorOpt = Annotated[list[str] | None, typer.Option("--author", help="An author's name (repeatable).")]
+LicenseIdOpt = Annotated[str | None, typer.Option("--license-id", help="SPDX license id, e.g. MIT.")]
+DescriptionOpt = Annotated[str | None, typer.Option("--description", help="One-paragraph description.")]
+ValidateNoRunOpt = Annotated[
+    bool, typer.Option("--no-run", help="Structure checks only: skip the onnxruntime inference.")
+]
+TargetDirArg = Annotated[Path, typer.Argument(help="Folder to extract into (created if missing).")]
+ForceFilesOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing files.")]

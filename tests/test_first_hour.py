@@ -95,6 +95,14 @@ def test_inspect_never_cuts_a_hash(converted: tuple[Path, object]) -> None:
             assert f"sha256 {digest}  {name}" in done.stdout
     assert hashlib.sha256(path.read_bytes()).hexdigest() in done.stdout
     assert "…" not in done.stdout.split("members")[1]
+    producer = next(line for line in done.stdout.splitlines() if "producer" in line)
+    assert producer.rstrip().endswith(f"producer tf2onnx {tf2onnx_version()}"), producer
+
+
+def tf2onnx_version() -> str:
+    import importlib.metadata
+
+    return importlib.metadata.version("tf2onnx")
 
 
 def test_an_unquoted_zen_release_gets_a_hint(tmp_path: Path) -> None:

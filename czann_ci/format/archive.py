@@ -150,12 +150,8 @@ def write_czann(
     force: bool = False,
 ) -> None:
     """Write a .czann: model.json, model.model, then license.txt when given."""
-    refuse_large_license(license_file)
-    with atomic_output(path, force=force) as stream, zipfile.ZipFile(stream, "w") as archive:
-        _write_member(archive, MODEL_JSON, model_json_bytes(model_json))
-        _write_member(archive, MODEL_MEMBER, model)
-        if license_file is not None:
-            _write_member(archive, LICENSE_MEMBER, license_file)
+    members = [(MODEL_JSON, model_json_bytes(model_json)), (MODEL_MEMBER, model)]
+    _write_archive(path, members, license_file, [], force=force)
 
 
 def write_legacy(
@@ -168,13 +164,24 @@ def write_legacy(
     force: bool = False,
 ) -> None:
     """Write a .czseg/.czmodel: <id>.xml, <id>.model, the license, and the empty modelid=<id> marker."""
+    members = [(f"{model_id}.xml", xml), (f"{model_id}.model", model)]
+    _write_archive(path, members, license_file, [(f"modelid={model_id}", b"")], force=force)
+
+
+def _write_archive(
+    path: Path,
+    members: list[tuple[str, bytes | Path]],
+    license_file: Path | None,
+    trailer: list[tuple[str, bytes | Path]],
+    *,
+    force: bool,
+) -> None:
+    """The members in order, the license (as license.txt) after them, then ``trailer``; atomically."""
     refuse_large_license(license_file)
+    license_member = [(LICENSE_MEMBER, license_file)] if license_file is not None else []
     with atomic_output(path, force=force) as stream, zipfile.ZipFile(stream, "w") as archive:
-        _write_member(archive, f"{model_id}.xml", xml)
-        _write_member(archive, f"{model_id}.model", model)
-        if license_file is not None:
-            _write_member(archive, LICENSE_MEMBER, license_file)
-        _write_member(archive, f"modelid={model_id}", b"")
+        for name, content in [*members, *license_member, *trailer]:
+            _write_member(archive, name, content)
 
 
 def _sha256_of(stream: IO[bytes]) -> str:

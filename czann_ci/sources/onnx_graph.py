@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     import onnx
 
 
-DEFAULT_DOMAINS = ("", "ai.onnx")
 """The two spellings of the standard ONNX operator domain."""
 
 

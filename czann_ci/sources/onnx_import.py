@@ -28,7 +28,7 @@ from czann_ci.sources.onnx_external_data import (
     fold_external_data,
 )
 from czann_ci.sources.onnx_graph import onnx_session
-from czann_ci.sources.onnx_interface import (
+from czann_ci.sources.onnx_interface_checks import (
     check_batch,
     check_domains,
     check_float32_input,

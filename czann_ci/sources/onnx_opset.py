@@ -12,9 +12,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from czann_ci.errors import ConversionError, first_line
+from czann_ci.format.onnx_interface import DEFAULT_DOMAINS
+from czann_ci.format.onnx_interface import default_opset as declared_opset
 from czann_ci.naming import unique_name
 from czann_ci.sources.onnx_graph import (
-    DEFAULT_DOMAINS,
     all_names,
     all_nodes,
     constant_values,
@@ -31,10 +32,8 @@ CONVERSION_ATOL = 1e-5
 
 
 def default_opset(model: onnx.ModelProto) -> int:
-    for entry in model.opset_import:
-        if entry.domain in DEFAULT_DOMAINS:
-            return entry.version
-    return 1
+    """The model's default-domain opset; 1 when it imports none (ONNX's own default)."""
+    return declared_opset(model) or 1
 
 
 def convert_opset(

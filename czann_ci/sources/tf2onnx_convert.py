@@ -183,3 +183,11 @@ def name_io(onnx_model: onnx.ModelProto, input_name: str, output_name: str) -> N
         node.output[:] = [renames.get(n, n) for n in node.output]
     for value in (graph.input[0], graph.output[0]):
         value.name = renames.get(value.name, value.name)
+
+
+def stamp_producer(onnx_model: onnx.ModelProto) -> None:
+    """``tf2onnx 1.17.0``: tf2onnx writes its version followed by its git hash, ``None`` in a release wheel."""
+    import tf2onnx
+
+    onnx_model.producer_name = "tf2onnx"
+    onnx_model.producer_version = tf2onnx.__version__

@@ -10,7 +10,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from czann_ci.errors import ConversionError, first_line
-from czann_ci.sources.onnx_graph import DEFAULT_DOMAINS
+from czann_ci.format.onnx_interface import DEFAULT_DOMAINS
 
 if TYPE_CHECKING:
     import onnx

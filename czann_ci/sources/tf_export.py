@@ -38,7 +38,13 @@ import numpy as np
 from czann_ci.errors import CzannError, InvalidModelError, UsageError
 from czann_ci.sources.keras_trace import keras_signature, trace_keras
 from czann_ci.sources.savedmodel_trace import reshaped_signature, serving_function, trace_concrete_function
-from czann_ci.sources.tf2onnx_convert import convert_traced, name_io, plain_tf2onnx, plain_tf2onnx_keras
+from czann_ci.sources.tf2onnx_convert import (
+    convert_traced,
+    name_io,
+    plain_tf2onnx,
+    plain_tf2onnx_keras,
+    stamp_producer,
+)
 from czann_ci.sources.tf2onnx_failures import exception_line
 from czann_ci.sources.tf_trace import LARGE_WEIGHT_ELEMENTS
 
@@ -98,6 +104,7 @@ def keras_to_onnx(
         onnx_model = convert_traced(traced, opset, model)
         del traced
     name_io(onnx_model, input_name, output_name)
+    stamp_producer(onnx_model)
     return onnx_model
 
 
@@ -138,6 +145,7 @@ def savedmodel_to_onnx(
         onnx_model = convert_traced(traced, opset, None)
         del traced
     name_io(onnx_model, input_key, output_key)
+    stamp_producer(onnx_model)
 
     def run_reference(batch: np.ndarray) -> np.ndarray:
         result = function(**{input_key: tf.constant(batch, dtype=tf.float32)})

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from czann_ci.errors import ConversionError, InvalidModelError, UsageError, first_line
 from czann_ci.sources.onnx_import import PreparedOnnx, prepare_onnx_model
-from czann_ci.sources.onnx_interface import check_input_shape
+from czann_ci.sources.onnx_interface_checks import check_input_shape
 from czann_ci.sources.onnx_layout import (
     LAYOUTS_2D,
     LAYOUTS_3D,
