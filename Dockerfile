@@ -4,8 +4,10 @@
 #   full (default, last stage; what the GitHub action builds): Keras / SavedModel / ONNX sources
 #   slim (`docker build --target slim`): ONNX sources, validate, inspect, publish; no TensorFlow
 #
-# BASE_IMAGE is pinned by digest; CI machines without a registry pass a local stand-in with
-# --build-arg BASE_IMAGE=... (see tests/container/base.sh).
+# BASE_IMAGE is pinned by digest (a multi-platform index: linux/amd64 and linux/arm64); machines
+# without Docker Hub pass a mirror or a local stand-in with --build-arg BASE_IMAGE=... (README,
+# "Building the image"; tests/container/base.sh). VERSION and REVISION label the image; the release
+# script (.ci/build-and-push) sets them.
 ARG BASE_IMAGE=debian:bookworm-slim@sha256:7802002798b0e351323ed2357ae6dc5a8c4d0a05a57e7f4d8f97136151d3d603
 
 # --- Python runtime shared by both targets -------------------------------------------------------
@@ -41,7 +43,7 @@ RUN python3 -m venv /opt/build \
 
 # The czann-ci wheel, in its own stage so that a source change does not re-install the dependencies.
 FROM builder AS wheel
-COPY pyproject.toml README.md* /src/
+COPY pyproject.toml README.md* LICENSE /src/
 COPY czann_ci /src/czann_ci
 # pyproject names README.md as the long description; a context without it still builds.
 RUN { test -f /src/README.md || echo "czann-ci" >/src/README.md; } \
@@ -69,26 +71,30 @@ RUN /opt/build/bin/pip --python /opt/czann/bin/python install --no-deps /wheels/
 
 # --- slim: ONNX only ----------------------------------------------------------------------------
 FROM runtime AS slim
-ARG VERSION=0.1.0
+COPY --from=builder-slim /opt/czann /opt/czann
+COPY entrypoint /usr/local/bin/czann-entrypoint
+ENTRYPOINT ["/usr/local/bin/czann-entrypoint"]
+ARG VERSION=dev
+ARG REVISION=unknown
 LABEL org.opencontainers.image.title="czann-ci (slim, ONNX only)" \
       org.opencontainers.image.description="Validate, inspect, convert ONNX models to ZEISS ZEN .czann and publish them from CI" \
       org.opencontainers.image.source="https://github.com/czann-ci/czann-ci" \
       org.opencontainers.image.licenses="MIT" \
       org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.base.name="debian:bookworm-slim"
-COPY --from=builder-slim /opt/czann /opt/czann
-COPY entrypoint /usr/local/bin/czann-entrypoint
-ENTRYPOINT ["/usr/local/bin/czann-entrypoint"]
 
 # --- full: Keras 3 / TensorFlow / ONNX (default target; the GitHub action runs this) -------------
 FROM runtime AS full
-ARG VERSION=0.1.0
+COPY --from=builder-full /opt/czann /opt/czann
+COPY entrypoint /usr/local/bin/czann-entrypoint
+ENTRYPOINT ["/usr/local/bin/czann-entrypoint"]
+ARG VERSION=dev
+ARG REVISION=unknown
 LABEL org.opencontainers.image.title="czann-ci" \
       org.opencontainers.image.description="Convert Keras 3, SavedModel and ONNX models to validated ZEISS ZEN .czann files and publish them from CI" \
       org.opencontainers.image.source="https://github.com/czann-ci/czann-ci" \
       org.opencontainers.image.licenses="MIT" \
       org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.base.name="debian:bookworm-slim"
-COPY --from=builder-full /opt/czann /opt/czann
-COPY entrypoint /usr/local/bin/czann-entrypoint
-ENTRYPOINT ["/usr/local/bin/czann-entrypoint"]

@@ -148,7 +148,9 @@ def test_lock_files_pin_every_package_with_hashes() -> None:
     for name in ("full", "slim", "build"):
         lock = (REPO / "requirements" / f"{name}.lock").read_text()
         pins = re.findall(
-            r"^([A-Za-z0-9_.-]+)==(\S+) \\\n((?:\s+--hash=sha256:[0-9a-f]{64}(?: \\)?\n)+)", lock, re.M
+            r"^([A-Za-z0-9_.-]+)==(\S+)(?: ;[^\\\n]*)? \\\n((?:\s+--hash=sha256:[0-9a-f]{64}(?: \\)?\n)+)",
+            lock,
+            re.M,
         )
         listed = {line.split("==")[0] for line in lock.splitlines() if re.match(r"^[A-Za-z0-9]", line)}
         assert listed and {p[0] for p in pins} == listed, f"{name}.lock: unhashed pins"
