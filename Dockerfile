@@ -1,8 +1,8 @@
 # czann-ci: convert, validate and publish ZEISS ZEN .czann models from CI.
 #
 # Targets:
-#   full (default, last stage; what the GitHub action builds): Keras / SavedModel / ONNX sources
-#   slim (`docker build --target slim`): ONNX sources, validate, inspect, publish; no TensorFlow
+#   full (default, last stage): Keras / SavedModel / ONNX sources; published as ghcr.io/czann-ci/czann-ci:vX.Y.Z
+#   slim (`--target slim`): ONNX sources, validate, inspect, publish; no TensorFlow; published as :vX.Y.Z-slim
 #
 # BASE_IMAGE is pinned by digest (a multi-platform index: linux/amd64 and linux/arm64); machines
 # without Docker Hub pass a mirror or a local stand-in with --build-arg BASE_IMAGE=... (README,
@@ -84,7 +84,7 @@ LABEL org.opencontainers.image.title="czann-ci (slim, ONNX only)" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.base.name="debian:bookworm-slim"
 
-# --- full: Keras 3 / TensorFlow / ONNX (default target; the GitHub action runs this) -------------
+# --- full: Keras 3 / TensorFlow / ONNX (default target; built by the action at a ref that is no release)
 FROM runtime AS full
 COPY --from=builder-full /opt/czann /opt/czann
 COPY entrypoint /usr/local/bin/czann-entrypoint
