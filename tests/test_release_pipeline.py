@@ -8,6 +8,7 @@ plan are exercised against a local registry in tests/test_container.py.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -171,6 +172,52 @@ def test_build_and_push_refuses_a_version_the_package_does_not_have() -> None:
     assert f"not the package's version ({__version__}" in done.stderr
     done = run("bash", str(BUILD_AND_PUSH), "--version", __version__, "--image", "ghcr.io/Czann/X", "--plan")
     assert done.returncode == 2 and "lower-case repository" in done.stderr
+
+
+def index_check() -> str:
+    """The Python that .ci/build-and-push runs on each pushed tag's index after a buildx push."""
+    return BUILD_AND_PUSH.read_text().split("check_index='", 1)[1].split("\n'\n", 1)[0]
+
+
+def buildx_index(*platforms: str) -> str:
+    """An image index as buildx pushes it with --sbom/--provenance: one manifest per platform and
+    one attestation manifest each, whose platform is unknown/unknown."""
+    manifests = []
+    for number, platform in enumerate(platforms):
+        os_name, architecture = platform.split("/")
+        digest = f"sha256:{number:064x}"
+        manifests.append({"digest": digest, "platform": {"os": os_name, "architecture": architecture}})
+        manifests.append(
+            {
+                "digest": f"sha256:{number + 100:064x}",
+                "platform": {"os": "unknown", "architecture": "unknown"},
+                "annotations": {
+                    "vnd.docker.reference.type": "attestation-manifest",
+                    "vnd.docker.reference.digest": digest,
+                },
+            }
+        )
+    return json.dumps(
+        {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests}
+    )
+
+
+@pytest.mark.parametrize(
+    ("pushed", "ok"),
+    [(("linux/amd64", "linux/arm64"), True), (("linux/amd64",), False), (("linux/arm64",), False)],
+)
+def test_a_release_fails_unless_each_pushed_index_lists_both_platforms(
+    pushed: tuple[str, ...], ok: bool
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", index_check(), "ghcr.io/czann-ci/czann-ci:v1", "linux/amd64,linux/arm64"],
+        input=buildx_index(*pushed), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert (done.returncode == 0) is ok, done.stdout + done.stderr
+    if ok:
+        assert done.stdout.strip() == "pushed ghcr.io/czann-ci/czann-ci:v1: linux/amd64 linux/arm64"
+    else:
+        assert "not ['linux/amd64', 'linux/arm64']" in done.stderr
 
 
 def release_step(job: str, name: str) -> dict:
