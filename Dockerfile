@@ -29,6 +29,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # --- Builder: pinned, hashed dependencies into /opt/czann (a venv without pip) ------------------
 FROM runtime AS builder
 ARG DEBIAN_FRONTEND=noninteractive
+# A PyPI mirror for the build only (--build-arg PIP_INDEX_URL=https://mirror/simple); unset, pip uses
+# PyPI. Either way every file must match a hash in the lock. Never part of the final images.
+ARG PIP_INDEX_URL
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3-venv binutils \
@@ -36,6 +39,12 @@ RUN apt-get update \
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
+# Run after each dependency install: what no czann command loads. onnxruntime's wheel carries its C API
+# library (34 MB) beside the Python binding, which does not link it; numpy, onnx and others ship
+# their own test suites (tf2onnx's as a top-level package `tests`).
+ENV CZANN_PRUNE='site=/opt/czann/lib/python3.11/site-packages \
+ && rm -f "$site"/onnxruntime/capi/libonnxruntime.so* \
+ && find "$site" -mindepth 1 -type d -name tests -prune -exec rm -rf {} +'
 COPY requirements/build.lock /src/requirements/build.lock
 RUN python3 -m venv /opt/build \
  && /opt/build/bin/pip install --require-hashes --no-deps -r /src/requirements/build.lock \
@@ -50,21 +59,24 @@ RUN { test -f /src/README.md || echo "czann-ci" >/src/README.md; } \
  && /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /wheels /src
 
 FROM builder AS builder-slim
+ARG PIP_INDEX_URL
 COPY requirements/slim.lock /src/requirements/slim.lock
 RUN /opt/build/bin/pip --python /opt/czann/bin/python install --require-hashes --no-deps \
-      -r /src/requirements/slim.lock
+      -r /src/requirements/slim.lock \
+ && sh -c "$CZANN_PRUNE"
 COPY --from=wheel /wheels /wheels
 RUN /opt/build/bin/pip --python /opt/czann/bin/python install --no-deps /wheels/*.whl
 
 FROM builder AS builder-full
+ARG PIP_INDEX_URL
 COPY requirements/full.lock /src/requirements/full.lock
 # TensorFlow ships 290 MB of C++ headers (only for compiling custom ops) and unstripped shared
 # libraries; dropping both keeps the image about 0.5 GB smaller and changes nothing at run time.
-# tf2onnx's wheel also installs its own test suite as a top-level package named `tests`.
 RUN /opt/build/bin/pip --python /opt/czann/bin/python install --require-hashes --no-deps \
       -r /src/requirements/full.lock \
+ && sh -c "$CZANN_PRUNE" \
  && site=/opt/czann/lib/python3.11/site-packages \
- && rm -rf "$site/tensorflow/include" "$site/tests" \
+ && rm -rf "$site/tensorflow/include" \
  && find "$site/tensorflow" -name '*.so*' -type f -exec strip --strip-unneeded {} +
 COPY --from=wheel /wheels /wheels
 RUN /opt/build/bin/pip --python /opt/czann/bin/python install --no-deps /wheels/*.whl
