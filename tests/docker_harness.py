@@ -64,19 +64,19 @@ class Engine:
         return self.docker("images", "-q").stdout.split()
 
 
-def _started(script: str) -> dict[str, str]:
+def _started(script: str, env: dict[str, str] | None = None) -> dict[str, str]:
     done = subprocess.run(
-        [str(HELPERS / script), "start"], capture_output=True, text=True, timeout=180, check=False
+        [str(HELPERS / script), "start"], capture_output=True, text=True, timeout=180, check=False, env=env
     )
     assert done.returncode == 0, f"{script} start failed:\n{done.stderr}"
     return dict(line.split("=", 1) for line in done.stdout.split())
 
 
 @contextmanager
-def start_engine() -> Iterator[Engine]:
-    """A dockerd of our own. The first one running uses the persistent image cache; any further one
-    (while that holds the cache's lock) starts with an empty image store: a clean engine."""
-    values = _started("engine.sh")
+def start_engine(fresh: bool = False) -> Iterator[Engine]:
+    """A dockerd of our own. It uses the persistent image cache unless another engine holds it or
+    `fresh` is set; then it starts with an empty image store, as on a new machine."""
+    values = _started("engine.sh", {**os.environ, "CZANN_DOCKER_FRESH": "1" if fresh else ""})
     # DOCKER: the client .ci/build-and-push runs (another docker on PATH may lack BuildKit support)
     env = {**os.environ, "DOCKER_HOST": values["DOCKER_HOST"], "DOCKER_BUILDKIT": "1", "DOCKER": DOCKER}
     running = Engine(values["W"], env)

@@ -8,9 +8,11 @@
 # A Docker engine treats a registry on 127.0.0.1 as insecure-allowed, so it pushes and pulls there
 # over plain HTTP without any daemon configuration.
 set -euo pipefail
+# shellcheck source=tests/container/process.sh
+source "$(dirname "${BASH_SOURCE[0]}")/process.sh"
 
 start() {
-  local r port i
+  local r port
   command -v docker-registry >/dev/null || { echo "docker-registry is not installed (apt-get install docker-registry)" >&2; return 1; }
   r="$(mktemp -d /tmp/czann-registry.XXXXXX)"
   port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
@@ -30,29 +32,18 @@ http:
 YAML
   docker-registry serve "$r/config.yml" >"$r/registry.log" 2>&1 &
   echo "$!" >"$r/registry.pid"
-  for i in $(seq 1 100); do
-    if curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1; then
-      echo "R=$r"
-      echo "ADDRESS=127.0.0.1:$port"
-      return 0
-    fi
-    sleep 0.1
-  done
-  echo "the registry did not come up; log follows" >&2
-  tail -n 20 "$r/registry.log" >&2 || true
-  stop "$r"
-  return 1
+  if ! wait_for 10 "$r/registry.log" "the registry" curl -fsS "http://127.0.0.1:$port/v2/"; then
+    stop "$r"
+    return 1
+  fi
+  echo "R=$r"
+  echo "ADDRESS=127.0.0.1:$port"
 }
 
 stop() {
-  local r="$1" pid i
+  local r="$1"
   [[ -d "$r" && "$r" == /tmp/czann-registry.* ]] || { echo "not a registry folder: $r" >&2; return 1; }
-  pid="$(cat "$r/registry.pid" 2>/dev/null || true)"
-  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-    kill "$pid"
-    for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$pid" 2>/dev/null && kill -9 "$pid" || true
-  fi
+  stop_pid "$(cat "$r/registry.pid" 2>/dev/null || true)" 5
   rm -rf "$r"
 }
 
