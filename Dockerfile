@@ -1,11 +1,13 @@
 # czann-ci: convert, validate and publish ZEISS ZEN .czann models from CI.
 #
 # Targets:
-#   full (default, last stage; what the GitHub action builds): Keras / SavedModel / ONNX sources
-#   slim (`docker build --target slim`): ONNX sources, validate, inspect, publish; no TensorFlow
+#   full (default, last stage): Keras / SavedModel / ONNX sources; published as ghcr.io/czann-ci/czann-ci:vX.Y.Z
+#   slim (`--target slim`): ONNX sources, validate, inspect, publish; no TensorFlow; published as :vX.Y.Z-slim
 #
-# BASE_IMAGE is pinned by digest; CI machines without a registry pass a local stand-in with
-# --build-arg BASE_IMAGE=... (see tests/container/base.sh).
+# BASE_IMAGE is pinned by digest (a multi-platform index: linux/amd64 and linux/arm64); machines
+# without Docker Hub pass a mirror or a local stand-in with --build-arg BASE_IMAGE=... (README,
+# "Building the image"; tests/container/base.sh). VERSION and REVISION label the image; the release
+# script (.ci/build-and-push) sets them.
 ARG BASE_IMAGE=debian:bookworm-slim@sha256:7802002798b0e351323ed2357ae6dc5a8c4d0a05a57e7f4d8f97136151d3d603
 
 # --- Python runtime shared by both targets -------------------------------------------------------
@@ -27,6 +29,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # --- Builder: pinned, hashed dependencies into /opt/czann (a venv without pip) ------------------
 FROM runtime AS builder
 ARG DEBIAN_FRONTEND=noninteractive
+# A PyPI mirror for the build only (--build-arg PIP_INDEX_URL=https://mirror/simple); unset, pip uses
+# PyPI. Either way every file must match a hash in the lock. Never part of the final images.
+ARG PIP_INDEX_URL
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3-venv binutils \
@@ -34,6 +39,12 @@ RUN apt-get update \
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
+# Run after each dependency install: what no czann command loads. onnxruntime's wheel carries its C API
+# library (34 MB) beside the Python binding, which does not link it; numpy, onnx and others ship
+# their own test suites (tf2onnx's as a top-level package `tests`).
+ENV CZANN_PRUNE='site=/opt/czann/lib/python3.11/site-packages \
+ && rm -f "$site"/onnxruntime/capi/libonnxruntime.so* \
+ && find "$site" -mindepth 1 -type d -name tests -prune -exec rm -rf {} +'
 COPY requirements/build.lock /src/requirements/build.lock
 RUN python3 -m venv /opt/build \
  && /opt/build/bin/pip install --require-hashes --no-deps -r /src/requirements/build.lock \
@@ -41,54 +52,61 @@ RUN python3 -m venv /opt/build \
 
 # The czann-ci wheel, in its own stage so that a source change does not re-install the dependencies.
 FROM builder AS wheel
-COPY pyproject.toml README.md* /src/
+COPY pyproject.toml README.md* LICENSE /src/
 COPY czann_ci /src/czann_ci
 # pyproject names README.md as the long description; a context without it still builds.
 RUN { test -f /src/README.md || echo "czann-ci" >/src/README.md; } \
  && /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /wheels /src
 
 FROM builder AS builder-slim
+ARG PIP_INDEX_URL
 COPY requirements/slim.lock /src/requirements/slim.lock
 RUN /opt/build/bin/pip --python /opt/czann/bin/python install --require-hashes --no-deps \
-      -r /src/requirements/slim.lock
+      -r /src/requirements/slim.lock \
+ && sh -c "$CZANN_PRUNE"
 COPY --from=wheel /wheels /wheels
 RUN /opt/build/bin/pip --python /opt/czann/bin/python install --no-deps /wheels/*.whl
 
 FROM builder AS builder-full
+ARG PIP_INDEX_URL
 COPY requirements/full.lock /src/requirements/full.lock
 # TensorFlow ships 290 MB of C++ headers (only for compiling custom ops) and unstripped shared
 # libraries; dropping both keeps the image about 0.5 GB smaller and changes nothing at run time.
-# tf2onnx's wheel also installs its own test suite as a top-level package named `tests`.
 RUN /opt/build/bin/pip --python /opt/czann/bin/python install --require-hashes --no-deps \
       -r /src/requirements/full.lock \
+ && sh -c "$CZANN_PRUNE" \
  && site=/opt/czann/lib/python3.11/site-packages \
- && rm -rf "$site/tensorflow/include" "$site/tests" \
+ && rm -rf "$site/tensorflow/include" \
  && find "$site/tensorflow" -name '*.so*' -type f -exec strip --strip-unneeded {} +
 COPY --from=wheel /wheels /wheels
 RUN /opt/build/bin/pip --python /opt/czann/bin/python install --no-deps /wheels/*.whl
 
 # --- slim: ONNX only ----------------------------------------------------------------------------
 FROM runtime AS slim
-ARG VERSION=0.1.0
+COPY --from=builder-slim /opt/czann /opt/czann
+COPY entrypoint /usr/local/bin/czann-entrypoint
+ENTRYPOINT ["/usr/local/bin/czann-entrypoint"]
+ARG VERSION=dev
+ARG REVISION=unknown
 LABEL org.opencontainers.image.title="czann-ci (slim, ONNX only)" \
       org.opencontainers.image.description="Validate, inspect, convert ONNX models to ZEISS ZEN .czann and publish them from CI" \
       org.opencontainers.image.source="https://github.com/czann-ci/czann-ci" \
       org.opencontainers.image.licenses="MIT" \
       org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.base.name="debian:bookworm-slim"
-COPY --from=builder-slim /opt/czann /opt/czann
+
+# --- full: Keras 3 / TensorFlow / ONNX (default target; built by the action at a ref that is no release)
+FROM runtime AS full
+COPY --from=builder-full /opt/czann /opt/czann
 COPY entrypoint /usr/local/bin/czann-entrypoint
 ENTRYPOINT ["/usr/local/bin/czann-entrypoint"]
-
-# --- full: Keras 3 / TensorFlow / ONNX (default target; the GitHub action runs this) -------------
-FROM runtime AS full
-ARG VERSION=0.1.0
+ARG VERSION=dev
+ARG REVISION=unknown
 LABEL org.opencontainers.image.title="czann-ci" \
       org.opencontainers.image.description="Convert Keras 3, SavedModel and ONNX models to validated ZEISS ZEN .czann files and publish them from CI" \
       org.opencontainers.image.source="https://github.com/czann-ci/czann-ci" \
       org.opencontainers.image.licenses="MIT" \
       org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.base.name="debian:bookworm-slim"
-COPY --from=builder-full /opt/czann /opt/czann
-COPY entrypoint /usr/local/bin/czann-entrypoint
-ENTRYPOINT ["/usr/local/bin/czann-entrypoint"]

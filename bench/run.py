@@ -380,12 +380,14 @@ def markdown(ours: list[Row], readers: list[Row], baseline: list[Row], runs: int
     return "\n".join(lines)
 
 
-def update_readme(table: str, command: str, markers: tuple[str, str] = (README_START, README_END)) -> None:
-    """Replace what lies between ``markers`` in bench/README.md with the command, the date and ``table``."""
+def update_readme(
+    table: str, command: str, markers: tuple[str, str] = (README_START, README_END), machine: str = ""
+) -> None:
+    """Replace the section of bench/README.md between the two markers with the table, dated."""
     readme = BENCH / "README.md"
     text = readme.read_text()
     start, end = text.index(markers[0]) + len(markers[0]), text.index(markers[1])
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    machine = machine or f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     body = f"\n`{command}` on {time.strftime('%Y-%m-%d')} ({machine}):\n\n{table}\n"
     readme.write_text(text[:start] + body + text[end:])
 

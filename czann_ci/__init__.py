@@ -1,3 +1,3 @@
 """czann-ci: convert, validate and publish ZEISS ZEN .czann models."""
 
-__version__ = "0.1.0"
+__version__ = "1.0.0"

@@ -146,11 +146,11 @@ def run_action(env: Mapping[str, str] = os.environ) -> int:
         phase = "convert"
         with tempfile.TemporaryDirectory(prefix="czann-action-") as scratch:
             archive = _convert(inputs, ctx, console, Path(scratch), step)
-            if inputs.mode in RELEASE_MODES:
+            if (
+                inputs.mode in RELEASE_MODES
+            ):  # the release step sets the outcome: released, planned, unchanged
                 phase = "publish"
-                _release(
-                    inputs, ctx, console, archive, step
-                )  # sets the outcome: released, planned, unchanged
+                _release(inputs, ctx, console, archive, step)
             else:
                 step.outcome = _OUTCOME_OF_MODE[inputs.mode]
         if inputs.mode == "publish":

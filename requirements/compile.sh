@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# Regenerate the pinned, hashed lock files the container image installs from.
+# Regenerate the pinned, hashed lock files the container images install from.
 # Run from anywhere after changing dependencies in pyproject.toml: requirements/compile.sh
-# Uses uv (https://github.com/astral-sh/uv): `pip install uv`.
+# Uses uv (https://github.com/astral-sh/uv): `pip install uv`. Existing pins are kept where they
+# still satisfy pyproject.toml (uv prefers the versions already in the output file).
+#
+# One universal resolution per lock covers both image platforms, linux/amd64 and linux/arm64
+# (Debian bookworm's CPython 3.11, glibc 2.36): the environments are [tool.uv] environments in
+# pyproject.toml, the hashes cover every file of each pinned version, x86_64 and aarch64 wheels
+# alike, and a line that only one platform installs carries its marker (tensorflow-cpu on
+# x86_64, tensorflow on aarch64). tests/test_release_pipeline.py downloads every pinned wheel for
+# both platforms with --require-hashes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The image runs Debian bookworm's CPython 3.11 on x86_64 (glibc 2.36).
-common=(--generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28
-        --annotation-style line --custom-compile-command requirements/compile.sh)
+common=(--universal --generate-hashes --python-version 3.11 --annotation-style line
+        --custom-compile-command requirements/compile.sh)
 uv pip compile "${common[@]}" pyproject.toml --extra tensorflow -o requirements/full.lock
 uv pip compile "${common[@]}" pyproject.toml -o requirements/slim.lock
 # setuptools/wheel build the czann-ci wheel inside the builder stage only.
-printf 'setuptools>=68\nwheel>=0.42\n' | uv pip compile "${common[@]}" - -o requirements/build.lock
+printf 'setuptools>=77\nwheel>=0.42\n' | uv pip compile "${common[@]}" - -o requirements/build.lock

@@ -77,13 +77,23 @@ def test_dockerfile_pins_its_base_and_ends_with_the_full_target() -> None:
     assert base and base.start() < first_from
     assert re.fullmatch(r"debian:bookworm-slim@sha256:[0-9a-f]{64}", base.group(1))
     stages = re.findall(r"^FROM \S+ AS (\S+)$", text, re.M)
-    assert stages[-1] == "full" and "slim" in stages  # GitHub builds the last stage
+    assert stages[-1] == "full" and "slim" in stages  # an unreleased ref builds the last stage
     assert re.search(r'^ENTRYPOINT \["/usr/local/bin/czann-entrypoint"\]$', text, re.M)
     assert "--require-hashes" in text
 
 
+# Inputs the composite action consumes itself (action/select-image); they never reach the container.
+COMPOSITE_ONLY_INPUTS = {"image"}
+
+
+def czann_step() -> dict:
+    steps = action_spec()["runs"]["steps"]
+    (step,) = [s for s in steps if s.get("id") == "czann"]
+    return step
+
+
 def test_every_input_in_action_yml_is_read_by_the_step() -> None:
-    declared = set(action_spec()["inputs"])
+    declared = set(action_spec()["inputs"]) - COMPOSITE_ONLY_INPUTS
     assert declared == set(action.INPUT_NAMES)
     read = set()
     tree = ast.parse(Path(action_inputs.__file__).read_text())
@@ -104,8 +114,34 @@ def test_every_input_in_action_yml_is_read_by_the_step() -> None:
 
 
 def test_outputs_in_action_yml_are_the_ones_written() -> None:
-    declared = set(action_spec()["outputs"])
-    assert declared == set(action.OUTPUT_NAMES) == set(action.StepResult().outputs())
+    outputs = action_spec()["outputs"]
+    assert set(outputs) == set(action.OUTPUT_NAMES) == set(action.StepResult().outputs())
+    for name, spec in outputs.items():
+        assert spec["value"] == f"${{{{ steps.czann.outputs.{name} }}}}", name
+
+
+def test_the_composite_forwards_every_input_to_the_container_the_way_github_names_them() -> None:
+    """GitHub gives a Docker action's inputs as INPUT_<NAME> upper-cased with hyphens kept; the
+    composite hands the generated Docker step exactly those variables, each from its own input."""
+    step = czann_step()
+    assert step["uses"] == "./.czann-ci-step"
+    expected = {f"INPUT_{name.upper()}": f"${{{{ inputs.{name} }}}}" for name in action.INPUT_NAMES}
+    assert step["env"] == expected
+    assert "with" not in step
+
+
+def test_the_composite_chooses_the_image_then_removes_the_generated_step() -> None:
+    spec = action_spec()
+    assert spec["runs"]["using"] == "composite"
+    first, czann, last = spec["runs"]["steps"]
+    assert first["id"] == "image" and "action/select-image" in first["run"]
+    # untrusted values reach the shell as environment variables, never as ${{ }} inside `run:`
+    assert "${{" not in first["run"] and "${{" not in last["run"]
+    assert first["env"]["CZANN_ACTION_REF"] == "${{ github.action_ref }}"
+    assert first["env"]["CZANN_IMAGE_INPUT"] == "${{ inputs.image }}"
+    assert czann["id"] == "czann"
+    assert last["if"] == "always()" and ".czann-ci-step" in last["run"]
+    assert spec["inputs"]["image"]["default"] == "auto"
 
 
 def test_inputs_are_documented_with_defaults_and_booleans_default_to_a_strict_spelling() -> None:
@@ -116,7 +152,6 @@ def test_inputs_are_documented_with_defaults_and_booleans_default_to_a_strict_sp
         if name in {"bgr-to-rgb", "sigmoid-to-softmax", "draft", "prerelease", "checksum", "debug"}:
             assert default in ("true", "false"), name
     spec = action_spec()
-    assert spec["runs"] == {"using": "docker", "image": "Dockerfile"}
     assert spec["inputs"]["token"]["default"] == "${{ github.token }}"
 
 
@@ -124,7 +159,7 @@ def test_example_workflows_use_only_declared_inputs() -> None:
     declared = set(action_spec()["inputs"])
     for path in WORKFLOWS:
         for job in load_yaml(path)["jobs"].values():
-            for step in job["steps"]:
+            for step in job.get("steps", []):  # a job calling a reusable workflow has none
                 uses = step.get("uses", "")
                 if uses == "./" or uses.startswith("czann-ci/czann-ci@"):
                     assert set(step.get("with", {})) <= declared, (path.name, step["with"])
@@ -148,7 +183,9 @@ def test_lock_files_pin_every_package_with_hashes() -> None:
     for name in ("full", "slim", "build"):
         lock = (REPO / "requirements" / f"{name}.lock").read_text()
         pins = re.findall(
-            r"^([A-Za-z0-9_.-]+)==(\S+) \\\n((?:\s+--hash=sha256:[0-9a-f]{64}(?: \\)?\n)+)", lock, re.M
+            r"^([A-Za-z0-9_.-]+)==(\S+)(?: ;[^\\\n]*)? \\\n((?:\s+--hash=sha256:[0-9a-f]{64}(?: \\)?\n)+)",
+            lock,
+            re.M,
         )
         listed = {line.split("==")[0] for line in lock.splitlines() if re.match(r"^[A-Za-z0-9]", line)}
         assert listed and {p[0] for p in pins} == listed, f"{name}.lock: unhashed pins"
@@ -170,8 +207,9 @@ def test_entrypoint_is_bash_and_execs_the_action() -> None:
     check("bash", "-n", str(entrypoint))
     for script in (REPO / "tests" / "container").glob("*.sh"):
         check("bash", "-n", str(script))
-    if (REPO / ".ci" / "run").exists():
-        check("bash", "-n", str(REPO / ".ci" / "run"))
+    for script in (REPO / ".ci" / "run", REPO / ".ci" / "build-and-push", REPO / "action" / "select-image"):
+        check("bash", "-n", str(script))
+        assert script.stat().st_mode & 0o111, f"{script} is not executable"
 
 
 @pytest.mark.parametrize("name", ["release-model.yml", "release-matrix.yml"])

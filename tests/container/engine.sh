@@ -5,9 +5,12 @@
 #   engine.sh stop <W>   -> stops that engine and removes <dir>
 #
 # The image store lives in a persistent cache directory (so the base image and build layers are
-# reused between runs) when no other engine holds it; otherwise in <W>. The lock is an open file
+# reused between runs) when no other engine holds it; otherwise, or with CZANN_DOCKER_FRESH=1 (an
+# engine with an empty image store, as on a new machine), in <W>. The lock is an open file
 # descriptor that dockerd inherits, so it is released when that dockerd exits.
 set -euo pipefail
+# shellcheck source=tests/container/process.sh
+source "$(dirname "${BASH_SOURCE[0]}")/process.sh"
 
 CACHE_ROOT="${CZANN_DOCKER_CACHE:-/var/tmp/czann-ci-docker}"
 
@@ -17,7 +20,7 @@ start() {
   w="$(mktemp -d /tmp/dk.XXXXXX)"
   mkdir -p "$CACHE_ROOT"
   exec 9>"$CACHE_ROOT/lock"
-  if flock -n 9; then
+  if [[ "${CZANN_DOCKER_FRESH:-}" != 1 ]] && flock -n 9; then
     data="$CACHE_ROOT/data"
   else
     exec 9>&-
@@ -29,19 +32,12 @@ start() {
     --bridge=none >"$w/dockerd.log" 2>&1 &
   echo "$!" >"$w/dockerd.launcher"
   exec 9>&-
-  local i
-  for i in $(seq 1 120); do
-    if DOCKER_HOST="unix://$w/docker.sock" /usr/bin/docker version >/dev/null 2>&1; then
-      echo "W=$w"
-      echo "DOCKER_HOST=unix://$w/docker.sock"
-      return 0
-    fi
-    sleep 0.5
-  done
-  echo "dockerd did not come up; log follows" >&2
-  tail -n 30 "$w/dockerd.log" >&2 || true
-  stop "$w"
-  return 1
+  if ! wait_for 60 "$w/dockerd.log" dockerd /usr/bin/docker -H "unix://$w/docker.sock" version; then
+    stop "$w"
+    return 1
+  fi
+  echo "W=$w"
+  echo "DOCKER_HOST=unix://$w/docker.sock"
 }
 
 stop() {
@@ -56,12 +52,7 @@ stop() {
     "${docker[@]}" builder prune -f --keep-storage "${CZANN_DOCKER_KEEP:-4gb}" >/dev/null 2>&1 || true
   fi
   if [[ -s "$w/dockerd.pid" ]]; then pid="$(cat "$w/dockerd.pid")"; elif [[ -s "$w/dockerd.launcher" ]]; then pid="$(cat "$w/dockerd.launcher")"; fi
-  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-    kill "$pid"
-    local i
-    for i in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -0 "$pid" 2>/dev/null && kill -9 "$pid" || true
-  fi
+  stop_pid "$pid" 30
   umount "$w/exec/netns/default" 2>/dev/null || true
   rm -rf "$w"
 }
