@@ -32,7 +32,7 @@ from czann_ci.errors import ConversionError, CzannError, InvalidModelError, Publ
 from czann_ci.format.archive import atomic_output
 from czann_ci.format.metadata import MetadataFile
 from czann_ci.naming import file_slug
-from czann_ci.plan_inputs import default_output_name
+from czann_ci.plan_inputs import default_output_name, metadata_of
 from czann_ci.release import MODES as RELEASE_MODES
 from czann_ci.render.annotations import error_annotation, finding_annotations
 from czann_ci.render.markdown import SUMMARY_LIMIT, job_summary
@@ -178,7 +178,8 @@ _OUTCOME_OF_MODE = {"validate": Outcome.VALID, "package": Outcome.PACKAGED, "pub
 
 
 def _context_line(inputs: ActionInputs, ctx: CiContext) -> str:
-    about = f"Metadata `{workspace_relative(inputs.metadata, ctx.workspace)}`, mode `{inputs.mode}`"
+    described_by = inputs.metadata or inputs.conversion.model
+    about = f"Metadata `{workspace_relative(Path(described_by), ctx.workspace)}`, mode `{inputs.mode}`"
     if inputs.release_tag:
         about += f", release tag `{inputs.release_tag}` (version `{inputs.version}`)"
     return about
@@ -187,10 +188,9 @@ def _context_line(inputs: ActionInputs, ctx: CiContext) -> str:
 def _convert(inputs: ActionInputs, ctx: CiContext, console: Console, scratch: Path, step: StepResult) -> Path:
     """Convert straight to the archive's place in the workspace (validate, release and plan modes: to a
     scratch folder, because the file's name or place is decided afterwards)."""
-    from czann_ci.format.metadata import load_metadata_file
 
     rule = _rule(inputs, ctx)
-    meta = load_metadata_file(inputs.metadata)
+    meta = metadata_of(inputs.conversion)
     for field_name, path in (("ModelPath", meta.model_path), ("LicenseFile", meta.license_path)):
         if path is not None and not (field_name == "ModelPath" and inputs.conversion.model is not None):
             rule.readable(path, field_name, file=str(meta.path))
@@ -246,11 +246,10 @@ def _record_placed(
 
 def _place_version(inputs: ActionInputs, ctx: CiContext, step: StepResult, built: Path, version: str) -> Path:
     """Release and plan modes: copy the scratch archive (and its preview) to dist/<name>-<version>.<format>."""
-    from czann_ci.format.metadata import load_metadata_file
 
     rule = _rule(inputs, ctx)
     final = rule.writable(
-        _archive_path(replace(inputs, version=version), ctx, load_metadata_file(inputs.metadata)), "output"
+        _archive_path(replace(inputs, version=version), ctx, metadata_of(inputs.conversion)), "output"
     )
     if step.czann_path and (ctx.workspace / step.czann_path) != final:
         (ctx.workspace / step.czann_path).unlink(missing_ok=True)  # an earlier decision, replanned
@@ -329,7 +328,6 @@ def _publish(inputs: ActionInputs, ctx: CiContext, console: Console, archive: Pa
 def _release(inputs: ActionInputs, ctx: CiContext, console: Console, built: Path, step: StepResult) -> None:
     """Release and plan modes: decide the version from the diff with the previous release, then (release)
     tag, publish and write the model card (czann_ci/release/step.py)."""
-    from czann_ci.format.metadata import load_metadata_file
     from czann_ci.release.forge import open_forge
     from czann_ci.release.step import ReleaseRequest, ReleaseStep
     from czann_ci.render.model_card import ConversionFacts
@@ -337,7 +335,7 @@ def _release(inputs: ActionInputs, ctx: CiContext, console: Console, built: Path
     assert step.conversion is not None
     if not ctx.commit:
         raise UsageError(f"{inputs.mode} mode needs the commit (GITHUB_SHA or CI_COMMIT_SHA)", field="mode")
-    meta = load_metadata_file(inputs.metadata)
+    meta = metadata_of(inputs.conversion)
     model = inputs.conversion.model or meta.model_path
     request = ReleaseRequest(
         mode=inputs.mode,
@@ -350,7 +348,7 @@ def _release(inputs: ActionInputs, ctx: CiContext, console: Console, built: Path
         checksum=inputs.checksum,
         package_name=file_slug(default_output_name(meta, model), lower=True),
     )
-    source = workspace_relative(Path(model) if isinstance(model, Path) else inputs.metadata, ctx.workspace)
+    source = workspace_relative(Path(model) if isinstance(model, Path) else meta.path, ctx.workspace)
     facts = ConversionFacts.of(step.conversion, source=source, commit=ctx.commit)
     forge = open_forge(
         ctx.forge,

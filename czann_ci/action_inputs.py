@@ -15,6 +15,7 @@ from czann_ci.errors import UsageError
 from czann_ci.plan import LAYOUTS, OUTPUT_FORMATS, ConvertOptions
 from czann_ci.release import MODES as RELEASE_MODES
 from czann_ci.release.versions import BUMP_CHOICES, require_version
+from czann_ci.sources.bioimageio.package import is_package_path
 
 MODES = ("validate", "package", "publish", *RELEASE_MODES)
 OVERWRITE_MODES = ("never", "if-changed", "always")
@@ -176,8 +177,9 @@ class ActionInputs:
     initial_version: str = "1.0.0"
 
     @property
-    def metadata(self) -> Path:
-        return Path(self.conversion.meta)  # type: ignore[arg-type]
+    def metadata(self) -> Path | None:
+        """The metadata file; None when the model is a bioimage.io package that describes itself."""
+        return Path(self.conversion.meta) if self.conversion.meta is not None else None  # type: ignore[arg-type]
 
 
 def read_inputs(reader: InputReader, ctx: CiContext) -> ActionInputs:
@@ -235,12 +237,14 @@ def _release_tag(reader: InputReader, ctx: CiContext, mode: str) -> str:
 
 
 def _read_conversion(reader: InputReader, ctx: CiContext) -> tuple[ConvertOptions, Path | None]:
-    metadata_text = reader.text("metadata")
-    if not metadata_text:
-        raise UsageError("is required: the path of the metadata JSON", field="metadata")
     rule = path_rule(reader, ctx)
-    metadata = _existing(rule, metadata_text, "metadata")
     model = _optional_existing(reader, rule, "model")
+    metadata = _optional_existing(reader, rule, "metadata")
+    if metadata is None and not (model is not None and is_package_path(model)):
+        raise UsageError(
+            "is required: the path of the metadata JSON (only a bioimage.io package as model needs none)",
+            field="metadata",
+        )
     license_file = _optional_existing(reader, rule, "license")
     output = rule.writable(Path(reader.text("output")), "output") if reader.text("output") else None
     out_format = reader.choice("format", OUTPUT_FORMATS, "czann")

@@ -62,6 +62,16 @@ def resolve_inputs(
     return meta, model, model_format, Path(license_file) if license_file else None, notes
 
 
+def metadata_of(options: ConvertOptions) -> MetadataFile:
+    """The metadata a plan of ``options`` works from: the metadata file, or a package's own description."""
+    package = _package_path(options)
+    if package is not None:
+        return _package_metadata(package, options)[0]
+    if options.meta is None:
+        raise UsageError("--meta is required: only a bioimage.io package carries its own metadata")
+    return options.meta if isinstance(options.meta, MetadataFile) else load_metadata_file(Path(options.meta))
+
+
 def _package_path(options: ConvertOptions) -> Path | None:
     """The bioimage.io package the options name as the model, if they do."""
     if not isinstance(options.model, (str, Path)):

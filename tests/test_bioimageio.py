@@ -505,3 +505,30 @@ def _npy(tmp: Path, shape: tuple[int, ...]) -> Path:
     path = tmp / "extra.npy"
     np.save(path, np.random.default_rng(4).random(shape).astype(np.float32))
     return path
+
+
+def test_the_ci_step_takes_a_package_without_metadata(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from czann_ci.action import run_action
+
+    workspace = tmp_path / "ws"
+    (workspace / "models").mkdir(parents=True)
+    package = gray_package(tmp_path, "zoo", [], SOFTMAX)
+    (workspace / "models" / "zoo.zip").write_bytes(package.read_bytes())
+    env = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_WORKSPACE": str(workspace),
+        "GITHUB_SHA": "0123456789abcdef0123456789abcdef01234567",
+        "GITHUB_OUTPUT": str(tmp_path / "output"),
+        "INPUT_MODEL": "models/zoo.zip",
+        "INPUT_MODE": "package",
+    }
+    code = run_action(env)
+    log = capsys.readouterr().out
+    assert code == 0, log
+    archives = list((workspace / "dist").glob("*.czann"))
+    assert len(archives) == 1 and validate_file(archives[0]).ok
+    # without a package, metadata is still required, naming the input
+    code = run_action({**env, "INPUT_MODEL": ""})
+    assert code == 2 and "metadata: is required" in capsys.readouterr().out

@@ -307,11 +307,13 @@ def test_ci_yml_lints_runs_the_readme_tests_and_the_action_from_the_checkout() -
     lint = " ".join(s.get("run", "") for s in jobs["lint"]["steps"])
     assert "ruff check . && ruff format --check ." in lint and "hadolint Dockerfile" in lint
     readme = (REPO / "README.md").read_text()
-    test_command = "pip install -e '.[tensorflow,test]' && python -m pytest"
+    test_command = "pip install -e '.[tensorflow,test,bioimageio]' && python -m pytest"
     assert test_command in readme
     assert any(s.get("run") == test_command for s in jobs["test"]["steps"])
     ci_run = (REPO / ".ci" / "run").read_text()
-    assert "-m pip install -q -e '.[tensorflow,test]'" in ci_run and '"$PYTHON" -m pytest' in ci_run
+    assert (
+        "-m pip install -q -e '.[tensorflow,test,bioimageio]'" in ci_run and '"$PYTHON" -m pytest' in ci_run
+    )
     (step,) = [s for s in jobs["action"]["steps"] if s.get("uses") == "./"]
     assert step["with"]["mode"] == "validate"
     assert set(step["with"]) <= set(load_yaml(REPO / "action.yml")["inputs"])

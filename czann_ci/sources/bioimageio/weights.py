@@ -165,7 +165,7 @@ def _state_dict_module(package: Package, weights: Weights) -> object:
         from bioimageio.core.backends.pytorch_backend import load_torch_model
     except ImportError:
         raise UsageError(
-            "PyTorch state dicts are built with bioimageio.core: pip install 'czann-ci[bioimageio]'"
+            "PyTorch state dicts are built with bioimageio.core: pip install 'czann-ci[bioimageio-torch]'"
         ) from None
     try:
         return load_torch_model(weights.entry, load_state=True, devices=["cpu"])
