@@ -357,9 +357,6 @@ def test_the_component_has_the_actions_inputs_and_defaults() -> None:
         default = inputs[name].get("default", None)
         if isinstance(default, bool):
             default = "true" if default else "false"
-        if name == "metadata":
-            assert "default" not in inputs[name]  # required, as in action.yml
-            continue
         assert default == action_inputs[name]["default"], name
         variable = f"CZANN_{name.upper().replace('-', '_')}"
         assert f'{variable}: "$[[ inputs.{name} ]]"' in body, name
