@@ -14,7 +14,7 @@ from czann_ci.ci_paths import PathRule
 from czann_ci.errors import UsageError
 from czann_ci.plan import LAYOUTS, OUTPUT_FORMATS, ConvertOptions
 from czann_ci.release import MODES as RELEASE_MODES
-from czann_ci.release.versions import BUMP_CHOICES, require_version
+from czann_ci.release.versions import BUMP_CHOICES, DEFAULT_INITIAL_VERSION, require_version
 from czann_ci.sources.bioimageio.package import is_package_path
 
 MODES = ("validate", "package", "publish", *RELEASE_MODES)
@@ -174,7 +174,7 @@ class ActionInputs:
     force: bool = False  # replace an existing output file (as `czann convert --force`)
     rule: PathRule | None = None
     bump: str = "auto"  # release and plan modes
-    initial_version: str = "1.0.0"
+    initial_version: str = DEFAULT_INITIAL_VERSION
 
     @property
     def metadata(self) -> Path | None:
@@ -188,7 +188,7 @@ def read_inputs(reader: InputReader, ctx: CiContext) -> ActionInputs:
     mode = reader.choice("mode", MODES) or ("publish" if ctx.pushed_tag else "package")
     release_tag = _release_tag(reader, ctx, mode)
     bump = reader.choice("bump", BUMP_CHOICES, "auto")
-    initial_version = reader.text("initial-version", "1.0.0")
+    initial_version = reader.text("initial-version", DEFAULT_INITIAL_VERSION)
     require_version(initial_version, "initial-version")
     tag_prefix = reader.text("tag-prefix", "model-v")
     token = reader.text("token") or ctx.default_token

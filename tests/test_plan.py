@@ -137,8 +137,16 @@ def test_spec_versions_are_written_only_in_the_spec_table() -> None:
             if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef))
             and ast.get_docstring(node) is not None
         }
+        # SemVer values that are not spec versions: the package's own version, a model's first release
+        semver = {
+            id(node.value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Assign)
+            and any(getattr(t, "id", "") in ("__version__", "DEFAULT_INITIAL_VERSION") for t in node.targets)
+        }
         for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            skipped = docstrings | semver
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in skipped:
                 found = versions & set(re.findall(r"\d+\.\d+\.\d+", node.value))
                 if found:
                     offenders.append(f"{path.relative_to(REPO)}:{node.lineno}: {sorted(found)}")

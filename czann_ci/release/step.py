@@ -31,7 +31,7 @@ from czann_ci.release.diff import diff_models
 from czann_ci.release.forge import ReleaseForge
 from czann_ci.release.history import ReleaseHistory, TaggedVersion, archive_file
 from czann_ci.release.model_content import ModelContent, read_model_content
-from czann_ci.release.versions import NONE, require_version
+from czann_ci.release.versions import DEFAULT_INITIAL_VERSION, NONE, require_version
 from czann_ci.render.model_card import ConversionFacts, ReleaseFacts, model_card, notes_with_card
 
 
@@ -39,7 +39,7 @@ from czann_ci.render.model_card import ConversionFacts, ReleaseFacts, model_card
 class ReleaseRequest:
     mode: str = "release"  # release | plan
     bump: str = "auto"  # auto | major | minor | patch
-    initial_version: str = "1.0.0"
+    initial_version: str = DEFAULT_INITIAL_VERSION
     tag_prefix: str = "model-v"
     draft: bool = False
     prerelease: bool = False

@@ -29,6 +29,8 @@ SEMVER = re.compile(
     re.ASCII,
 )
 
+DEFAULT_INITIAL_VERSION = "1.0.0"  # a model's first release (input initial-version)
+
 
 def level_rank(level: str) -> int:
     return LEVELS.index(level)
@@ -93,7 +95,7 @@ def require_version(text: str, field: str) -> Version:
     """``parse_version`` for an input: a UsageError naming ``field`` when ``text`` is not SemVer."""
     version = parse_version(text)
     if version is None:
-        raise UsageError(f"{text!r} is not a SemVer version (MAJOR.MINOR.PATCH, e.g. 1.0.0)", field=field)
+        raise UsageError(f"{text!r} is not a SemVer version (MAJOR.MINOR.PATCH, e.g. 1.2.0)", field=field)
     return version
 
 
