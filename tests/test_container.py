@@ -277,9 +277,9 @@ def test_full_image_publishes_the_example_model_like_github(
     assert fake_forge.token not in (github_run.file_commands / "output").read_text()
     assert "czann: published" in github_run.summary()
 
-    # the same job again: nothing to upload
+    # the same job again, in the same workspace (so with force: the archive is still there): nothing to upload
     (github_run.file_commands / "output").write_text("")
-    again = docker_run_like_github(engine, images["full"], github_run, inputs, env)
+    again = docker_run_like_github(engine, images["full"], github_run, {**inputs, "FORCE": "true"}, env)
     assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
     assert github_run.outputs()["upload-result"] == "skipped-identical"
 
