@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from czann_ci.errors import InvalidModelError, UsageError, first_line
+from czann_ci.sources.bioimageio.package_files import file_name, read_verified, save_verified
 
 if TYPE_CHECKING:
     import numpy as np
@@ -78,12 +79,20 @@ class Tensor:
 
 @dataclass(frozen=True)
 class Weights:
-    """One weights entry: its format, a reader of the file's bytes, and the entry itself (format-specific fields)."""
+    """One weights entry: its format, its file, and the entry itself (format-specific fields)."""
 
     format: str
     file_name: str
-    read: Callable[[], bytes] = field(compare=False)
     entry: Any = field(compare=False)  # the spec's weights description (architecture, opset_version, ...)
+    where: str = field(compare=False)  # the package, for messages
+
+    def read(self) -> bytes:
+        """The weights file's bytes, checked against the sha256 the description records."""
+        return read_verified(self.entry, field=f"weights.{self.format}", where=self.where)
+
+    def save(self, target: Path) -> Path:
+        """The weights file copied to ``target``, checked as ``read`` checks it."""
+        return save_verified(self.entry, target, field=f"weights.{self.format}", where=self.where)
 
 
 @dataclass(frozen=True)
@@ -307,38 +316,9 @@ def _tensor(tensor: Any, steps: Any, fixups: Mapping[int, Mapping[str, Any]]) ->
 
 
 def _weights(weights: Any, where: str) -> dict[str, Weights]:
-    found: dict[str, Weights] = {}
-    for name in WEIGHTS_PRIORITY:
-        entry = getattr(weights, name, None)
-        if entry is None:
-            continue
-        file_name = str(entry.source).rsplit("/", 1)[-1]
-        found[name] = Weights(
-            format=name,
-            file_name=file_name,
-            read=lambda entry=entry, name=name, file_name=file_name: _read_verified(
-                entry, f"weights.{name}", file_name, where
-            ),
-            entry=entry,
-        )
-    return found
-
-
-def _read_verified(file_descr: Any, field_name: str, file_name: str, where: str) -> bytes:
-    """A package file's bytes, checked against the sha256 the description records."""
-    import hashlib
-
-    try:
-        data = file_descr.get_reader().read()
-    except Exception as error:  # a member missing from the zip, an unreadable file
-        raise InvalidModelError(
-            f"cannot read '{file_name}' ({first_line(error)})", file=where, field=field_name
-        ) from None
-    expected = getattr(file_descr, "sha256", None)
-    if expected is not None and hashlib.sha256(data).hexdigest() != str(expected):
-        raise InvalidModelError(
-            f"'{file_name}' does not match the sha256 the description records (damaged or replaced)",
-            file=where,
-            field=field_name,
-        )
-    return data
+    entries = {name: getattr(weights, name, None) for name in WEIGHTS_PRIORITY}
+    return {
+        name: Weights(format=name, file_name=file_name(entry), entry=entry, where=where)
+        for name, entry in entries.items()
+        if entry is not None
+    }
