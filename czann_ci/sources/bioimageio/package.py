@@ -9,8 +9,10 @@ the 0.4 description and put back, so that nothing the package says is lost on th
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -146,10 +148,31 @@ class Package:
 def import_spec() -> Any:
     """``bioimageio.spec``, or a one-line usage error naming the extra."""
     try:
-        import bioimageio.spec as spec
+        with _ipython_unavailable():
+            import bioimageio.spec as spec
     except ImportError:
         raise UsageError(f"bioimage.io packages need the bioimageio extra: {INSTALL_HINT}") from None
     return spec
+
+
+@contextlib.contextmanager
+def _ipython_unavailable() -> Iterator[None]:
+    """While the spec is imported, outside IPython: ``import IPython`` fails as if it were not installed.
+
+    bioimageio.spec imports IPython, when it is installed, only to prettify validation errors in a
+    notebook; that is 0.2-0.3 CPU s here, a quarter of importing the spec, in every conversion. In a
+    notebook IPython is already imported and nothing changes; elsewhere the spec takes its own
+    fallback (plain pydantic errors), and the entry is gone again once the spec is imported.
+    """
+    if "IPython" in sys.modules:
+        yield
+        return
+    sys.modules["IPython"] = None  # type: ignore[assignment]  # None: the import system's "not importable"
+    try:
+        yield
+    finally:
+        if sys.modules.get("IPython", False) is None:
+            del sys.modules["IPython"]
 
 
 def is_package_path(path: Path) -> bool:
