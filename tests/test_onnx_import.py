@@ -670,3 +670,32 @@ def test_in_memory_model_with_external_data_needs_its_folder(tmp_path: Path) -> 
         prepare_onnx_model(pointers_only, base_dir=None, **options)
     prepared = prepare_onnx_model(pointers_only, base_dir=tmp_path, **options)
     assert_prepared_matches(prepared, segmentation_2d(12), (8, 8, 3), (12, 12))
+
+
+def test_opset_conversion_tile_over_the_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The conversion's check runs one tile whatever --no-run says: over the limit it is not allocated."""
+    monkeypatch.setenv("CZANN_MAX_INPUT_ELEMENTS", "100")  # the 8 x 8 x 3 tile holds 192
+    with pytest.raises(InvalidModelError) as error:
+        prepare_onnx_model(
+            segmentation_2d(13),
+            base_dir=None,
+            input_shape=(8, 8, 3),
+            output_shape=(8, 8, 2),
+            target_opset=12,
+            accepted_opsets=(12, 12),
+            source_name="net.onnx",
+        )
+    assert error.value.one_line() == (
+        "net.onnx: InputShape: converting the opset is verified on one tile: a float32 test tile of "
+        "[8, 8, 3] (0 MiB) holds 192 elements; the limit is 100 elements (raise it with CZANN_MAX_INPUT_ELEMENTS)"
+    )
+    monkeypatch.setenv("CZANN_MAX_INPUT_ELEMENTS", "192")  # at the limit: converted
+    prepared = prepare_onnx_model(
+        segmentation_2d(13),
+        base_dir=None,
+        input_shape=(8, 8, 3),
+        output_shape=(8, 8, 2),
+        target_opset=12,
+        accepted_opsets=(12, 12),
+    )
+    assert prepared.opset == 12
