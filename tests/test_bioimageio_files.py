@@ -1,9 +1,12 @@
-"""A bioimage.io package's weights files, read once and checked against the sha256 the description
-records in the same pass: a replaced weights file (zipped or in a folder) is refused in one line, and
-ONNX weights with an external data file convert and reproduce the package's test output."""
+"""A bioimage.io package's files, each read once and checked against the sha256 the description
+records in the same pass: a replaced weights, external data or test tensor file (zipped or in a
+folder) is refused in one line, a test tensor is never unpickled, and ONNX weights with an external
+data file convert."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import zipfile
 from pathlib import Path
 
@@ -119,3 +122,29 @@ def test_external_data_replaced_is_refused(tmp_path: Path) -> None:
     other = replace_member(package, "weights.onnx.data", bytes(data), tmp_path / "other.zip")
     line = refused(other, tmp_path)
     assert "weights.onnx.external_data: 'weights.onnx.data' does not match the sha256" in line, line
+
+
+def test_test_output_replaced_in_the_zip_is_refused(tmp_path: Path) -> None:
+    package = regression_package(tmp_path / "pkg", external=False)
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((1, 1, 24, 24), np.float32))
+    other = replace_member(package, "test_output.npy", buffer.getvalue(), tmp_path / "other.zip")
+    line = refused(other, tmp_path)
+    assert "outputs.prob.test_tensor: 'test_output.npy' does not match the sha256" in line, line
+
+
+def test_test_input_that_is_not_an_array_is_refused(tmp_path: Path) -> None:
+    """Recorded with its own sha256, so only reading it as .npy (never unpickling) can refuse it."""
+    package = regression_package(tmp_path / "pkg", external=False)
+    folder = tmp_path / "unpacked"
+    with zipfile.ZipFile(package) as archive:
+        archive.extractall(folder)
+    old = hashlib.sha256((folder / "test_input.npy").read_bytes()).hexdigest()
+    np.save(folder / "test_input.npy", np.array([{"not": "an array"}], dtype=object), allow_pickle=True)
+    new = hashlib.sha256((folder / "test_input.npy").read_bytes()).hexdigest()
+    description = folder / "rdf.yaml"
+    text = description.read_text(encoding="utf-8")
+    assert old in text
+    description.write_text(text.replace(old, new), encoding="utf-8")
+    line = refused(folder, tmp_path)
+    assert "inputs.raw.test_tensor: 'test_input.npy' is not a .npy array" in line, line

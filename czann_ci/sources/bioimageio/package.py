@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from czann_ci.errors import InvalidModelError, UsageError, first_line
-from czann_ci.sources.bioimageio.package_files import file_name, read_verified, save_verified
+from czann_ci.sources.bioimageio.package_files import file_name, read_array, read_verified, save_verified
 
 if TYPE_CHECKING:
     import numpy as np
@@ -212,8 +212,12 @@ def _read_cached(resolved: str, mtime_ns: int, size: int, where: str) -> Package
     native = _load(spec, path, "discover", where)
     descr = native if native.format_version.startswith("0.5") else _load(spec, path, "latest", where)
     fixups = _v04_scale_range_facts(native) if native is not descr else {}
-    inputs = tuple(_tensor(t, t.preprocessing, fixups.get(str(t.id), {})) for t in descr.inputs)
-    outputs = tuple(_tensor(t, t.postprocessing, fixups.get(str(t.id), {})) for t in descr.outputs)
+    inputs = tuple(
+        _tensor(t, t.preprocessing, fixups.get(str(t.id), {}), "inputs", where) for t in descr.inputs
+    )
+    outputs = tuple(
+        _tensor(t, t.postprocessing, fixups.get(str(t.id), {}), "outputs", where) for t in descr.outputs
+    )
     config = descr.config.model_dump(mode="json") if descr.config is not None else {}
     return Package(
         where=where,
@@ -304,7 +308,9 @@ def _axis(axis: Any) -> Axis:
     )
 
 
-def _tensor(tensor: Any, steps: Any, fixups: Mapping[int, Mapping[str, Any]]) -> Tensor:
+def _tensor(
+    tensor: Any, steps: Any, fixups: Mapping[int, Mapping[str, Any]], role: str, where: str
+) -> Tensor:
     data = tensor.data if not isinstance(tensor.data, (list, tuple)) else tensor.data[0]
     plain_steps = []
     ranges_seen = 0  # the converter keeps the order of 0.4's steps (adding ensure_dtype ones)
@@ -325,9 +331,7 @@ def _tensor(tensor: Any, steps: Any, fixups: Mapping[int, Mapping[str, Any]]) ->
         file_descr = tensor.test_tensor
 
         def load_test() -> np.ndarray:
-            from bioimageio.spec.utils import load_array
-
-            return load_array(file_descr)
+            return read_array(file_descr, field=f"{role}.{tensor.id}.test_tensor", where=where)
 
     return Tensor(
         id=str(tensor.id),

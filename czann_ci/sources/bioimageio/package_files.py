@@ -1,5 +1,5 @@
-"""A package's files (weights, their side files), each read once and checked in the same pass against
-the sha256 its description records.
+"""A package's files (weights, their side files, test tensors), each read once and checked in the
+same pass against the sha256 its description records.
 
 The spec's own ``FileDescr.get_reader()`` checks the hash by reading the whole file first and then
 hands back a reader rewound to the start: for a zipped package that is two inflations of the same
@@ -12,9 +12,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from czann_ci.errors import InvalidModelError, first_line
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _CHUNK = 4 << 20  # bytes per read: larger reads gain nothing measurable on inflating a zip member
 
@@ -30,6 +33,21 @@ def save_verified(file_descr: Any, target: Path, *, field: str, where: str) -> P
         for chunk in _verified_chunks(file_descr, field, where):
             stream.write(chunk)
     return target
+
+
+def read_array(file_descr: Any, *, field: str, where: str) -> np.ndarray:
+    """A .npy file (a test tensor), checked as ``read_verified`` checks it; never unpickled."""
+    import io
+
+    import numpy as np
+
+    data = read_verified(file_descr, field=field, where=where)
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, EOFError, OSError) as error:  # numpy's errors for what is not a plain .npy array
+        raise InvalidModelError(
+            f"'{file_name(file_descr)}' is not a .npy array ({first_line(error)})", file=where, field=field
+        ) from None
 
 
 def file_name(file_descr: Any) -> str:
