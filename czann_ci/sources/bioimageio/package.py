@@ -328,10 +328,10 @@ def _tensor(
         plain_steps.append(Step(str(step.id), kwargs))
     load_test = None
     if tensor.test_tensor is not None:
-        file_descr = tensor.test_tensor
+        file_descr, field_name = tensor.test_tensor, f"{role}.{tensor.id}.test_tensor"
 
         def load_test() -> np.ndarray:
-            return read_array(file_descr, field=f"{role}.{tensor.id}.test_tensor", where=where)
+            return read_array(file_descr, field=field_name, where=where)
 
     return Tensor(
         id=str(tensor.id),
