@@ -676,26 +676,10 @@ def test_opset_conversion_tile_over_the_limit_is_refused(monkeypatch: pytest.Mon
     """The conversion's check runs one tile whatever --no-run says: over the limit it is not allocated."""
     monkeypatch.setenv("CZANN_MAX_INPUT_ELEMENTS", "100")  # the 8 x 8 x 3 tile holds 192
     with pytest.raises(InvalidModelError) as error:
-        prepare_onnx_model(
-            segmentation_2d(13),
-            base_dir=None,
-            input_shape=(8, 8, 3),
-            output_shape=(8, 8, 2),
-            target_opset=12,
-            accepted_opsets=(12, 12),
-            source_name="net.onnx",
-        )
+        _prepare_2d(segmentation_2d(13))
     assert error.value.one_line() == (
         "net.onnx: InputShape: converting the opset is verified on one tile: a float32 test tile of "
         "[8, 8, 3] (0 MiB) holds 192 elements; the limit is 100 elements (raise it with CZANN_MAX_INPUT_ELEMENTS)"
     )
     monkeypatch.setenv("CZANN_MAX_INPUT_ELEMENTS", "192")  # at the limit: converted
-    prepared = prepare_onnx_model(
-        segmentation_2d(13),
-        base_dir=None,
-        input_shape=(8, 8, 3),
-        output_shape=(8, 8, 2),
-        target_opset=12,
-        accepted_opsets=(12, 12),
-    )
-    assert prepared.opset == 12
+    assert _prepare_2d(segmentation_2d(13)).opset == 12
