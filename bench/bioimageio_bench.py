@@ -1,19 +1,27 @@
 """What importing a bioimage.io package costs over converting its ONNX file directly.
 
-    python bench/bioimageio_bench.py --models unet2m,unet30m --runs 3
+    python bench/bioimageio_bench.py --models unet2m,unet30m --runs 3 [--before CHECKOUT]
 
 For each bench model: its ONNX export (bench/build.py) packed as a bioimage.io 0.5 package (axes
 batch, y, x, channel; test tensors from onnxruntime), then, each as a whole process, median of
 ``--runs``: (a) ``convert_model`` on the ONNX file with its meta.json; (b) the package route:
 read the package with bioimageio.spec, map it, compose the graph (``BioimageioSource.export`` with
 ``run=False``: no test-tensor run) and the same ``convert_model`` on the result; (c) the test-tensor
-run added to (b). Prints a Markdown table (wall and CPU seconds, CPU ratio b / a).
+run added to (b). Prints a Markdown table (wall and CPU seconds, CPU ratio b / a, and the CPU seconds
+the package route adds, b - a: fixed costs show as the same seconds on every model). With
+``--before``, the same rows for another checkout of the code, its runs interleaved with these.
+
+Route (b) is the source with the pipeline after it, not ``czann convert PACKAGE`` itself: it prepares
+the composed graph a second time as an in-memory model (a deep copy and a size count, ~0.2 CPU s on
+the 30M U-Net), and it leaves out the pipeline's comparison of the composed graph with the packed one
+(one more inference at the tile size).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -118,16 +126,50 @@ def via_package(folder: Path, run: bool) -> None:
     )
 
 
-def timed(*args: str) -> tuple[float, float]:
+ROUTES = ("direct", "package", "package-run")
+
+
+def timed(*args: str, pythonpath: str | None = None) -> tuple[float, float]:
     """Wall and CPU seconds (user + system) of one whole process: CPU time is what a busy machine distorts least."""
     import resource
 
+    env = None if pythonpath is None else {**os.environ, "PYTHONPATH": pythonpath}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([sys.executable, __file__, *args], check=True)
+    subprocess.run([sys.executable, __file__, *args], check=True, env=env)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def measure(
+    folder: Path, runs: int, codes: dict[str, str | None]
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """Median wall and CPU seconds per code (a PYTHONPATH, None: this one) and route. The runs are
+    interleaved (the first of every code and route, then the second, ...) so that a busy spell of the
+    shared machine falls on all of them alike."""
+    samples: dict[str, dict[str, list[tuple[float, float]]]] = {c: {r: [] for r in ROUTES} for c in codes}
+    for _ in range(runs):
+        for code, pythonpath in codes.items():
+            for route in ROUTES:
+                samples[code][route].append(timed("--one", route, str(folder), pythonpath=pythonpath))
+    return {
+        code: {
+            route: (statistics.median(w for w, _ in got), statistics.median(c for _, c in got))
+            for route, got in routes.items()
+        }
+        for code, routes in samples.items()
+    }
+
+
+def row(label: str, times: dict[str, tuple[float, float]]) -> str:
+    ratio = times["package"][1] / times["direct"][1]
+    added = times["package"][1] - times["direct"][1]
+    cells = {route: f"{wall:.2f} / {cpu:.2f}" for route, (wall, cpu) in times.items()}
+    return (
+        f"| {label} | {cells['direct']} | {cells['package']} | {ratio:.2f} | {added:.2f} "
+        f"| {cells['package-run']} |"
+    )
 
 
 def main() -> None:
@@ -135,6 +177,11 @@ def main() -> None:
     parser.add_argument("--models", default="unet2m,unet30m")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=HERE / "out")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="a checkout of czann-ci to compare with (e.g. `git worktree add`): measured in the same run",
+    )
     parser.add_argument("--one", nargs=2, metavar=("ROUTE", "FOLDER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -147,25 +194,21 @@ def main() -> None:
         return
     import build
 
+    codes: dict[str, str | None] = {"": None}
+    if args.before is not None:
+        codes = {", before": str(args.before.resolve()), ", after": None}
     print(
-        "| model | ONNX direct: wall / CPU s | package, no test run: wall / CPU s | ratio (CPU) | package with test run: wall / CPU s |"
+        "| model | ONNX direct: wall / CPU s | package, no test run: wall / CPU s | ratio (CPU) | added CPU s "
+        "| package with test run: wall / CPU s |"
     )
-    print("|---|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|")
     for name in args.models.split(","):
         folder = args.out / name
         if not (folder / "model.onnx").is_file():
             build.build(name, args.out)
         make_package(folder)
-        times = {}
-        for route in ("direct", "package", "package-run"):
-            runs = [timed("--one", route, str(folder)) for _ in range(args.runs)]
-            times[route] = (statistics.median(w for w, _ in runs), statistics.median(c for _, c in runs))
-        ratio = times["package"][1] / times["direct"][1]
-        cells = {route: f"{wall:.2f} / {cpu:.2f}" for route, (wall, cpu) in times.items()}
-        print(
-            f"| {name} | {cells['direct']} | {cells['package']} | {ratio:.2f} | {cells['package-run']} |",
-            flush=True,
-        )
+        for code, times in measure(folder, args.runs, codes).items():
+            print(row(f"{name}{code}", times), flush=True)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,31 @@ converted model that reproduces it computes what bioimage.io computes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+
+@contextlib.contextmanager
+def prediction_pipeline(descr: Any) -> Iterator[Any]:
+    """bioimageio.core's prediction pipeline, leaving KERAS_BACKEND as it was: importing core's Keras
+    backend sets it (to torch) for the whole process, and the `czann` processes later tests start
+    inherit os.environ, so their Keras would run on torch and fail to convert."""
+    from bioimageio.core import create_prediction_pipeline
+
+    saved = os.environ.get("KERAS_BACKEND")
+    try:
+        with create_prediction_pipeline(descr) as pipeline:
+            yield pipeline
+    finally:
+        if saved is None:
+            os.environ.pop("KERAS_BACKEND", None)
+        else:
+            os.environ["KERAS_BACKEND"] = saved
 
 
 def conv_onnx(
@@ -97,7 +117,6 @@ def build_package(
 ) -> Path:
     """Write the files, describe them with the spec's API, compute the test output with bioimageio.core
     (unless ``test_output`` is given) and save the package zip; returns its path."""
-    from bioimageio.core import create_prediction_pipeline
     from bioimageio.core.digest_spec import create_sample_for_model
     from bioimageio.spec import ValidationContext, save_bioimageio_package
     from bioimageio.spec.model import v0_5 as m
@@ -138,7 +157,7 @@ def build_package(
         np.save(root / "placeholder.npy", np.zeros((1,), np.float32))
         with ValidationContext(perform_io_checks=False):
             draft = describe(root / "placeholder.npy")
-        with create_prediction_pipeline(draft) as pipeline:
+        with prediction_pipeline(draft) as pipeline:
             sample = create_sample_for_model(draft, inputs={m.TensorId("raw"): test_input}, sample_id="test")
             sample = pipeline.predict_sample_without_blocking(
                 sample, skip_input_padding=True, skip_output_cropping=True
@@ -161,7 +180,6 @@ def build_v04_package(
 ) -> Path:
     """A format 0.4 package (no channel names in 0.4): gray bcyx input, 2-channel bcyx output, ONNX weights;
     the test output from bioimageio.core's pipeline on the 0.4 description itself."""
-    from bioimageio.core import create_prediction_pipeline
     from bioimageio.core.digest_spec import create_sample_for_model
     from bioimageio.spec import save_bioimageio_package
     from bioimageio.spec.model import v0_4 as v
@@ -201,7 +219,7 @@ def build_v04_package(
 
     np.save(root / "test_output.npy", np.zeros((1, 2, *shape[2:]), np.float32) + 0.5)
     draft = describe()
-    with create_prediction_pipeline(draft) as pipeline:
+    with prediction_pipeline(draft) as pipeline:
         sample = create_sample_for_model(draft, inputs={"raw": test_input}, sample_id="test")
         sample = pipeline.predict_sample_without_blocking(
             sample, skip_input_padding=True, skip_output_cropping=True

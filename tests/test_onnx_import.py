@@ -670,3 +670,16 @@ def test_in_memory_model_with_external_data_needs_its_folder(tmp_path: Path) -> 
         prepare_onnx_model(pointers_only, base_dir=None, **options)
     prepared = prepare_onnx_model(pointers_only, base_dir=tmp_path, **options)
     assert_prepared_matches(prepared, segmentation_2d(12), (8, 8, 3), (12, 12))
+
+
+def test_opset_conversion_tile_over_the_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The conversion's check runs one tile whatever --no-run says: over the limit it is not allocated."""
+    monkeypatch.setenv("CZANN_MAX_INPUT_ELEMENTS", "100")  # the 8 x 8 x 3 tile holds 192
+    with pytest.raises(InvalidModelError) as error:
+        _prepare_2d(segmentation_2d(13))
+    assert error.value.one_line() == (
+        "net.onnx: InputShape: converting the opset is verified on one tile: a float32 test tile of "
+        "[8, 8, 3] (0 MiB) holds 192 elements; the limit is 100 elements (raise it with CZANN_MAX_INPUT_ELEMENTS)"
+    )
+    monkeypatch.setenv("CZANN_MAX_INPUT_ELEMENTS", "192")  # at the limit: converted
+    assert _prepare_2d(segmentation_2d(13)).opset == 12

@@ -181,3 +181,19 @@ def test_missing_torch_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(UsageError, match=r"pip install 'czann-ci\[torch\]'") as raised:
         torch_to_onnx("model.pt", input_shape=(8, 8, 3), opset=12)
     assert raised.value.exit_code == 2
+
+
+@pytest.mark.torch
+def test_export_tile_over_the_limit_is_refused(torch: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The export runs the module on one tile whatever --no-run says: over the limit it is not allocated."""
+    monkeypatch.setenv("CZANN_MAX_INPUT_ELEMENTS", "100")  # the 8 x 8 x 3 tile holds 192
+    with pytest.raises(InvalidModelError) as error:
+        torch_to_onnx(segmenter(torch), input_shape=(8, 8, 3), opset=12)
+    line = error.value.one_line()
+    assert line.endswith(
+        "InputShape: the PyTorch export runs the module on one tile: a float32 test tile of [8, 8, 3] (0 MiB) "
+        "holds 192 elements; the limit is 100 elements (raise it with CZANN_MAX_INPUT_ELEMENTS)"
+    ), line
+    assert "\n" not in line and "--no-run" not in line
+    monkeypatch.setenv("CZANN_MAX_INPUT_ELEMENTS", "192")  # at the limit: exported
+    assert torch_to_onnx(segmenter(torch), input_shape=(8, 8, 3), opset=12).opset == 12

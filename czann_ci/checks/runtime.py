@@ -18,13 +18,18 @@ SEED = 20240917
 _RANGE_TOLERANCE = 1e-5
 
 
-def tile_too_large(shape: Sequence[int]) -> str | None:
-    """Why a test tile of ``shape`` is not allocated (over INPUT_ELEMENTS), or None when it may be."""
+def tile_too_large(shape: Sequence[int], *, skippable: bool = True) -> str | None:
+    """Why a test tile of ``shape`` is not allocated (over INPUT_ELEMENTS), or None when it may be.
+
+    ``skippable``: the tile is the inference check's, so the message offers --no-run; a tile that an
+    export or an opset conversion needs whatever the options are passes False.
+    """
     elements = math.prod(int(d) for d in shape)
     if elements <= INPUT_ELEMENTS.value():
         return None
     tile = f"a float32 test tile of {list(shape)} ({elements * 4 / 2**20:,.0f} MiB) holds"
-    return INPUT_ELEMENTS.exceeded(tile, elements) + "; or skip the inference with --no-run"
+    message = INPUT_ELEMENTS.exceeded(tile, elements)
+    return f"{message}; or skip the inference with --no-run" if skippable else message
 
 
 def seeded_input(

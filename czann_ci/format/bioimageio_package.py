@@ -26,6 +26,10 @@ from czann_ci.format.archive import read_archive, refuse_existing_output
 
 ZEN_CONFIG_KEY = "zeiss_zen"  # the same key the bioimage.io source reads
 _SPATIAL = {3: ("y", "x"), 4: ("z", "y", "x")}
+# The files the description points at, written into a scratch folder (the documentation may be the user's).
+_WEIGHTS = "weights.onnx"
+_TEST_INPUT, _TEST_OUTPUT = "test_input.npy", "test_output.npy"
+_COVER, _README = "cover.png", "README.md"
 
 
 @dataclass(frozen=True)
@@ -151,47 +155,12 @@ def _save(descr: Any, output: Path) -> ExportResult:
 def _describe(
     root: Path, model_json: Mapping[str, Any], model_bytes: bytes, info: PackageInfo, czann: Path
 ) -> Any:
-    import numpy as np
     import onnx
     from bioimageio.spec.model import v0_5 as m
 
     from czann_ci.checks.onnx_structure import default_opset
-    from czann_ci.checks.runtime import OnnxRunner, seeded_input
 
-    input_shape = [int(v) for v in model_json["InputShape"]]
-    output_shape = [int(v) for v in model_json["OutputShape"]]
-    spatial = _SPATIAL[len(input_shape)]
-    (root / "weights.onnx").write_bytes(model_bytes)
-    tile = seeded_input(input_shape)
-    result = np.asarray(OnnxRunner(model_bytes)(tile), dtype=np.float32)
-    np.save(root / "test_input.npy", tile)
-    np.save(root / "test_output.npy", result)
-    _cover(root / "cover.png", tile, result)
-    documentation = info.documentation or _readme(root, info, model_json)
-    halos = [v // 2 for v in model_json.get("MinOverlap") or [0] * len(spatial)]
-    scaling = model_json.get("Scaling")
-    in_axes: list[Any] = [m.BatchAxis()]
-    for index, axis_id in enumerate(spatial):
-        unit = {}
-        if scaling and len(scaling) >= len(spatial):
-            metres = scaling[["x", "y", "z"].index(axis_id)]
-            unit = {"unit": "micrometer", "scale": float(metres) * 1e6}
-        in_axes.append(m.SpaceInputAxis(id=m.AxisId(axis_id), size=input_shape[index], **unit))
-    in_axes.append(m.ChannelAxis(channel_names=[m.Identifier(n) for n in _input_channels(input_shape[-1])]))
-    out_axes: list[Any] = [m.BatchAxis()]
-    if len(output_shape) > 1:
-        for index, axis_id in enumerate(spatial):
-            if output_shape[index] == input_shape[index]:
-                size = m.SizeReference(tensor_id=m.TensorId("input"), axis_id=m.AxisId(axis_id))
-                axis_cls = m.SpaceOutputAxisWithHalo if halos[index] else m.SpaceOutputAxis
-                extra = {"halo": halos[index]} if halos[index] else {}
-                out_axes.append(axis_cls(id=m.AxisId(axis_id), size=size, **extra))
-            else:
-                out_axes.append(m.SpaceOutputAxis(id=m.AxisId(axis_id), size=output_shape[index]))
-    classes = model_json.get("Classes") or [f"channel{i}" for i in range(output_shape[-1])]
-    out_axes.append(
-        m.ChannelAxis(channel_names=[m.Identifier(_identifier(c, i)) for i, c in enumerate(classes)])
-    )
+    documentation = _write_files(root, model_json, model_bytes, info)
     opset = default_opset(onnx.load_model_from_string(model_bytes)) or 12
     name = info.name or model_json.get("ModelName") or czann.stem
     zen_type = str(model_json["Type"])
@@ -207,28 +176,88 @@ def _describe(
         or [m.CiteEntry(text=f"{name} (ZEISS ZEN model)", url="https://www.zeiss.com/microscopy")],
         license=m.LicenseId(info.license),
         documentation=m.FileDescr(source=documentation),
-        covers=[m.FileDescr(source=root / "cover.png")],
+        covers=[m.FileDescr(source=root / _COVER)],
         tags=tags,
         inputs=[
             m.InputTensorDescr(
                 id=m.TensorId("input"),
-                axes=in_axes,
-                test_tensor=m.FileDescr(source=root / "test_input.npy"),
+                axes=_input_axes(model_json),
+                test_tensor=m.FileDescr(source=root / _TEST_INPUT),
                 data=m.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
             )
         ],
         outputs=[
             m.OutputTensorDescr(
                 id=m.TensorId("output"),
-                axes=out_axes,
-                test_tensor=m.FileDescr(source=root / "test_output.npy"),
+                axes=_output_axes(model_json),
+                test_tensor=m.FileDescr(source=root / _TEST_OUTPUT),
             )
         ],
         weights=m.WeightsDescr(
-            onnx=m.OnnxWeightsDescr(source=root / "weights.onnx", opset_version=max(int(opset), 7))
+            onnx=m.OnnxWeightsDescr(source=root / _WEIGHTS, opset_version=max(int(opset), 7))
         ),
         config=m.Config(**{ZEN_CONFIG_KEY: {"type": zen_type, "model_id": model_json.get("Id")}}),
     )
+
+
+def _write_files(root: Path, model_json: Mapping[str, Any], model_bytes: bytes, info: PackageInfo) -> Path:
+    """The weights, test tensors from a seeded tile and the cover in ``root``; the documentation (the
+    user's, else a README written there)."""
+    import numpy as np
+
+    from czann_ci.checks.runtime import OnnxRunner, seeded_input
+
+    (root / _WEIGHTS).write_bytes(model_bytes)
+    tile = seeded_input([int(v) for v in model_json["InputShape"]])
+    result = np.asarray(OnnxRunner(model_bytes)(tile), dtype=np.float32)
+    np.save(root / _TEST_INPUT, tile)
+    np.save(root / _TEST_OUTPUT, result)
+    _cover(root / _COVER, tile, result)
+    if info.documentation is not None:
+        return info.documentation
+    _readme(root / _README, info, model_json)
+    return root / _README
+
+
+def _input_axes(model_json: Mapping[str, Any]) -> list[Any]:
+    """batch, the space axes (with ZEN's pixel size where Scaling gives it), channel."""
+    from bioimageio.spec.model import v0_5 as m
+
+    input_shape = [int(v) for v in model_json["InputShape"]]
+    spatial = _SPATIAL[len(input_shape)]
+    scaling = model_json.get("Scaling")
+    axes: list[Any] = [m.BatchAxis()]
+    for index, axis_id in enumerate(spatial):
+        unit = {}
+        if scaling and len(scaling) >= len(spatial):
+            metres = scaling[["x", "y", "z"].index(axis_id)]
+            unit = {"unit": "micrometer", "scale": float(metres) * 1e6}
+        axes.append(m.SpaceInputAxis(id=m.AxisId(axis_id), size=input_shape[index], **unit))
+    axes.append(m.ChannelAxis(channel_names=[m.Identifier(n) for n in _input_channels(input_shape[-1])]))
+    return axes
+
+
+def _output_axes(model_json: Mapping[str, Any]) -> list[Any]:
+    """batch, the space axes (the input's size with MinOverlap / 2 as halo, or fixed), channel (the classes)."""
+    from bioimageio.spec.model import v0_5 as m
+
+    input_shape = [int(v) for v in model_json["InputShape"]]
+    output_shape = [int(v) for v in model_json["OutputShape"]]
+    spatial = _SPATIAL[len(input_shape)]
+    halos = [v // 2 for v in model_json.get("MinOverlap") or [0] * len(spatial)]
+    axes: list[Any] = [m.BatchAxis()]
+    if len(output_shape) > 1:
+        for index, axis_id in enumerate(spatial):
+            if output_shape[index] == input_shape[index]:
+                size = m.SizeReference(tensor_id=m.TensorId("input"), axis_id=m.AxisId(axis_id))
+                axis_cls = m.SpaceOutputAxisWithHalo if halos[index] else m.SpaceOutputAxis
+                extra = {"halo": halos[index]} if halos[index] else {}
+                axes.append(axis_cls(id=m.AxisId(axis_id), size=size, **extra))
+            else:
+                axes.append(m.SpaceOutputAxis(id=m.AxisId(axis_id), size=output_shape[index]))
+    classes = model_json.get("Classes") or [f"channel{i}" for i in range(output_shape[-1])]
+    axes.append(m.ChannelAxis(channel_names=[m.Identifier(_identifier(c, i)) for i, c in enumerate(classes)]))
+    return axes
 
 
 def _input_channels(count: int) -> Sequence[str]:
@@ -240,8 +269,7 @@ def _identifier(name: str, index: int) -> str:
     return cleaned or f"channel{index}"
 
 
-def _readme(root: Path, info: PackageInfo, model_json: Mapping[str, Any]) -> Path:
-    path = root / "README.md"
+def _readme(path: Path, info: PackageInfo, model_json: Mapping[str, Any]) -> None:
     name = info.name or model_json.get("ModelName") or "model"
     lines = [
         f"# {name}",
@@ -253,7 +281,6 @@ def _readme(root: Path, info: PackageInfo, model_json: Mapping[str, Any]) -> Pat
     ]
     lines += [f"- {key}: {value}" for key, value in model_json.items()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 def _cover(path: Path, tile: Any, output: Any) -> None:

@@ -163,7 +163,7 @@ def prepare_onnx_model(
     snapshot = original.SerializeToString() if changes_numbers else None
     prepared = original
     if convert:
-        feed = _seeded_input(input_shape, in_layout)
+        feed = _seeded_input(input_shape, in_layout, where)
         prepared = convert_opset(prepared, opset, target_opset, feed, opset_hint, where)
         notes.append(f"converted opset {opset} -> {target_opset} (outputs verified with onnxruntime)")
         opset = target_opset
@@ -259,10 +259,10 @@ def _check_prepared(model: onnx.ModelProto, where: str) -> None:
         ) from None
 
 
-def _seeded_input(input_shape: Sequence[int], layout: str | None) -> np.ndarray:
+def _seeded_input(input_shape: Sequence[int], layout: str | None, where: str) -> np.ndarray:
     import numpy as np
 
-    tile = seeded_tile(input_shape)
+    tile = seeded_tile(input_shape, needed_for="converting the opset is verified on one tile", where=where)
     if layout in CHANNELS_FIRST:
         tile = np.transpose(tile, channels_first_perm(len(layout)))
     return np.ascontiguousarray(tile)

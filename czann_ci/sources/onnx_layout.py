@@ -32,10 +32,19 @@ def channels_last_perm(rank: int) -> list[int]:
     return [0, *range(2, rank), 1]
 
 
-def seeded_tile(input_shape: Sequence[int]) -> np.ndarray:
-    """A reproducible channels-last float32 tile of batch 1, for probing and verifying models."""
+def seeded_tile(input_shape: Sequence[int], *, needed_for: str, where: str | None = None) -> np.ndarray:
+    """A reproducible channels-last float32 tile of batch 1, for probing and verifying models.
+
+    Over the test-tile limit it is not allocated: an InvalidModelError naming InputShape says what
+    ``needed_for`` it (a clause: "the PyTorch export runs the module on one tile").
+    """
     import numpy as np
 
+    from czann_ci.checks.runtime import tile_too_large
+
+    problem = tile_too_large(input_shape, skippable=False)
+    if problem is not None:
+        raise InvalidModelError(f"{needed_for}: {problem}", file=where, field="InputShape")
     return np.random.default_rng(0).random((1, *input_shape), dtype=np.float32)
 
 

@@ -59,7 +59,9 @@ def torch_to_onnx(
     check_input_shape(input_shape)
     module, name = _load_module(torch, module_or_path)
     module = module.cpu().float().eval()
-    sample = torch.from_numpy(seeded_tile(input_shape))
+    sample = torch.from_numpy(
+        seeded_tile(input_shape, needed_for="the PyTorch export runs the module on one tile", where=name)
+    )
     reference, found_shape, onnx_output_layout = _probe_output(
         torch, module, sample, output_layout, output_shape, name
     )

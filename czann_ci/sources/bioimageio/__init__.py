@@ -1,6 +1,7 @@
 """bioimage.io model packages as a conversion source (the optional ``czann-ci[bioimageio]`` extra).
 
 - ``package.read_package(path) -> Package``: the description, read with bioimageio.spec (0.4 and 0.5);
+- ``package_files``: the package's files (weights, test tensors), each inflated and sha256-checked in one pass;
 - ``mapping.map_package(package, ...) -> Interface``: ZEN's InputShape, OutputShape, Classes, ...;
 - ``compose`` / ``processing`` / ``ops``: the channels-last ONNX graph with pre/postprocessing baked in;
 - ``weights``: the network as ONNX from the package's first convertible weights entry;

@@ -49,11 +49,27 @@ class CoreModel:
 
 def compose(core: CoreModel, interface: Interface, where: str, notes: list[str]) -> onnx.ModelProto:
     """The graph above around ``core`` (which is changed in place and returned)."""
-    from onnx import TensorProto, helper
-
     model = core.model
-    graph = model.graph
-    opset = next((e.version for e in model.opset_import if e.domain in ("", "ai.onnx")), 0)
+    core_input, core_output, writer = _core_ends(model.graph, _default_opset(model))
+    input_context = _input_side(writer, core, interface, core_input, where, notes)
+    pre_nodes = list(writer.nodes)
+    writer.nodes.clear()
+    output_context = _output_side(writer, core, interface, core_output, input_context)
+    used = sorted(set(input_context.used_statistics + output_context.used_statistics))
+    if used:
+        notes.append(STATISTICS_NOTE.format(steps=", ".join(used)))
+    _splice(model.graph, pre_nodes, writer, interface, core_input, core_output)
+    return model
+
+
+def _default_opset(model: onnx.ModelProto) -> int:
+    return next((e.version for e in model.opset_import if e.domain in ("", "ai.onnx")), 0)
+
+
+def _core_ends(
+    graph: onnx.GraphProto, opset: int
+) -> tuple[onnx.ValueInfoProto, onnx.ValueInfoProto, OpWriter]:
+    """The core's own input and output (renamed where they take our public names), and a writer for the rest."""
     initializer_names = {t.name for t in graph.initializer}
     core_input = next(v for v in graph.input if v.name not in initializer_names)
     core_output = graph.output[0]
@@ -61,13 +77,25 @@ def compose(core: CoreModel, interface: Interface, where: str, notes: list[str])
     for value in (core_input, core_output):
         if value.name in (INPUT_NAME, OUTPUT_NAME):  # the public names are ours
             _rename(graph, value, unique_name(f"core_{value.name}", taken))
-    writer = OpWriter(opset, taken)
+    return core_input, core_output, OpWriter(opset, taken)
 
-    tensor_in, tensor_out = interface.input, interface.output
-    zen_in = [BATCH, *interface.spatial, _channel(tensor_in)]
+
+def _input_side(
+    writer: OpWriter,
+    core: CoreModel,
+    interface: Interface,
+    core_input: onnx.ValueInfoProto,
+    where: str,
+    notes: list[str],
+) -> StepContext:
+    """ZEN's tile up to the core's input (the top half of the picture above); the input steps' context."""
+    from onnx import TensorProto
+
+    tensor_in = interface.input
     work_in = _working(tensor_in)
     x = INPUT_NAME
     if interface.bgr_to_rgb:
+        zen_in = _zen_input_axes(interface)
         x = writer.op("Gather", x, writer.const([2, 1, 0], "int64"), axis=len(zen_in) - 1)
     if tensor_in.dtype in INTEGER_MAX:
         scaled = writer.binary("Mul", x, float(INTEGER_MAX[tensor_in.dtype]))
@@ -75,45 +103,72 @@ def compose(core: CoreModel, interface: Interface, where: str, notes: list[str])
         notes.append(
             f"ZEN's [0, 1] input is scaled to the package's {tensor_in.dtype} range (x {INTEGER_MAX[tensor_in.dtype]})"
         )
-    x, _ = _reorder(writer, x, zen_in, work_in)
-    raw = x
-    context = StepContext(where, "input", tensor_in.id, work_in, raw, work_in, tensor_in.id)
+    x, _ = _reorder(writer, x, _zen_input_axes(interface), work_in)
+    context = StepContext(where, "input", tensor_in.id, work_in, x, work_in, tensor_in.id)
     x = bake_steps(writer, x, tensor_in.steps, context)
     x, _ = _reorder(writer, x, work_in, list(core.input_axes))
     elem_type = core_input.type.tensor_type.elem_type
     if elem_type != TensorProto.FLOAT:
         x = writer.op("Cast", x, to=elem_type)
     writer.op("Identity", x, output=core_input.name)
-    pre_nodes = list(writer.nodes)
-    writer.nodes.clear()
+    return context
 
+
+def _output_side(
+    writer: OpWriter,
+    core: CoreModel,
+    interface: Interface,
+    core_output: onnx.ValueInfoProto,
+    input_context: StepContext,
+) -> StepContext:
+    """The core's output down to ZEN's output (the bottom half of the picture above); its steps' context."""
+    from onnx import TensorProto
+
+    tensor_out = interface.output
     y = core_output.name
     if core_output.type.tensor_type.elem_type != TensorProto.FLOAT:
         y = writer.cast(y, "float32")
     work_out = _working(tensor_out)
     y, _ = _reorder(writer, y, list(core.output_axes), work_out)
-    out_context = StepContext(where, "output", tensor_out.id, work_out, raw, work_in, tensor_in.id)
-    y = bake_steps(writer, y, tensor_out.steps, out_context)
-    zen_out = [BATCH, *(interface.spatial if tensor_out.space_axes else ()), _channel(tensor_out)]
-    y, _ = _reorder(writer, y, work_out, zen_out)
+    raw, raw_axes, input_id = input_context.raw, input_context.raw_axes, input_context.input_id
+    context = StepContext(input_context.where, "output", tensor_out.id, work_out, raw, raw_axes, input_id)
+    y = bake_steps(writer, y, tensor_out.steps, context)
+    y, _ = _reorder(writer, y, work_out, _zen_output_axes(interface))
     writer.op("Identity", y, output=OUTPUT_NAME)
+    return context
 
-    used = sorted(set(context.used_statistics + out_context.used_statistics))
-    if used:
-        notes.append(STATISTICS_NOTE.format(steps=", ".join(used)))
+
+def _splice(
+    graph: onnx.GraphProto,
+    pre_nodes: list[onnx.NodeProto],
+    writer: OpWriter,
+    interface: Interface,
+    core_input: onnx.ValueInfoProto,
+    core_output: onnx.ValueInfoProto,
+) -> None:
+    """Our nodes around the core's, and ZEN's input and output in place of the core's."""
+    from onnx import TensorProto, helper
+
     nodes = [*pre_nodes, *graph.node, *writer.nodes]
     del graph.node[:]
     graph.node.extend(nodes)
     graph.initializer.extend(writer.initializers)
     graph.input.remove(core_input)
-    graph.input.insert(
-        0, helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, _dims(interface, zen_in, tensor_in))
-    )
+    in_dims = _dims(interface, _zen_input_axes(interface), interface.input)
+    graph.input.insert(0, helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, in_dims))
     graph.output.remove(core_output)
-    out_dims = _dims(interface, zen_out, tensor_out, output=True)
+    out_dims = _dims(interface, _zen_output_axes(interface), interface.output, output=True)
     graph.output.append(helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, out_dims))
     del graph.value_info[:]  # the model's own shape annotations may name dims our reorders moved
-    return model
+
+
+def _zen_input_axes(interface: Interface) -> list[str]:
+    return [BATCH, *interface.spatial, _channel(interface.input)]
+
+
+def _zen_output_axes(interface: Interface) -> list[str]:
+    tensor_out = interface.output
+    return [BATCH, *(interface.spatial if tensor_out.space_axes else ()), _channel(tensor_out)]
 
 
 def _rename(graph: onnx.GraphProto, value: onnx.ValueInfoProto, new: str) -> None:

@@ -9,13 +9,16 @@ the 0.4 description and put back, so that nothing the package says is lost on th
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from czann_ci.errors import InvalidModelError, UsageError, first_line
+from czann_ci.sources.bioimageio.package_files import file_name, read_array, read_verified, save_verified
 
 if TYPE_CHECKING:
     import numpy as np
@@ -78,12 +81,20 @@ class Tensor:
 
 @dataclass(frozen=True)
 class Weights:
-    """One weights entry: its format, a reader of the file's bytes, and the entry itself (format-specific fields)."""
+    """One weights entry: its format, its file, and the entry itself (format-specific fields)."""
 
     format: str
     file_name: str
-    read: Callable[[], bytes] = field(compare=False)
     entry: Any = field(compare=False)  # the spec's weights description (architecture, opset_version, ...)
+    where: str = field(compare=False)  # the package, for messages
+
+    def read(self) -> bytes:
+        """The weights file's bytes, checked against the sha256 the description records."""
+        return read_verified(self.entry, field=f"weights.{self.format}", where=self.where)
+
+    def save(self, target: Path) -> Path:
+        """The weights file copied to ``target``, checked as ``read`` checks it."""
+        return save_verified(self.entry, target, field=f"weights.{self.format}", where=self.where)
 
 
 @dataclass(frozen=True)
@@ -137,10 +148,31 @@ class Package:
 def import_spec() -> Any:
     """``bioimageio.spec``, or a one-line usage error naming the extra."""
     try:
-        import bioimageio.spec as spec
+        with _ipython_unavailable():
+            import bioimageio.spec as spec
     except ImportError:
         raise UsageError(f"bioimage.io packages need the bioimageio extra: {INSTALL_HINT}") from None
     return spec
+
+
+@contextlib.contextmanager
+def _ipython_unavailable() -> Iterator[None]:
+    """While the spec is imported, outside IPython: ``import IPython`` fails as if it were not installed.
+
+    bioimageio.spec imports IPython, when it is installed, only to prettify validation errors in a
+    notebook; that is 0.2-0.3 CPU s here, a quarter of importing the spec, in every conversion. In a
+    notebook IPython is already imported and nothing changes; elsewhere the spec takes its own
+    fallback (plain pydantic errors), and the entry is gone again once the spec is imported.
+    """
+    if "IPython" in sys.modules:
+        yield
+        return
+    sys.modules["IPython"] = None  # type: ignore[assignment]  # None: the import system's "not importable"
+    try:
+        yield
+    finally:
+        if sys.modules.get("IPython", False) is None:
+            del sys.modules["IPython"]
 
 
 def is_package_path(path: Path) -> bool:
@@ -180,8 +212,12 @@ def _read_cached(resolved: str, mtime_ns: int, size: int, where: str) -> Package
     native = _load(spec, path, "discover", where)
     descr = native if native.format_version.startswith("0.5") else _load(spec, path, "latest", where)
     fixups = _v04_scale_range_facts(native) if native is not descr else {}
-    inputs = tuple(_tensor(t, t.preprocessing, fixups.get(str(t.id), {})) for t in descr.inputs)
-    outputs = tuple(_tensor(t, t.postprocessing, fixups.get(str(t.id), {})) for t in descr.outputs)
+    inputs = tuple(
+        _tensor(t, t.preprocessing, fixups.get(str(t.id), {}), "inputs", where) for t in descr.inputs
+    )
+    outputs = tuple(
+        _tensor(t, t.postprocessing, fixups.get(str(t.id), {}), "outputs", where) for t in descr.outputs
+    )
     config = descr.config.model_dump(mode="json") if descr.config is not None else {}
     return Package(
         where=where,
@@ -272,7 +308,9 @@ def _axis(axis: Any) -> Axis:
     )
 
 
-def _tensor(tensor: Any, steps: Any, fixups: Mapping[int, Mapping[str, Any]]) -> Tensor:
+def _tensor(
+    tensor: Any, steps: Any, fixups: Mapping[int, Mapping[str, Any]], role: str, where: str
+) -> Tensor:
     data = tensor.data if not isinstance(tensor.data, (list, tuple)) else tensor.data[0]
     plain_steps = []
     ranges_seen = 0  # the converter keeps the order of 0.4's steps (adding ensure_dtype ones)
@@ -290,12 +328,10 @@ def _tensor(tensor: Any, steps: Any, fixups: Mapping[int, Mapping[str, Any]]) ->
         plain_steps.append(Step(str(step.id), kwargs))
     load_test = None
     if tensor.test_tensor is not None:
-        file_descr = tensor.test_tensor
+        file_descr, field_name = tensor.test_tensor, f"{role}.{tensor.id}.test_tensor"
 
         def load_test() -> np.ndarray:
-            from bioimageio.spec.utils import load_array
-
-            return load_array(file_descr)
+            return read_array(file_descr, field=field_name, where=where)
 
     return Tensor(
         id=str(tensor.id),
@@ -307,38 +343,9 @@ def _tensor(tensor: Any, steps: Any, fixups: Mapping[int, Mapping[str, Any]]) ->
 
 
 def _weights(weights: Any, where: str) -> dict[str, Weights]:
-    found: dict[str, Weights] = {}
-    for name in WEIGHTS_PRIORITY:
-        entry = getattr(weights, name, None)
-        if entry is None:
-            continue
-        file_name = str(entry.source).rsplit("/", 1)[-1]
-        found[name] = Weights(
-            format=name,
-            file_name=file_name,
-            read=lambda entry=entry, name=name, file_name=file_name: _read_verified(
-                entry, f"weights.{name}", file_name, where
-            ),
-            entry=entry,
-        )
-    return found
-
-
-def _read_verified(file_descr: Any, field_name: str, file_name: str, where: str) -> bytes:
-    """A package file's bytes, checked against the sha256 the description records."""
-    import hashlib
-
-    try:
-        data = file_descr.get_reader().read()
-    except Exception as error:  # a member missing from the zip, an unreadable file
-        raise InvalidModelError(
-            f"cannot read '{file_name}' ({first_line(error)})", file=where, field=field_name
-        ) from None
-    expected = getattr(file_descr, "sha256", None)
-    if expected is not None and hashlib.sha256(data).hexdigest() != str(expected):
-        raise InvalidModelError(
-            f"'{file_name}' does not match the sha256 the description records (damaged or replaced)",
-            file=where,
-            field=field_name,
-        )
-    return data
+    entries = {name: getattr(weights, name, None) for name in WEIGHTS_PRIORITY}
+    return {
+        name: Weights(format=name, file_name=file_name(entry), entry=entry, where=where)
+        for name, entry in entries.items()
+        if entry is not None
+    }

@@ -20,10 +20,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 from czann_ci.sources.base import Exported
 
 if TYPE_CHECKING:
+    import onnx
+
     from czann_ci.checks.fidelity import FidelityResult
     from czann_ci.format.specs import FormatSpec
     from czann_ci.sources.bioimageio.mapping import Interface
     from czann_ci.sources.bioimageio.package import Package
+    from czann_ci.sources.bioimageio.weights import CoreSource
+    from czann_ci.sources.onnx_import import PreparedOnnx
 
 
 class BioimageioPlan(Protocol):
@@ -101,11 +105,8 @@ class BioimageioSource:
     def _export(
         self, package: Package, interface: Interface, plan: BioimageioPlan, notes: list[str]
     ) -> Exported:
-        from czann_ci.checks.runtime import OnnxRunner
         from czann_ci.sources.bioimageio.compose import compose
-        from czann_ci.sources.bioimageio.test_tensors import check_test_tensors
         from czann_ci.sources.bioimageio.weights import choose_weights, core_model
-        from czann_ci.sources.onnx_import import prepare_onnx_model
 
         source = choose_weights(package)
         self.weights_format = source.weights.format
@@ -118,48 +119,79 @@ class BioimageioSource:
             notes,
         )
         if plan.run:
-            test_graph = composed
-            test_sizes = _test_sizes(interface)
-            if not source.dynamic and test_sizes != sizes:
-                core = core_model(package, interface, source, opset=plan.opset, sizes=test_sizes, notes=[])
-                test_graph = compose(core, interface, package.where, [])
-            tolerance = package.tolerance(source.weights.format, interface.output.id, atol=plan.atol)
-            self.fidelity = check_test_tensors(
-                OnnxRunner(test_graph.SerializeToString()), package, interface, tolerance
-            )
-            notes.append(
-                f"reproduced test output '{interface.output.id}' from test input '{interface.input.id}' "
-                f"(largest difference {self.fidelity.max_abs_diff:.3g})"
-            )
-        layout = "nhwc" if len(interface.spatial) == 2 else "ndhwc"
-        spec = plan.spec
-        assert spec.accepted_opsets is not None
-        prepared = prepare_onnx_model(
-            composed,
-            base_dir=None,
-            input_shape=fields_shape(plan, "InputShape"),
-            output_shape=fields_shape(plan, "OutputShape"),
-            target_opset=plan.opset,
-            accepted_opsets=spec.accepted_opsets,
-            input_layout=layout,
-            output_layout=layout if interface.output.space_axes else None,
-            spatial_dims=sizes if source.dynamic else None,
-            max_ir_version=spec.max_ir_version,
-            source_name=package.where,
-            copy_input=False,
-            check=False,  # the pipeline's structure check runs the full ONNX check once
-        )
+            self.fidelity = _run_test_tensors(package, interface, source, composed, plan, notes)
+        prepared = _prepare(composed, package, interface, plan, dynamic=source.dynamic)
         notes.extend(prepared.notes)
-        reference = prepared.reference if prepared.changed else None
-        exported = Exported(prepared.model, reference, notes, fidelity=self.fidelity)
-        if self.fidelity is not None:
-            exported.checks.passed(
-                "package-test-tensors",
-                f"the package's own test output reproduced within tolerance (largest difference "
-                f"{self.fidelity.max_abs_diff:.3g})",
-                file=package.where,
-            )
-        return exported
+        return _exported(prepared, self.fidelity, package, notes)
+
+
+def _run_test_tensors(
+    package: Package,
+    interface: Interface,
+    source: CoreSource,
+    composed: onnx.ModelProto,
+    plan: BioimageioPlan,
+    notes: list[str],
+) -> FidelityResult:
+    """The composed graph (made again for the test input's size if the core's is fixed) on the package's test tensors."""
+    from czann_ci.checks.runtime import OnnxRunner
+    from czann_ci.sources.bioimageio.compose import compose
+    from czann_ci.sources.bioimageio.test_tensors import check_test_tensors
+    from czann_ci.sources.bioimageio.weights import core_model
+
+    test_graph = composed
+    test_sizes = _test_sizes(interface)
+    if not source.dynamic and test_sizes != interface.spatial_dims:
+        core = core_model(package, interface, source, opset=plan.opset, sizes=test_sizes, notes=[])
+        test_graph = compose(core, interface, package.where, [])
+    tolerance = package.tolerance(source.weights.format, interface.output.id, atol=plan.atol)
+    fidelity = check_test_tensors(OnnxRunner(test_graph.SerializeToString()), package, interface, tolerance)
+    notes.append(
+        f"reproduced test output '{interface.output.id}' from test input '{interface.input.id}' "
+        f"(largest difference {fidelity.max_abs_diff:.3g})"
+    )
+    return fidelity
+
+
+def _prepare(
+    composed: onnx.ModelProto, package: Package, interface: Interface, plan: BioimageioPlan, *, dynamic: bool
+) -> PreparedOnnx:
+    """The composed graph as ZEN reads it: fixed tile sizes, the spec's opset and IR version."""
+    from czann_ci.sources.onnx_import import prepare_onnx_model
+
+    layout = "nhwc" if len(interface.spatial) == 2 else "ndhwc"
+    spec = plan.spec
+    assert spec.accepted_opsets is not None
+    return prepare_onnx_model(
+        composed,
+        base_dir=None,
+        input_shape=fields_shape(plan, "InputShape"),
+        output_shape=fields_shape(plan, "OutputShape"),
+        target_opset=plan.opset,
+        accepted_opsets=spec.accepted_opsets,
+        input_layout=layout,
+        output_layout=layout if interface.output.space_axes else None,
+        spatial_dims=interface.spatial_dims if dynamic else None,
+        max_ir_version=spec.max_ir_version,
+        source_name=package.where,
+        copy_input=False,
+        check=False,  # the pipeline's structure check runs the full ONNX check once
+    )
+
+
+def _exported(
+    prepared: PreparedOnnx, fidelity: FidelityResult | None, package: Package, notes: list[str]
+) -> Exported:
+    reference = prepared.reference if prepared.changed else None
+    exported = Exported(prepared.model, reference, notes, fidelity=fidelity)
+    if fidelity is not None:
+        exported.checks.passed(
+            "package-test-tensors",
+            f"the package's own test output reproduced within tolerance (largest difference "
+            f"{fidelity.max_abs_diff:.3g})",
+            file=package.where,
+        )
+    return exported
 
 
 def fields_shape(plan: BioimageioPlan, key: str) -> list[int]:

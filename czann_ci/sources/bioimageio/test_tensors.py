@@ -71,24 +71,10 @@ def check_test_tensors(
 
     tensor_in, tensor_out = interface.input, interface.output
     where = package.where
-    for role, tensor in (("input", tensor_in), ("output", tensor_out)):
-        if tensor.load_test is None:
-            raise InvalidModelError(
-                f"{role} '{tensor.id}' has no test tensor",
-                file=where,
-                field=f"{role}s.{tensor.id}.test_tensor",
-            )
+    _require_test_tensors(interface, where)
     feed = to_zen(np.asarray(tensor_in.load_test()), tensor_in, interface)  # type: ignore[misc]
     expected = np.asarray(tensor_out.load_test(), dtype=np.float32)  # type: ignore[misc]
-    try:
-        actual = from_zen(np.asarray(run(feed)), tensor_out, interface).astype(np.float32)
-    except Exception as error:  # onnxruntime rejects a test input the model cannot take
-        raise InvalidModelError(
-            f"the model does not run on test input '{tensor_in.id}' {list(feed.shape)} (as ZEN feeds it): "
-            f"{first_line(error)}",
-            file=where,
-            field=f"inputs.{tensor_in.id}.test_tensor",
-        ) from None
+    actual = _run_test_input(run, feed, interface, where)
     field = f"outputs.{tensor_out.id}.test_tensor"
     if actual.shape != expected.shape:
         raise InvalidModelError(
@@ -97,6 +83,54 @@ def check_test_tensors(
             file=where,
             field=field,
         )
+    result, mismatched = _compare(actual, expected, feed, tolerance)
+    if result.status is Status.FAILED:
+        whose = "the package's" if tolerance.declared else "czann-ci's"
+        raise InvalidModelError(
+            f"test output '{tensor_out.id}' is not reproduced: {mismatched} of {expected.size} elements differ by more "
+            f"than {tolerance.absolute:g} + {tolerance.relative:g} x |expected| (largest difference "
+            f"{result.max_abs_diff:.3g} at index {result.where}; {whose} tolerance allows "
+            f"{tolerance.mismatched_per_million:g} per million)",
+            file=where,
+            field=field,
+        )
+    return result
+
+
+def _require_test_tensors(interface: Interface, where: str) -> None:
+    for role, tensor in (("input", interface.input), ("output", interface.output)):
+        if tensor.load_test is None:
+            raise InvalidModelError(
+                f"{role} '{tensor.id}' has no test tensor",
+                file=where,
+                field=f"{role}s.{tensor.id}.test_tensor",
+            )
+
+
+def _run_test_input(
+    run: Callable[[np.ndarray], np.ndarray], feed: np.ndarray, interface: Interface, where: str
+) -> np.ndarray:
+    """The model's output on the ZEN-ordered test input, in the package's axis order."""
+    import numpy as np
+
+    tensor_in = interface.input
+    try:
+        return from_zen(np.asarray(run(feed)), interface.output, interface).astype(np.float32)
+    except Exception as error:  # onnxruntime rejects a test input the model cannot take
+        raise InvalidModelError(
+            f"the model does not run on test input '{tensor_in.id}' {list(feed.shape)} (as ZEN feeds it): "
+            f"{first_line(error)}",
+            file=where,
+            field=f"inputs.{tensor_in.id}.test_tensor",
+        ) from None
+
+
+def _compare(
+    actual: np.ndarray, expected: np.ndarray, feed: np.ndarray, tolerance: Tolerance
+) -> tuple[FidelityResult, int]:
+    """bioimage.io's rule element by element: the figures, and how many elements mismatch."""
+    import numpy as np
+
     difference = np.abs(actual.astype(np.float64) - expected)
     allowed = tolerance.absolute + tolerance.relative * np.abs(expected.astype(np.float64))
     mismatched = int((difference > allowed).sum())
@@ -110,16 +144,5 @@ def check_test_tensors(
     max_rel = float((difference / np.maximum(np.abs(expected), 1e-12)).max()) if difference.size else 0.0
     status = Status.FAILED if per_million > tolerance.mismatched_per_million else Status.PASSED
     spread = float(expected.max() - expected.min()) if expected.size else 0.0
-    result = FidelityResult(
-        status, max_abs, max_rel, worst, tolerance.absolute, (float(feed.min()), float(feed.max())), spread
-    )
-    if status is Status.FAILED:
-        whose = "the package's" if tolerance.declared else "czann-ci's"
-        raise InvalidModelError(
-            f"test output '{tensor_out.id}' is not reproduced: {mismatched} of {expected.size} elements differ by more "
-            f"than {tolerance.absolute:g} + {tolerance.relative:g} x |expected| (largest difference {max_abs:.3g} at "
-            f"index {worst}; {whose} tolerance allows {tolerance.mismatched_per_million:g} per million)",
-            file=where,
-            field=field,
-        )
-    return result
+    feed_range = (float(feed.min()), float(feed.max()))
+    return FidelityResult(status, max_abs, max_rel, worst, tolerance.absolute, feed_range, spread), mismatched

@@ -18,6 +18,7 @@ from czann_ci.errors import ConversionError, InvalidModelError, UsageError, firs
 from czann_ci.sources.bioimageio.compose import CoreModel
 from czann_ci.sources.bioimageio.mapping import Interface
 from czann_ci.sources.bioimageio.package import BATCH, CHANNEL, WEIGHTS_PRIORITY, Package, Weights
+from czann_ci.sources.bioimageio.package_files import file_name, save_verified
 
 TORCH_FORMATS = ("torchscript", "pytorch_state_dict")
 
@@ -67,20 +68,24 @@ def core_model(
 
 
 def _write(weights: Weights, folder: Path, name: str | None = None) -> Path:
-    path = folder / (name or weights.file_name)
-    path.write_bytes(weights.read())
-    return path
+    return weights.save(folder / (name or weights.file_name))
 
 
 def _onnx(package: Package, weights: Weights, folder: Path) -> object:
+    """The model parsed from the weights' bytes in memory; only a side file of external data goes to ``folder``."""
     import onnx
+    from onnx.external_data_helper import load_external_data_for_model
 
-    path = _write(weights, folder)
+    data = weights.read()
     external = getattr(weights.entry, "external_data", None)
     if external is not None:
-        (folder / str(external.source).rsplit("/", 1)[-1]).write_bytes(external.get_reader().read())
+        save_verified(
+            external, folder / file_name(external), field="weights.onnx.external_data", where=package.where
+        )
     try:
-        return onnx.load_model(str(path), load_external_data=True)
+        model = onnx.load_model_from_string(data)
+        load_external_data_for_model(model, str(folder))  # reads nothing when no tensor is external
+        return model
     except Exception as error:  # protobuf decode errors and missing side files
         raise InvalidModelError(
             f"the ONNX weights are not readable ({first_line(error)})",
