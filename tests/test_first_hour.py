@@ -269,3 +269,18 @@ def test_preview_shows_input_source_and_packed_output(tmp_path: Path) -> None:
             *args,
         )
         assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+
+
+def test_a_keras_backend_set_for_other_tools_does_not_break_the_conversion(tmp_path: Path) -> None:
+    # bioimageio.core's Keras runner, for one, sets KERAS_BACKEND=torch for the process and its children
+    done = czann(
+        "convert",
+        str(EXAMPLE / "nuclei.keras"),
+        "--meta",
+        str(EXAMPLE / "nuclei.json"),
+        "-o",
+        str(tmp_path / "k.czann"),
+        env={"KERAS_BACKEND": "torch"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "fast conversion cannot trace" not in done.stderr
