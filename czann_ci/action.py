@@ -381,27 +381,22 @@ def _release(inputs: ActionInputs, ctx: CiContext, console: Console, built: Path
 def _forge_target(inputs: ActionInputs, ctx: CiContext, archive: Asset) -> GitHubTarget | GitLabTarget:
     from czann_ci.publish import GitHubTarget, GitLabTarget
 
+    shared = {
+        "api_url": inputs.api_url,
+        "token": inputs.token,
+        "tag": inputs.release_tag,
+        "overwrite": inputs.overwrite,
+    }
     if ctx.forge == "gitlab":
         stem, suffix = archive.name.rsplit(".", 1)[0], f"-{inputs.version}"
-        return GitLabTarget(
-            api_url=inputs.api_url,
-            project=ctx.repository,
-            token=inputs.token,
-            token_kind=inputs.token_kind,
-            tag=inputs.release_tag,
-            package_name=stem[: -len(suffix)] if stem.endswith(suffix) else stem,
-            package_version=inputs.version,
-            overwrite=inputs.overwrite,
-        )
+        package = {"package_name": stem.removesuffix(suffix), "package_version": inputs.version}
+        return GitLabTarget(project=ctx.repository, token_kind=inputs.token_kind, **package, **shared)
     return GitHubTarget(
-        api_url=inputs.api_url,
         repository=ctx.repository,
-        token=inputs.token,
-        tag=inputs.release_tag,
         draft=inputs.draft,
         prerelease=inputs.prerelease,
-        overwrite=inputs.overwrite,
         target_commitish=ctx.commit or None,
+        **shared,
     )
 
 

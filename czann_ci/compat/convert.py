@@ -29,16 +29,17 @@ class _Converter(ABC):
 
     def _run(
         self,
-        meta: MetadataFile | Path,
+        meta: MetadataFile,
         model: Any,
         license_file: Path | None,
         output_path: str | Path,
-        output_name: str,
-        spatial_dims: Sequence[int] | None,
-        preprocessing: Any,
-        postprocessing: Any,
-        options: dict[str, Any],
+        output_name: str = "DNNModel",
+        spatial_dims: Sequence[int] | None = None,
+        preprocessing: Any = None,
+        postprocessing: Any = None,
+        **options: Any,
     ) -> ConversionResult:
+        """czmodel's arguments after the first, positional or by name, as both entry points take them."""
         out_format = options.pop("out_format", self.out_format)
         output = Path(output_path) / f"{output_name}.{out_format}"
         return convert_model(
@@ -60,46 +61,33 @@ class _Converter(ABC):
         """The metadata file a ModelSpec of this converter's kind stands for."""
 
     def convert_from_model_spec(
-        self,
-        model_spec: ModelSpec | LegacyModelSpec,
-        output_path: str | Path,
-        output_name: str = "DNNModel",
-        spatial_dims: Sequence[int] | None = None,
-        preprocessing: Any = None,
-        postprocessing: Any = None,
-        **options: Any,
+        self, model_spec: ModelSpec | LegacyModelSpec, *args: Any, **options: Any
     ) -> ConversionResult:
-        """Convert ``model_spec.model`` (a live model or a model path) with its metadata."""
+        """Convert ``model_spec.model`` (a live model or a model path) with its metadata.
+
+        Then, as in czmodel: ``output_path, output_name="DNNModel", spatial_dims=None, preprocessing=None,
+        postprocessing=None``, and czann-ci's keyword-only additions (``spec=``, ``zen_blue=``, ``force=``, ...).
+        """
         model = model_spec.model
         return self._run(
             self._metadata_of(model_spec),
             Path(model) if isinstance(model, (str, Path)) else model,
             Path(model_spec.license_file) if model_spec.license_file is not None else None,
-            output_path,
-            output_name,
-            spatial_dims,
-            preprocessing,
-            postprocessing,
-            options,
+            *args,
+            **options,
         )
 
     def convert_from_json_spec(
-        self,
-        model_spec_path: str | Path,
-        output_path: str | Path,
-        output_name: str = "DNNModel",
-        spatial_dims: Sequence[int] | None = None,
-        preprocessing: Any = None,
-        postprocessing: Any = None,
-        **options: Any,
+        self, model_spec_path: str | Path, *args: Any, **options: Any
     ) -> ConversionResult:
-        """Convert the model a conversion-spec JSON names (paths in it resolve relative to the JSON file)."""
+        """Convert the model a conversion-spec JSON names (paths in it resolve relative to the JSON file).
+
+        The other arguments as for ``convert_from_model_spec``.
+        """
         meta = load_metadata_file(Path(model_spec_path))
         if meta.model_path is None:
             raise UsageError("required in a conversion spec", file=str(model_spec_path), field="ModelPath")
-        return self._run(
-            meta, None, None, output_path, output_name, spatial_dims, preprocessing, postprocessing, options
-        )
+        return self._run(meta, None, None, *args, **options)
 
 
 class DefaultConverter(_Converter):
