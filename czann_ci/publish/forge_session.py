@@ -3,6 +3,7 @@ log and errors that never carry the token. GitHubForge and GitLabForge build on 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
@@ -12,7 +13,7 @@ from czann_ci.publish.models import TagExistsError
 from czann_ci.publish.retry import RetryPolicy
 
 
-class ForgeSession:
+class ForgeSession(ABC):
     name = ""  # GitHub | GitLab, in error messages
 
     def __init__(
@@ -60,11 +61,13 @@ class ForgeSession:
                 raise TagExistsError(f"{what}: the tag exists already", tag=tag)
             raise self.client.failure(response, what)
 
+    @abstractmethod
     def tags(self, prefix: str) -> dict[str, str]:
-        raise NotImplementedError
+        """Every tag whose name starts with ``prefix``, mapped to the commit it points at."""
 
+    @abstractmethod
     def delete_tag(self, tag: str) -> None:
-        raise NotImplementedError
+        """Delete ``tag``; a tag that is gone already is no error."""
 
     def remove_own_tag(self, tag: str, commit: str) -> None:
         """Delete ``tag`` when it points at ``commit`` (our claim); a tag at another commit is left."""
