@@ -165,8 +165,9 @@ def _pack(exported: Exported, plan: ConversionPlan) -> _Packed:
         # Exporters name things from process-wide counters; an ONNX file given by the user is already fixed.
         canonicalize(exported.model, max_ir_version=plan.spec.max_ir_version)
     # An ONNX source keeps its own opset where the spec reads it.
-    opset = default_opset(exported.model) or plan.opset
-    return _Packed(exported.model.SerializeToString(), exported.model, opset)
+    model, exported.model = exported.model, None  # packed owns it now, and drops it after the checks
+    opset = default_opset(model) or plan.opset
+    return _Packed(model.SerializeToString(), model, opset)
 
 
 def _check_structure(packed: _Packed, plan: ConversionPlan, declared: Declared) -> ValidationSummary:
