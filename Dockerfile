@@ -40,10 +40,14 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 # Run after each dependency install: what no czann command loads. onnxruntime's wheel carries its C API
-# library (34 MB) beside the Python binding, which does not link it; numpy, onnx and others ship
-# their own test suites (tf2onnx's as a top-level package `tests`).
+# library (34 MB) beside the Python binding, which does not link it, and its model-optimization tools
+# (transformers, quantization, tools: 10 MB); onnx carries its backend conformance suite
+# (onnx/backend/test, 17 MB); numpy and others ship their own test suites (tf2onnx's as a top-level
+# package `tests`).
 ENV CZANN_PRUNE='site=/opt/czann/lib/python3.11/site-packages \
  && rm -f "$site"/onnxruntime/capi/libonnxruntime.so* \
+ && rm -rf "$site"/onnxruntime/transformers "$site"/onnxruntime/quantization "$site"/onnxruntime/tools \
+   "$site"/onnx/backend/test \
  && find "$site" -mindepth 1 -type d -name tests -prune -exec rm -rf {} +'
 COPY requirements/build.lock /src/requirements/build.lock
 RUN python3 -m venv /opt/build \
