@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement  # pytest depends on packaging
+from packaging.utils import canonicalize_name
 from ruamel.yaml import YAML  # installed with check-jsonschema (the test extra)
 
 from czann_ci import action, action_inputs
@@ -178,7 +180,9 @@ def test_ci_docs_cover_every_input_output_and_exit_code() -> None:
 def test_lock_files_pin_every_package_with_hashes() -> None:
     tomllib = pytest.importorskip("tomllib")
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
-    wanted = {re.split(r"[<>=\[ ;]", dep)[0].lower() for dep in pyproject["project"]["dependencies"]}
+    wanted = {
+        canonicalize_name(re.split(r"[<>=!\[ ;]", dep)[0]) for dep in pyproject["project"]["dependencies"]
+    }
     assert {"onnx", "typer", "jsonschema"} <= wanted
     for name in ("full", "slim", "build"):
         lock = (REPO / "requirements" / f"{name}.lock").read_text()
@@ -190,7 +194,14 @@ def test_lock_files_pin_every_package_with_hashes() -> None:
         listed = {line.split("==")[0] for line in lock.splitlines() if re.match(r"^[A-Za-z0-9]", line)}
         assert listed and {p[0] for p in pins} == listed, f"{name}.lock: unhashed pins"
         if name != "build":
-            assert wanted <= {n.lower() for n in listed}, f"{name}.lock lacks {wanted - listed}"
+            locked = {canonicalize_name(n) for n in listed}
+            assert wanted <= locked, f"{name}.lock lacks {wanted - locked}"
+            versions = {canonicalize_name(pin[0]): pin[1] for pin in pins}
+            for dep in map(Requirement, pyproject["project"]["dependencies"]):
+                pinned = versions[canonicalize_name(dep.name)]
+                assert dep.specifier.contains(pinned, prereleases=True), (
+                    f"{name}.lock: {dep.name}=={pinned}, not {dep}"
+                )
     full = (REPO / "requirements" / "full.lock").read_text()
     slim = (REPO / "requirements" / "slim.lock").read_text()
     assert "\ntensorflow-cpu==" in full and "\ntf2onnx==" in full
