@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +50,18 @@ def seg_sources(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 # ---- END converter fixtures ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def example_conversion(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The bundled example converted once by the CLI (with its license): the file and the finished process.
+    Tests read it and never change it."""
+    from test_cli import EXAMPLE, czann
+
+    out = tmp_path_factory.mktemp("example") / "nuclei.czann"
+    done = czann(
+        "convert", str(EXAMPLE / "nuclei.keras"), "--meta", str(EXAMPLE / "nuclei.json"),
+        "--license", str(EXAMPLE / "LICENSE.txt"), "-o", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return out, done

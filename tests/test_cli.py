@@ -27,21 +27,9 @@ def czann(*args: str, cwd: Path | None = None, env: dict | None = None) -> subpr
     )
 
 
-@pytest.fixture(scope="module")
-def example_czann(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("cli") / "nuclei.czann"
-    done = czann(
-        "convert",
-        str(EXAMPLE / "nuclei.keras"),
-        "--meta",
-        str(EXAMPLE / "nuclei.json"),
-        "--license",
-        str(EXAMPLE / "LICENSE.txt"),
-        "-o",
-        str(out),
-    )
-    assert done.returncode == 0, done.stderr
-    return out
+@pytest.fixture
+def example_czann(example_conversion: tuple[Path, subprocess.CompletedProcess]) -> Path:
+    return example_conversion[0]
 
 
 def test_convert_example_reports_fidelity(example_czann: Path) -> None:

@@ -31,21 +31,9 @@ def test_every_help_text_is_shown_as_written(command: str) -> None:
     assert shown.count("4 publish failed") == 1
 
 
-@pytest.fixture(scope="module")
-def converted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
-    folder = tmp_path_factory.mktemp("first-hour")
-    done = czann(
-        "convert",
-        str(EXAMPLE / "nuclei.keras"),
-        "--meta",
-        str(EXAMPLE / "nuclei.json"),
-        "--license",
-        str(EXAMPLE / "LICENSE.txt"),
-        "-o",
-        str(folder / "nuclei.czann"),
-    )
-    assert done.returncode == 0, done.stderr
-    return folder / "nuclei.czann", done
+@pytest.fixture
+def converted(example_conversion: tuple[Path, object]) -> tuple[Path, object]:
+    return example_conversion
 
 
 def test_results_on_stdout_diagnostics_on_stderr(converted: tuple[Path, object]) -> None:
