@@ -56,12 +56,9 @@ def seg_sources(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def example_conversion(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
     """The bundled example converted once by the CLI (with its license): the file and the finished process.
     Tests read it and never change it."""
-    from test_cli import EXAMPLE, czann
+    from test_cli import EXAMPLE, convert_example
 
     out = tmp_path_factory.mktemp("example") / "nuclei.czann"
-    done = czann(
-        "convert", str(EXAMPLE / "nuclei.keras"), "--meta", str(EXAMPLE / "nuclei.json"),
-        "--license", str(EXAMPLE / "LICENSE.txt"), "-o", str(out),
-    )  # fmt: skip
+    done = convert_example("--license", str(EXAMPLE / "LICENSE.txt"), "-o", str(out))
     assert done.returncode == 0, done.stderr
     return out, done

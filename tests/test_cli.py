@@ -27,6 +27,13 @@ def czann(*args: str, cwd: Path | None = None, env: dict | None = None) -> subpr
     )
 
 
+def convert_example(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`czann convert` on the bundled example model with its metadata, plus ``args``."""
+    return czann(
+        "convert", str(EXAMPLE / "nuclei.keras"), "--meta", str(EXAMPLE / "nuclei.json"), *args, env=env
+    )
+
+
 @pytest.fixture
 def example_czann(example_conversion: tuple[Path, subprocess.CompletedProcess]) -> Path:
     return example_conversion[0]
@@ -39,11 +46,7 @@ def test_convert_example_reports_fidelity(example_czann: Path) -> None:
 
 
 def test_convert_json_output(tmp_path: Path) -> None:
-    done = czann(
-        "convert",
-        str(EXAMPLE / "nuclei.keras"),
-        "--meta",
-        str(EXAMPLE / "nuclei.json"),
+    done = convert_example(
         "-o",
         str(tmp_path / "n.czann"),
         "--spec",
@@ -74,11 +77,7 @@ def test_reproducible_bytes_and_content_derived_id(tmp_path: Path, seg_sources: 
         outputs.append((tmp_path / f"{name}.czann").read_bytes())
     assert outputs[0] == outputs[1]
     # A different model gives a different Id.
-    done = czann(
-        "convert",
-        str(EXAMPLE / "nuclei.keras"),
-        "--meta",
-        str(EXAMPLE / "nuclei.json"),
+    done = convert_example(
         "-o",
         str(tmp_path / "c.czann"),
         "--json",
@@ -99,11 +98,7 @@ def test_existing_output_not_overwritten_without_force(tmp_path: Path, example_c
     assert "output exists; pass --force to overwrite it" in done.stderr
     assert "converting" not in done.stderr  # refused before any work, not after a long conversion
     assert target.read_bytes() == b"precious"
-    done = czann(
-        "convert",
-        str(EXAMPLE / "nuclei.keras"),
-        "--meta",
-        str(EXAMPLE / "nuclei.json"),
+    done = convert_example(
         "-o",
         str(target),
         "--force",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import typer
-from test_cli import EXAMPLE, czann
+from test_cli import EXAMPLE, convert_example, czann
 
 from czann_ci.cli import app
 
@@ -56,11 +56,7 @@ def test_results_on_stdout_diagnostics_on_stderr(converted: tuple[Path, object])
 
 def test_json_result_has_timings_and_peak_memory(tmp_path: Path) -> None:
     out = tmp_path / "n.czann"
-    done = czann(
-        "convert",
-        str(EXAMPLE / "nuclei.keras"),
-        "--meta",
-        str(EXAMPLE / "nuclei.json"),
+    done = convert_example(
         "-o",
         str(out),
         "--json",
@@ -94,11 +90,7 @@ def tf2onnx_version() -> str:
 
 
 def test_an_unquoted_zen_release_gets_a_hint(tmp_path: Path) -> None:
-    done = czann(
-        "convert",
-        str(EXAMPLE / "nuclei.keras"),
-        "--meta",
-        str(EXAMPLE / "nuclei.json"),
+    done = convert_example(
         "--zen-blue",
         "3.1",
         "--plan",
@@ -168,11 +160,7 @@ def test_the_legacy_example_spec_converts_and_refuses_early_without_fixed_dims(t
 
 def test_one_model_json_serves_the_legacy_formats_too(tmp_path: Path) -> None:
     out = tmp_path / "n.czmodel"
-    done = czann(
-        "convert",
-        str(EXAMPLE / "nuclei.keras"),
-        "--meta",
-        str(EXAMPLE / "nuclei.json"),
+    done = convert_example(
         "--format",
         "czmodel",
         "--pixel-type",
@@ -189,11 +177,7 @@ def test_one_model_json_serves_the_legacy_formats_too(tmp_path: Path) -> None:
     info = json.loads(czann("inspect", str(out), "--json").stdout)
     assert info["kind"] == "legacy" and info["metadata"]["ModelName"] == "nuclei"
 
-    wrong = czann(
-        "convert",
-        str(EXAMPLE / "nuclei.keras"),
-        "--meta",
-        str(EXAMPLE / "nuclei.json"),
+    wrong = convert_example(
         "--pixel-type",
         "Gray8",
     )
@@ -221,11 +205,7 @@ def test_preview_shows_input_source_and_packed_output(tmp_path: Path) -> None:
     pixels[100:180, 60:140] = (240, 230, 220)
     Image.fromarray(pixels).save(sample)
     preview = tmp_path / "p.png"
-    done = czann(
-        "convert",
-        str(EXAMPLE / "nuclei.keras"),
-        "--meta",
-        str(EXAMPLE / "nuclei.json"),
+    done = convert_example(
         "-o",
         str(tmp_path / "n.czann"),
         "--preview",
@@ -247,11 +227,7 @@ def test_preview_shows_input_source_and_packed_output(tmp_path: Path) -> None:
         (["--preview", str(tmp_path / "q.png"), "--no-run"], "--no-run does not compute"),
         (["--preview", str(preview)], "output exists"),
     ):
-        refused = czann(
-            "convert",
-            str(EXAMPLE / "nuclei.keras"),
-            "--meta",
-            str(EXAMPLE / "nuclei.json"),
+        refused = convert_example(
             "-o",
             str(tmp_path / "x.czann"),
             *args,
@@ -261,11 +237,7 @@ def test_preview_shows_input_source_and_packed_output(tmp_path: Path) -> None:
 
 def test_a_keras_backend_set_for_other_tools_does_not_break_the_conversion(tmp_path: Path) -> None:
     # bioimageio.core's Keras runner, for one, sets KERAS_BACKEND=torch for the process and its children
-    done = czann(
-        "convert",
-        str(EXAMPLE / "nuclei.keras"),
-        "--meta",
-        str(EXAMPLE / "nuclei.json"),
+    done = convert_example(
         "-o",
         str(tmp_path / "k.czann"),
         env={"KERAS_BACKEND": "torch"},
