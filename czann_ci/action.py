@@ -146,9 +146,8 @@ def run_action(env: Mapping[str, str] = os.environ) -> int:
         phase = "convert"
         with tempfile.TemporaryDirectory(prefix="czann-action-") as scratch:
             archive = _convert(inputs, ctx, console, Path(scratch), step)
-            if (
-                inputs.mode in RELEASE_MODES
-            ):  # the release step sets the outcome: released, planned, unchanged
+            if inputs.mode in RELEASE_MODES:
+                # the release step sets the outcome: released, planned or unchanged
                 phase = "publish"
                 _release(inputs, ctx, console, archive, step)
             else:
