@@ -144,12 +144,14 @@ def run_action(env: Mapping[str, str] = os.environ) -> int:
         inputs = read_inputs(reader, ctx)
         step.context = _context_line(inputs, ctx)
         phase = "convert"
+        # Read once for the whole step: a package's description is parsed by bioimageio.spec.
+        meta = metadata_of(inputs.conversion)
         with tempfile.TemporaryDirectory(prefix="czann-action-") as scratch:
-            archive = _convert(inputs, ctx, console, Path(scratch), step)
+            archive = _convert(inputs, ctx, console, meta, Path(scratch), step)
             if inputs.mode in RELEASE_MODES:
                 # the release step sets the outcome: released, planned or unchanged
                 phase = "publish"
-                _release(inputs, ctx, console, archive, step)
+                _release(inputs, ctx, console, meta, archive, step)
             else:
                 step.outcome = _OUTCOME_OF_MODE[inputs.mode]
         if inputs.mode == "publish":
@@ -184,12 +186,18 @@ def _context_line(inputs: ActionInputs, ctx: CiContext) -> str:
     return about
 
 
-def _convert(inputs: ActionInputs, ctx: CiContext, console: Console, scratch: Path, step: StepResult) -> Path:
+def _convert(
+    inputs: ActionInputs,
+    ctx: CiContext,
+    console: Console,
+    meta: MetadataFile,
+    scratch: Path,
+    step: StepResult,
+) -> Path:
     """Convert straight to the archive's place in the workspace (validate, release and plan modes: to a
     scratch folder, because the file's name or place is decided afterwards)."""
 
     rule = _rule(inputs, ctx)
-    meta = metadata_of(inputs.conversion)
     for field_name, path in (("ModelPath", meta.model_path), ("LicenseFile", meta.license_path)):
         if path is not None and not (field_name == "ModelPath" and inputs.conversion.model is not None):
             rule.readable(path, field_name, file=str(meta.path))
@@ -243,13 +251,13 @@ def _record_placed(
     _hand_over([*created, archive, *([preview] if preview and preview.is_file() else [])], ctx.workspace)
 
 
-def _place_version(inputs: ActionInputs, ctx: CiContext, step: StepResult, built: Path, version: str) -> Path:
+def _place_version(
+    inputs: ActionInputs, ctx: CiContext, meta: MetadataFile, step: StepResult, built: Path, version: str
+) -> Path:
     """Release and plan modes: copy the scratch archive (and its preview) to dist/<name>-<version>.<format>."""
 
     rule = _rule(inputs, ctx)
-    final = rule.writable(
-        _archive_path(replace(inputs, version=version), ctx, metadata_of(inputs.conversion)), "output"
-    )
+    final = rule.writable(_archive_path(replace(inputs, version=version), ctx, meta), "output")
     if step.czann_path and (ctx.workspace / step.czann_path) != final:
         (ctx.workspace / step.czann_path).unlink(missing_ok=True)  # an earlier decision, replanned
     created = _missing_folders(final.parent)
@@ -324,7 +332,9 @@ def _publish(inputs: ActionInputs, ctx: CiContext, console: Console, archive: Pa
         return publish(_forge_target(inputs, ctx, assets[0]), assets, log=console.line)
 
 
-def _release(inputs: ActionInputs, ctx: CiContext, console: Console, built: Path, step: StepResult) -> None:
+def _release(
+    inputs: ActionInputs, ctx: CiContext, console: Console, meta: MetadataFile, built: Path, step: StepResult
+) -> None:
     """Release and plan modes: decide the version from the diff with the previous release, then (release)
     tag, publish and write the model card (czann_ci/release/step.py)."""
     from czann_ci.release.forge import open_forge
@@ -334,7 +344,6 @@ def _release(inputs: ActionInputs, ctx: CiContext, console: Console, built: Path
     assert step.conversion is not None
     if not ctx.commit:
         raise UsageError(f"{inputs.mode} mode needs the commit (GITHUB_SHA or CI_COMMIT_SHA)", field="mode")
-    meta = metadata_of(inputs.conversion)
     model = inputs.conversion.model or meta.model_path
     request = ReleaseRequest(
         mode=inputs.mode,
@@ -360,7 +369,7 @@ def _release(inputs: ActionInputs, ctx: CiContext, console: Console, built: Path
     )
     try:
         with console.group(f"{inputs.mode.capitalize()} the next version ({inputs.tag_prefix}*)"):
-            place = lambda version: _place_version(inputs, ctx, step, built, version)  # noqa: E731
+            place = lambda version: _place_version(inputs, ctx, meta, step, built, version)  # noqa: E731
             outcome = ReleaseStep(
                 built, forge, request, conversion=facts, place=place, log=console.line
             ).run()
