@@ -18,6 +18,7 @@ from czann_ci.checks.rules import check_metadata_rules
 from czann_ci.checks.schema import check_schema
 from czann_ci.checks.summary import ValidationSummary
 from czann_ci.errors import InvalidModelError, UsageError
+from czann_ci.extras import require_tensorflow
 from czann_ci.format.archive import refuse_existing_output, refuse_large_license
 from czann_ci.format.kinds import OutputFormat
 from czann_ci.format.metadata import MetadataFile
@@ -160,6 +161,8 @@ def make_plan(options: ConvertOptions) -> ConversionPlan:
     _check_preview_options(options)
     meta, model, model_format, license_file, notes = resolve_inputs(options)
     _check_payload_source(options, model_format)
+    if model_format.needs_tensorflow:  # before any work, and without importing it
+        require_tensorflow("SavedModels" if model_format is ModelFormat.SAVEDMODEL else "Keras models")
     out_format = OutputFormat(options.out_format) if options.out_format else _default_format(meta)
     spec = _choose_spec(options, out_format)
     target = target_for(

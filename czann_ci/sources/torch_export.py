@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from czann_ci.errors import ConversionError, InvalidModelError, UsageError, first_line
+from czann_ci.extras import missing_extra
 from czann_ci.sources.onnx_import import PreparedOnnx, prepare_onnx_model
 from czann_ci.sources.onnx_interface_checks import check_input_shape
 from czann_ci.sources.onnx_layout import (
@@ -32,7 +33,6 @@ from czann_ci.sources.onnx_layout import (
 if TYPE_CHECKING:
     import numpy as np
 
-INSTALL_HINT = "pip install 'czann-ci[torch]'"
 _LAYOUTS = {3: LAYOUTS_2D, 4: LAYOUTS_3D}  # by len(InputShape): (channels-last, channels-first)
 
 
@@ -124,7 +124,7 @@ def _import_torch() -> Any:
     try:
         import torch
     except ImportError:
-        raise UsageError(f"PyTorch sources need the torch extra: {INSTALL_HINT}") from None
+        raise missing_extra("PyTorch sources", "torch") from None
     return torch
 
 

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from czann_ci.errors import InvalidModelError, UsageError, first_line
+from czann_ci.extras import missing_extra
 from czann_ci.sources.bioimageio.package_files import file_name, read_array, read_verified, save_verified
 
 if TYPE_CHECKING:
     import numpy as np
 
-INSTALL_HINT = "pip install 'czann-ci[bioimageio]'"
 BATCH, CHANNEL, SPACE = "batch", "channel", "space"
 # Weights formats in the order a conversion tries them: ONNX needs no framework at all.
 WEIGHTS_PRIORITY = (
@@ -151,7 +151,7 @@ def import_spec() -> Any:
         with _ipython_unavailable():
             import bioimageio.spec as spec
     except ImportError:
-        raise UsageError(f"bioimage.io packages need the bioimageio extra: {INSTALL_HINT}") from None
+        raise missing_extra("bioimage.io packages", "bioimageio") from None
     return spec
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from czann_ci.errors import ConversionError, InvalidModelError, UsageError, first_line
+from czann_ci.extras import missing_extra, require_tensorflow
 from czann_ci.sources.bioimageio.compose import CoreModel
 from czann_ci.sources.bioimageio.mapping import Interface
 from czann_ci.sources.bioimageio.package import BATCH, CHANNEL, WEIGHTS_PRIORITY, Package, Weights
@@ -97,6 +98,7 @@ def _onnx(package: Package, weights: Weights, folder: Path) -> object:
 def _tensorflow(package: Package, weights: Weights, folder: Path, opset: int, notes: list[str]) -> object:
     from czann_ci.sources.tf_quiet import import_tensorflow
 
+    require_tensorflow(f"{weights.format} weights")
     import_tensorflow()
     if weights.format == "tensorflow_saved_model_bundle":
         from czann_ci.sources.tf_export import savedmodel_to_onnx
@@ -160,12 +162,10 @@ def _torch(
 
 
 def _state_dict_module(package: Package, weights: Weights) -> object:
-    from czann_ci.sources.torch_export import INSTALL_HINT
-
     try:
         import torch  # noqa: F401  (bioimageio.core's loader needs it)
     except ImportError:
-        raise UsageError(f"PyTorch weights need the torch extra: {INSTALL_HINT}") from None
+        raise missing_extra("PyTorch weights", "torch") from None
     try:
         from bioimageio.core.backends.pytorch_backend import load_torch_model
     except ImportError:
