@@ -15,6 +15,7 @@ cd "$(dirname "$0")/.."
 common=(--universal --generate-hashes --python-version 3.11 --annotation-style line
         --custom-compile-command requirements/compile.sh)
 uv pip compile "${common[@]}" pyproject.toml --extra tensorflow --extra bioimageio -o requirements/full.lock
-uv pip compile "${common[@]}" pyproject.toml --extra bioimageio -o requirements/slim.lock
+# slim: ONNX files only (bioimage.io packages take the full image, as the action's `image: auto` does)
+uv pip compile "${common[@]}" pyproject.toml -o requirements/slim.lock
 # setuptools/wheel build the czann-ci wheel inside the builder stage only.
 printf 'setuptools>=77\nwheel>=0.42\n' | uv pip compile "${common[@]}" - -o requirements/build.lock
