@@ -305,6 +305,15 @@ def test_slim_image_validates_inspects_and_converts_onnx_without_tensorflow(
         "-c", "import importlib.util as u; print(u.find_spec('tensorflow'), u.find_spec('onnxruntime') is not None)",
     )  # fmt: skip
     assert no_tf.stdout.split() == ["None", "True"]
+    # no package manager or perl, and a dpkg database that still tells what is installed (scanners read it)
+    system = engine.docker(
+        "run", "--rm", "--network", "none", "--entrypoint", "/bin/bash", slim, "-c",
+        "for c in apt-get perl dpkg bash tar; do command -v $c >/dev/null && echo $c; done; "
+        "dpkg-query -W -f '${Package}=${db:Status-Status}\\n' python3.11 perl-base apt 2>/dev/null; true",
+    )  # fmt: skip
+    found = system.stdout.split()
+    assert found[:3] == ["dpkg", "bash", "tar"] and "python3.11=installed" in found, found
+    assert not {"perl-base=installed", "apt=installed"} & set(found), found
 
     # a .czann from the full image's conversion of the example (package mode, no network)
     data = tmp_path / "data"
@@ -331,6 +340,14 @@ def test_slim_image_validates_inspects_and_converts_onnx_without_tensorflow(
         *run, "convert", "-m", "unpacked/model.json", f"unpacked/{onnx_files[0]}", "-o", "again.czann"
     )
     assert "valid" in engine.docker(*run, "validate", "again.czann").stdout
+
+    # a Keras model: refused before any work, pointing at the full image
+    keras = engine.docker(*run, "convert", "models/nuclei.keras", "-m", "models/nuclei.json", check=False)
+    assert keras.returncode == 2, keras.stdout + keras.stderr
+    assert keras.stderr.strip().splitlines()[-1] == (
+        "error: Keras models need the tensorflow extra: the slim image converts ONNX files only; "
+        "use the full image (`image: full`, or the tag without -slim)"
+    )
 
 
 def _act() -> str | None:
