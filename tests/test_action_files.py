@@ -206,6 +206,7 @@ def test_lock_files_pin_every_package_with_hashes() -> None:
     slim = (REPO / "requirements" / "slim.lock").read_text()
     assert "\ntensorflow-cpu==" in full and "\ntf2onnx==" in full
     assert "tensorflow" not in slim and "tf2onnx" not in slim
+    assert "bioimageio" not in slim and "pydantic" not in slim  # slim: .onnx files only (README, Images)
 
 
 def test_entrypoint_is_bash_and_execs_the_action() -> None:
