@@ -22,6 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 import pytest
+from requires import missing
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,7 @@ CASES = [
 
 @pytest.mark.parametrize(("backbone", "opset"), CASES)
 def test_backbone_segmentation_net_converts_with_fidelity(backbone: Backbone, opset: int) -> None:
-    pytest.importorskip("tf2onnx")
+    pytest.importorskip("tf2onnx", reason=missing("tf2onnx"))
     record = measure(backbone, opset, _cached_net(backbone))
     assert record["unconverted"] == []
     for scale in INPUT_SCALES:

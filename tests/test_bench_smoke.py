@@ -10,13 +10,14 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from requires import missing
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.skipif(not Path("/usr/bin/time").is_file(), reason="needs /usr/bin/time (Debian package `time`)")
 def test_bench_runs_on_the_tiny_model(tmp_path: Path) -> None:
-    pytest.importorskip("tensorflow")
+    pytest.importorskip("tensorflow", reason=missing("tensorflow"))
     env = dict(os.environ, PYTHONPATH=str(REPO))
     result = subprocess.run(
         [

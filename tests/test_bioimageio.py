@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from requires import missing
 
-pytest.importorskip("bioimageio.spec")
-pytest.importorskip("bioimageio.core")
+pytest.importorskip("bioimageio.spec", reason=missing("bioimageio.spec"))
+pytest.importorskip("bioimageio.core", reason=missing("bioimageio.core"))
 
 from bioimageio.spec.model import v0_5 as m
 from bioimageio_factory import (
@@ -291,7 +292,7 @@ def test_rgb_input_gets_a_bgr_swap(tmp_path: Path) -> None:
 
 
 def test_keras_hdf5_package(tmp_path: Path) -> None:
-    pytest.importorskip("tensorflow")
+    pytest.importorskip("tensorflow", reason=missing("tensorflow"))
     from model_factory import tiny_segmentation_model
 
     root = tmp_path / "keras"
@@ -323,7 +324,7 @@ def test_keras_hdf5_package(tmp_path: Path) -> None:
 
 
 def test_torchscript_package(tmp_path: Path) -> None:
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason=missing("torch"))
     root = tmp_path / "torch"
     root.mkdir()
     torch.manual_seed(0)

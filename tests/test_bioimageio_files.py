@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from requires import missing
 
-pytest.importorskip("bioimageio.spec")
+pytest.importorskip("bioimageio.spec", reason=missing("bioimageio.spec"))
 
 from bioimageio.spec.model import v0_5 as m
 from bioimageio_factory import build_package, conv_onnx, input_axes, output_axes

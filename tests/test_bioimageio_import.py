@@ -9,9 +9,10 @@ import sys
 import textwrap
 
 import pytest
+from requires import missing
 
-pytest.importorskip("bioimageio.spec")
-pytest.importorskip("IPython")
+pytest.importorskip("bioimageio.spec", reason=missing("bioimageio.spec"))
+pytest.importorskip("IPython", reason=missing("IPython"))
 
 
 def run_python(code: str) -> str:

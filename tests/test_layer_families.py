@@ -12,9 +12,10 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from requires import missing
 
-keras = pytest.importorskip("keras")
-pytest.importorskip("tf2onnx")
+keras = pytest.importorskip("keras", reason=missing("keras"))
+pytest.importorskip("tf2onnx", reason=missing("tf2onnx"))
 
 import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import venv
 import zipfile
@@ -123,8 +124,17 @@ def test_the_wheel_installs_and_runs(dist: dict[str, Path], tmp_path: Path) -> N
     """Installed into a fresh virtual environment (its dependencies taken from this interpreter's
     site-packages rather than downloaded again), the wheel's own `czann` runs."""
     env_dir = tmp_path / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
+    # Not system_site_packages: run from a venv, that would be the base interpreter's, without typer.
+    # A path line in a .pth file adds this interpreter's site-packages after the new venv's own, and
+    # the .pth files there (this checkout's editable install among them) are not processed.
+    venv.EnvBuilder(with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
+    own = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.strip()  # fmt: skip
+    ours = {sysconfig.get_paths()[key] for key in ("purelib", "platlib")}
+    (Path(own) / "_czann_test_dependencies.pth").write_text("\n".join(sorted(ours)) + "\n")
     clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing but the venv's own
     done = subprocess.run(
         [

@@ -14,9 +14,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from requires import missing
 
-keras = pytest.importorskip("keras")
-tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras", reason=missing("keras"))
+tf = pytest.importorskip("tensorflow", reason=missing("tensorflow"))
 
 from czann_ci.errors import ConversionError, InvalidModelError  # noqa: E402
 from czann_ci.sources import tf_export  # noqa: E402

@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 import onnxruntime
 import pytest
+from requires import missing
 
 from czann_ci.errors import InvalidModelError, UsageError
 from czann_ci.sources.torch_export import torch_to_onnx
@@ -17,7 +18,7 @@ from czann_ci.sources.torch_export import torch_to_onnx
 
 @pytest.fixture
 def torch() -> Any:
-    return pytest.importorskip("torch")
+    return pytest.importorskip("torch", reason=missing("torch"))
 
 
 def segmenter(torch: Any) -> Any:

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from requires import missing
 
-tf = pytest.importorskip("tensorflow")
-keras = pytest.importorskip("keras")
+tf = pytest.importorskip("tensorflow", reason=missing("tensorflow"))
+keras = pytest.importorskip("keras", reason=missing("keras"))
 
 from czann_ci.errors import InvalidModelError, UsageError  # noqa: E402
 from czann_ci.sources.keras_wrap import (  # noqa: E402
@@ -354,7 +355,7 @@ def test_wrapped_model_saves_and_reloads(tmp_path: Path) -> None:
 @pytest.mark.parametrize("opset", [12, 18])
 @pytest.mark.parametrize("spatial_dims", [(16, 16), None], ids=["16x16", "dynamic"])
 def test_wrapped_model_converts_to_onnx(opset: int, spatial_dims: tuple[int, int] | None) -> None:
-    tf2onnx = pytest.importorskip("tf2onnx")
+    tf2onnx = pytest.importorskip("tf2onnx", reason=missing("tf2onnx"))
     ort = pytest.importorskip("onnxruntime")
     onnx = pytest.importorskip("onnx")
 
