@@ -1,7 +1,7 @@
 """User-facing errors. Each class carries the process exit code the CLI and the action use.
 
 Exit codes: 0 success, 1 invalid model/metadata or failed validation, 2 usage error,
-3 conversion failed, 4 publish failed.
+3 conversion failed, 4 publish failed, 6 invalid image.
 """
 
 from __future__ import annotations
@@ -66,6 +66,13 @@ class PublishError(CzannError):
     title = "publish failed"
 
 
+class ImageError(CzannError):
+    """An image or label file cannot be read or does not fit the model (exit 6)."""
+
+    exit_code = 6
+    title = "invalid image"
+
+
 def first_line(error: object) -> str:
     """The first non-blank line of an exception's (or any object's) text, else its type name."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
@@ -87,4 +94,5 @@ EXIT_CODES = {
     UsageError.exit_code: "usage error (bad option, missing file, contradictory inputs)",
     ConversionError.exit_code: "conversion failed",
     PublishError.exit_code: "publish failed",
+    ImageError.exit_code: "invalid image (an image or label file cannot be read or does not fit the model)",
 }
