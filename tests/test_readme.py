@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 from czann_ci.format.specs import spec_table_markdown
@@ -19,9 +22,12 @@ def test_spec_table_matches_specs_json() -> None:
 
 
 def test_quick_start_has_two_commands_using_the_example() -> None:
-    text = README.read_text(encoding="utf-8")
-    section = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
-    commands = [block.split("\n", 1)[1].strip() for block in section.split("```sh")[1:]]
+    # The same reading .ci/run uses to run them verbatim, each in a fresh venv.
+    done = subprocess.run(
+        [sys.executable, str(README.parent / ".ci" / "quick_start.py")],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    commands = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(commands) == 2
     assert "czann convert examples/nuclei/nuclei.keras" in commands[0]
     assert "pytest" in commands[1]
