@@ -73,6 +73,14 @@ class ImageError(CzannError):
     title = "invalid image"
 
 
+class IncomparableBaselineError(UsageError):
+    """A baseline model that answers another question than the evaluated one (another kind, other
+    classes, other inputs): nothing to compare (exit 2). The release gate tells it from other usage
+    errors by its class."""
+
+    title = "incomparable baseline"
+
+
 def first_line(error: object) -> str:
     """The first non-blank line of an exception's (or any object's) text, else its type name."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
