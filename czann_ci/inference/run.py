@@ -1,0 +1,151 @@
+"""The model over one plane, tile by tile as ZEN runs it, handed on as bands of stitched tile centres (one
+row of tiles at a time): a caller keeps the whole result (predict_image) or writes each band and forgets it
+(predict_file), so memory follows the band, not the image."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from czann_ci.errors import InvalidModelError
+from czann_ci.inference.images import ImageSource, open_image
+from czann_ci.inference.model import SEGMENTATION, ZenModel
+from czann_ci.inference.preprocess import model_channels, scale_divisor, to_input
+from czann_ci.inference.tiling import plan_tiles
+
+
+@dataclass
+class Band:
+    y: int  # first image row the band covers
+    output: np.ndarray  # (rows, width, K) float32: the model's output, stitched centres
+    pixels: np.ndarray | None  # (rows, width, model channels) float32 model input, when asked for
+
+
+@dataclass
+class RunStats:
+    tiles: int = 0
+    run_seconds: float = 0.0  # inside onnxruntime's run
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def iter_bands(
+    model: ZenModel,
+    source: ImageSource,
+    *,
+    channels: Sequence[int] | None = None,
+    bit_depth: int | None = None,
+    batch: int = 1,
+    keep_pixels: bool = False,
+    stats: RunStats | None = None,
+) -> Iterator[Band]:
+    """Each row of cztile tiles run through the model; the centres of the row stitched into one band."""
+    picked = model_channels(source, model.input_channels, channels)
+    divisor = scale_divisor(source, bit_depth=bit_depth, scale=model.scale_by_bit_depth)
+    stats = stats if stats is not None else RunStats()
+    rows = plan_tiles(source.height, source.width, model.tile, model.border)
+    per_run = max(1, batch) if model.batch_dynamic else 1
+    for row in rows:
+        height = row[0].center.h
+        output = np.empty((height, source.width, model.output_channels), dtype=np.float32)
+        pixels = np.empty((height, source.width, len(picked)), np.float32) if keep_pixels else None
+        for start in range(0, len(row), per_run):
+            group = row[start : start + per_run]
+            inputs = np.stack(
+                [to_input(source.read(t.roi.x, t.roi.y, t.roi.w, t.roi.h), picked, divisor) for t in group]
+            )
+            began = time.perf_counter()
+            results = model.run(inputs)
+            stats.run_seconds += time.perf_counter() - began
+            stats.tiles += len(group)
+            if results.shape[1:3] != inputs.shape[1:3]:
+                raise InvalidModelError(
+                    f"on a {list(inputs.shape[1:])} tile the model returns {list(results.shape[1:])}; a model "
+                    "run over tiles must keep the tile's height and width",
+                    file=str(model.path),
+                    field="OutputShape",
+                )
+            for tile, result, tile_input in zip(group, results, inputs, strict=True):
+                top, left = tile.border.top, tile.border.left
+                cx, cw = tile.center.x, tile.center.w
+                output[:, cx : cx + cw] = result[top : top + height, left : left + cw]
+                if pixels is not None:
+                    pixels[:, cx : cx + cw] = tile_input[top : top + height, left : left + cw]
+        yield Band(y=row[0].center.y, output=output, pixels=pixels)
+
+
+def labels_of(scores: np.ndarray, classes: int) -> np.ndarray:
+    """The class index per pixel (argmax of the scores), in the smallest unsigned type that holds it."""
+    dtype = np.uint8 if classes <= 256 else np.uint16
+    return np.argmax(scores, axis=-1).astype(dtype)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    image: Path
+    kind: str  # "segmentation" or "regression"
+    classes: tuple[str, ...]  # segmentation: class name by index (0-based); regression: ()
+    labels: np.ndarray | None  # segmentation: (H, W) unsigned int, the class index (argmax)
+    scores: np.ndarray | None  # segmentation: (H, W, K) float32 per-class scores
+    values: np.ndarray | None  # regression: (H, W, C) float32
+    tiles: int
+    seconds: float
+    pixel_size: tuple[float, float] | None
+    notes: tuple[str, ...] = ()  # what was chosen for the user (a scene of several, a pixel size warning)
+
+
+def predict_image(
+    model: ZenModel,
+    image: Path,
+    *,
+    channels: Sequence[int] | None = None,
+    scene: int | None = None,
+    z: int | None = None,
+    t: int | None = None,
+    bit_depth: int | None = None,
+) -> Prediction:
+    """Run the model over the whole plane as ZEN does and return the result in memory."""
+    stats = RunStats()
+    with open_image(Path(image), scene=scene, z=z, t=t) as source:
+        output = np.empty((source.height, source.width, model.output_channels), dtype=np.float32)
+        for band in iter_bands(model, source, channels=channels, bit_depth=bit_depth, stats=stats):
+            output[band.y : band.y + band.output.shape[0]] = band.output
+        notes = (*source.notes, *scaling_warnings(model, source))
+        pixel_size = source.pixel_size
+    segmentation = model.kind == SEGMENTATION
+    return Prediction(
+        image=Path(image),
+        kind=model.kind,
+        classes=model.classes,
+        labels=labels_of(output, len(model.classes)) if segmentation else None,
+        scores=output if segmentation else None,
+        values=None if segmentation else output,
+        tiles=stats.tiles,
+        seconds=stats.seconds,
+        pixel_size=pixel_size,
+        notes=notes,
+    )
+
+
+SCALING_TOLERANCE = 0.10
+
+
+def scaling_warnings(model: ZenModel, source: ImageSource) -> list[str]:
+    """A warning when the image's pixel size and the model's Scaling differ by more than 10 %."""
+    if model.scaling is None or source.pixel_size is None:
+        return []
+    warnings = []
+    for axis, image_size, model_size in zip("xy", source.pixel_size, model.scaling, strict=True):
+        if model_size > 0 and abs(image_size - model_size) / model_size > SCALING_TOLERANCE:
+            warnings.append(
+                f"warning: the image's pixel size in {axis} is {image_size * 1e6:.4g} µm, the model's Scaling "
+                f"{model_size * 1e6:.4g} µm ({(image_size / model_size - 1) * 100:+.0f} %)"
+            )
+    return warnings
