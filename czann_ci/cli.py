@@ -21,6 +21,7 @@ from rich.markup import escape
 from czann_ci import __version__
 from czann_ci.cli_options import (
     ArchiveArg,
+    ArchivesArg,
     AtolOpt,
     AuthorOpt,
     BgrToRgbOpt,
@@ -86,10 +87,7 @@ def _run(action: Callable[[], int], *, debug: bool, unexpected_code: int) -> Non
     try:
         code = action()
     except CzannError as exc:
-        if debug:
-            traceback.print_exc()
-        err.print(error_line(exc.one_line()), highlight=False, soft_wrap=True)
-        raise typer.Exit(exc.exit_code) from None
+        raise typer.Exit(_report(exc, debug=debug)) from None
     except (KeyboardInterrupt, typer.Exit):
         raise
     except Exception as exc:  # a bug or an unforeseen library failure: still one line unless --debug
@@ -102,6 +100,14 @@ def _run(action: Callable[[], int], *, debug: bool, unexpected_code: int) -> Non
         )
         raise typer.Exit(unexpected_code) from None
     raise typer.Exit(code)
+
+
+def _report(exc: CzannError, *, debug: bool) -> int:
+    """A CzannError as its one line on stderr (and the traceback with --debug); returns its exit code."""
+    if debug:
+        traceback.print_exc()
+    err.print(error_line(exc.one_line()), highlight=False, soft_wrap=True)
+    return exc.exit_code
 
 
 def _version_callback(value: bool) -> None:
@@ -228,28 +234,38 @@ class _progress:
 
 @app.command(epilog=EXIT_HELP)
 def validate(
-    file: ArchiveArg,
+    files: ArchivesArg,
     zen_blue: ZenBlue = None,
     zen_core: ZenCore = None,
     no_run: ValidateNoRunOpt = False,
     json_out: JsonOut = False,
     debug: Debug = False,
 ) -> None:
-    """Check an existing model file against its spec, its schema and the ZEN version matrix. Exit 0 when valid, 1 when not.
+    """Check existing model files against their spec, their schema and the ZEN version matrix. Exit 0 when every file is valid, else the highest exit code among them (1 invalid, 2 missing).
 
-    Every byte is read once and checked against the archive's CRC-32; the model runs once in onnxruntime unless --no-run is given.
+    Every byte is read once and checked against the archive's CRC-32; the model runs once in onnxruntime unless --no-run is given. Each file gets its own verdict; with --json one object for one file, a list of them for several (a file that cannot be read has only its error line).
     """
     from czann_ci.readers import validate_file
     from czann_ci.render.phrases import to_json
     from czann_ci.render.terminal import print_validation
 
     def body() -> int:
-        report = validate_file(file, zen_blue=zen_blue, zen_core=zen_core, run=not no_run)
-        if json_out:
-            typer.echo(to_json({"path": str(file), **report.as_dict()}))
-        else:
-            print_validation(out, err, str(file), report)
-        return 0 if report.ok else 1
+        codes: list[int] = []
+        reports: list[dict[str, Any]] = []
+        for file in files:
+            try:
+                report = validate_file(file, zen_blue=zen_blue, zen_core=zen_core, run=not no_run)
+            except CzannError as exc:  # a missing file, say: its line, then the next file
+                codes.append(_report(exc, debug=debug))
+                continue
+            codes.append(0 if report.ok else 1)
+            if json_out:
+                reports.append({"path": str(file), **report.as_dict()})
+            else:
+                print_validation(out, err, str(file), report)
+        if json_out and reports:
+            typer.echo(to_json(reports if len(files) > 1 else reports[0]))
+        return max(codes)
 
     _run(body, debug=debug, unexpected_code=1)
 

@@ -121,6 +121,9 @@ SampleOpt = Annotated[
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite an existing output file.")]
 ArchiveArg = Annotated[Path, typer.Argument(help="A .czann, .czseg or .czmodel file.")]
+ArchivesArg = Annotated[
+    list[Path], typer.Argument(help="One or more .czann, .czseg or .czmodel files.", show_default=False)
+]
 Sha256Opt = Annotated[
     bool, typer.Option("--sha256", help="Also hash the archive and each member (reads the whole file).")
 ]

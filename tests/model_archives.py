@@ -3,6 +3,8 @@ diff and release tests: every variation a lab makes between two releases is one 
 
 from __future__ import annotations
 
+import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +99,15 @@ def build_archive(
     metadata = write_json(folder / f"{stem}.json", meta or (LEGACY_META if legacy else NUCLEI_META))
     result = convert_model(ConvertOptions(meta=metadata, model=source, output=folder / name, spec=spec))
     return result.path
+
+
+def with_metadata(archive: Path, out: Path, **fields: Any) -> Path:
+    """A copy of ``archive`` whose model.json has ``fields`` changed, written as is: what a hand edit
+    after conversion leaves behind (the converter itself would refuse it)."""
+    with zipfile.ZipFile(archive) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as copy:
+        for name in source.namelist():
+            data = source.read(name)
+            if name == "model.json":
+                data = json.dumps({**json.loads(data), **fields}).encode()
+            copy.writestr(name, data)
+    return out
