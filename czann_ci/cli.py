@@ -63,6 +63,7 @@ from czann_ci.cli_options import (
     ZenBlue,
     ZenCore,
 )
+from czann_ci.cli_predict import predict
 from czann_ci.errors import EXIT_CODES, CzannError, UsageError, first_line
 from czann_ci.render.progress import TimedProgress
 from czann_ci.render.terminal import error_line
@@ -395,6 +396,9 @@ def action(debug: Debug = False) -> None:
     if debug:
         env["CZANN_DEBUG"] = "true"
     raise typer.Exit(run_action(env))
+
+
+app.command(epilog=EXIT_HELP)(predict)
 
 
 def _exit_now_if_tensorflow_loaded(code: int | str | None) -> None:

@@ -1,0 +1,170 @@
+"""`czann predict MODEL IMAGE... -o OUT`: run a model over whole images the way ZEN does (docs/images.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from czann_ci.cli_options import Debug, ForceOpt, JsonOut
+from czann_ci.errors import UsageError
+
+PredictModelArg = Annotated[Path, typer.Argument(help="A .czann, .czseg or .czmodel file.")]
+ImagesArg = Annotated[
+    list[Path], typer.Argument(help="Images (.czi, OME-TIFF, TIFF, PNG, JPEG) or folders of them.")
+]
+PredictOutputOpt = Annotated[
+    Path,
+    typer.Option(
+        "--output",
+        "-o",
+        help="The OME-TIFF to write for one image; a folder (<stem>.ome.tif each) for several.",
+    ),
+]
+ProbabilitiesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--probabilities", help="Segmentation: write the per-class scores (float32 channels), not labels."
+    ),
+]
+OverlayOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--overlay",
+        metavar="PNG",
+        help="Also draw the result over the image (a PNG; a folder of <stem>.overlay.png for several images).",
+    ),
+]
+BitDepthOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--bit-depth",
+        metavar="N",
+        help="Divide integer pixels by 2^N-1 (default: the file's significant bits).",
+    ),
+]
+ChannelsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--channels", metavar="0,2", help="The image channels fed to the model, in model order (0-based)."
+    ),
+]
+SceneOpt = Annotated[int | None, typer.Option("--scene", help="The scene (CZI) or series (TIFF), 0-based.")]
+ZOpt = Annotated[int | None, typer.Option("--z", help="The z plane, 0-based.")]
+TOpt = Annotated[int | None, typer.Option("--t", help="The time point, 0-based.")]
+
+
+def predict(
+    model: PredictModelArg,
+    images: ImagesArg,
+    output: PredictOutputOpt = ...,  # type: ignore[assignment]
+    probabilities: ProbabilitiesOpt = False,
+    overlay: OverlayOpt = None,
+    bit_depth: BitDepthOpt = None,
+    channels: ChannelsOpt = None,
+    scene: SceneOpt = None,
+    z: ZOpt = None,
+    t: TOpt = None,
+    force: ForceOpt = False,
+    json_out: JsonOut = False,
+    debug: Debug = False,
+) -> None:
+    """Run a model over whole images as ZEN does (bit-depth scaling, BGR, cztile tiles) and write OME-TIFFs.
+
+    Segmentation: the class index (0-based, the position in Classes) per pixel; regression: float32 channels.
+    """
+    from czann_ci.cli import _run
+
+    def body() -> int:
+        from czann_ci.inference.predict_file import PredictOptions
+
+        options = PredictOptions(
+            probabilities=probabilities,
+            channels=_channel_list(channels),
+            scene=scene,
+            z=z,
+            t=t,
+            bit_depth=bit_depth,
+            force=force,
+        )
+        return _predict_all(model, images, output, overlay, options, json_out=json_out)
+
+    _run(body, debug=debug, unexpected_code=1)
+
+
+def _channel_list(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UsageError(
+            f"{text!r} is not a comma-separated list of channel numbers", field="--channels"
+        ) from None
+
+
+def _predict_all(
+    model_path: Path, images: list[Path], output: Path, overlay: Path | None, options: Any, *, json_out: bool
+) -> int:
+    from czann_ci.cli import err, out
+    from czann_ci.format.archive import refuse_existing_output
+    from czann_ci.inference.images import image_files
+    from czann_ci.inference.model import load_model
+    from czann_ci.inference.predict_file import predict_file
+    from czann_ci.render.phrases import to_json
+
+    files = image_files(images)
+    several = len(files) > 1 or output.is_dir()
+    targets = _targets(files, output, overlay, several=several)
+    for written, drawn in targets:  # refused up front: nothing is half done when the third one exists
+        refuse_existing_output(written, force=options.force)
+        if drawn is not None:
+            refuse_existing_output(drawn, force=options.force)
+    zen_model = load_model(model_path)
+    results = []
+    for image, (written, drawn) in zip(files, targets, strict=True):
+        result = predict_file(zen_model, image, written, options, overlay=drawn)
+        results.append(result)
+        if not json_out:
+            for note in result.notes:
+                err.print(note, highlight=False, markup=False)
+            shape = " x ".join(map(str, result.shape))
+            out.print(
+                f"{image} -> {written} ({shape}, {result.tiles} tiles, {result.seconds:.1f} s)",
+                highlight=False,
+                markup=False,
+            )
+            if result.classes:
+                fractions = ", ".join(f"{c['index']} {c['name']} {c['fraction']:.1%}" for c in result.classes)
+                out.print(f"  classes: {fractions}", highlight=False, markup=False)
+    if json_out:
+        typer.echo(to_json({"model": str(model_path), "images": [r.as_dict() for r in results]}))
+    return 0
+
+
+def _targets(
+    files: list[Path], output: Path, overlay: Path | None, *, several: bool
+) -> list[tuple[Path, Path | None]]:
+    if not several:
+        return [(output, overlay)]
+    if output.exists() and not output.is_dir():
+        raise UsageError("several images need a folder as the output, not a file", file=str(output))
+    if overlay is not None and overlay.exists() and not overlay.is_dir():
+        raise UsageError("several images need a folder for --overlay, not a file", file=str(overlay))
+    stems = [_stem(f) for f in files]
+    repeated = sorted({s for s in stems if stems.count(s) > 1})
+    if repeated:
+        raise UsageError(f"two images would write the same output {repeated[0]}.ome.tif", field="IMAGE")
+    return [
+        (output / f"{s}.ome.tif", overlay / f"{s}.overlay.png" if overlay is not None else None)
+        for s in stems
+    ]
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".ome.tiff", ".ome.tif"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
