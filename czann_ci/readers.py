@@ -6,7 +6,6 @@ not an exception); only a usage error (no such file) raises. ``inspect_file`` de
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,13 @@ from czann_ci.format.archive import ArchiveContents, read_archive, sha256_file
 from czann_ci.format.kinds import ArchiveKind
 from czann_ci.format.member_reader import open_member
 from czann_ci.format.metadata import ModelType
-from czann_ci.format.onnx_interface import default_opset, fixed_interface, graph_inputs, tensor_dims
+from czann_ci.format.onnx_interface import (
+    default_opset,
+    fixed_interface,
+    graph_inputs,
+    tensor_dims,
+    weight_count,
+)
 from czann_ci.format.onnx_outline import Outline, read_outline
 from czann_ci.format.specs import (
     FormatSpec,
@@ -258,5 +263,5 @@ def _onnx_outline_info(contents: ArchiveContents) -> dict[str, Any]:
         "inputs": [described(v) for v in graph_inputs(model)],
         "outputs": [described(v) for v in model.graph.output],
         "nodes": len(model.graph.node),
-        "parameters": sum(math.prod(t.dims) for t in model.graph.initializer),
+        "weights": weight_count(model),
     }

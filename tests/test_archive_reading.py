@@ -69,7 +69,7 @@ def test_inspect_reads_a_stored_model_without_its_weights(tmp_path: Path) -> Non
     assert reader.bytes_read < 2 * KEEP_PAYLOAD_BYTES < CHANNELS * CLASSES * 4 < reader.size
     assert "w" in light.dropped
     info = inspect_file(path)
-    assert info["onnx"]["parameters"] == CHANNELS * CLASSES + CLASSES
+    assert info["onnx"]["weights"] == CHANNELS * CLASSES + CLASSES
     assert info["onnx"]["inputs"][0]["shape"] == [1, 4, 4, CHANNELS]
 
 
@@ -148,7 +148,7 @@ def test_compressed_archives_are_read_too(tmp_path: Path) -> None:
         for info in source.infolist():
             target.writestr(info.filename, source.read(info), compress_type=zipfile.ZIP_DEFLATED)
     assert validate_file(deflated, run=True).ok
-    assert inspect_file(deflated)["onnx"]["parameters"] == CHANNELS * CLASSES + CLASSES
+    assert inspect_file(deflated)["onnx"]["weights"] == CHANNELS * CLASSES + CLASSES
     data = bytearray(deflated.read_bytes())
     start = zipfile.ZipFile(deflated).getinfo("model.model").header_offset + 200
     data[start + 500] ^= 0xFF

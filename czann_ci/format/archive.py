@@ -27,7 +27,7 @@ from czann_ci.format.limits import (
     MODEL_BYTES,
     Limit,
 )
-from czann_ci.format.member_reader import copy_within, read_within, reporting_damage
+from czann_ci.format.member_reader import copy_within, open_member, read_within, reporting_damage
 from czann_ci.format.strict_json import first_problem, parse_json_object
 from czann_ci.format.zip_directory import (
     MAX_NAME_BYTES,
@@ -219,12 +219,10 @@ class ArchiveContents:
     problems: list[tuple[str, str]] = field(default_factory=list)  # (member or field, message)
 
     def read_model(self) -> bytes:
-        with (
-            reporting_damage(self.model_member, self.path),
-            zipfile.ZipFile(self.path) as archive,
-            archive.open(self.model_member) as stream,
-        ):
-            return read_within(stream, MODEL_BYTES, self.model_member, self.path)
+        """The model member, read as ``validate`` reads it (open_member, CRC-32 checked): a damaged member
+        gets the same message from every command. Its size was held to MODEL_BYTES by read_archive."""
+        with open_member(self.path, self.model_member, verify=True) as reader:
+            return reader.read(reader.size)
 
     def member_limit(self, name: str) -> Limit:
         return {self.metadata_member: METADATA_BYTES, self.model_member: MODEL_BYTES}.get(name, LICENSE_BYTES)

@@ -3,6 +3,7 @@ dimensions, and the default-domain opset. Pure protobuf reads; no onnxruntime, n
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -40,3 +41,23 @@ def fixed_interface(model: onnx.ModelProto) -> tuple[list[int | str | None], lis
     if len(inputs) != 1 or len(outputs) != 1:
         return None
     return tensor_dims(inputs[0])[1:], tensor_dims(outputs[0])[1:]
+
+
+def weight_count(model: onnx.ModelProto) -> int:
+    """The number of values the model stores: every initializer and every tensor a node attribute holds
+    (a ``Constant``'s value). The one count ``inspect``, the model card and ``diff`` report, as "weights".
+
+    Only dims are read, so an outline (payloads passed over) counts the same as the full model."""
+    import onnx
+
+    def elements(tensor: onnx.TensorProto) -> int:
+        return math.prod(tensor.dims)
+
+    count = sum(elements(tensor) for tensor in model.graph.initializer)
+    for node in model.graph.node:
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.TENSOR:
+                count += elements(attribute.t)
+            elif attribute.type == onnx.AttributeProto.TENSORS:
+                count += sum(elements(tensor) for tensor in attribute.tensors)
+    return count

@@ -23,7 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from czann_ci.format.specs import zen_version_key
-from czann_ci.release.model_content import LEGACY_FIELDS, ModelContent, read_model_content
+from czann_ci.release.model_content import (
+    LEGACY_FIELDS,
+    LEGACY_TYPE_MATCHES,
+    ModelContent,
+    read_model_content,
+)
 from czann_ci.release.versions import MAJOR, MINOR, NONE, PATCH, highest_level, level_rank
 
 
@@ -165,15 +170,28 @@ _FIELD_BUMPS = (
 _MAJOR_OTHER = {"ScaleInputsByBitdepth"}
 
 
+def _same_type(old: ModelContent, new: ModelContent) -> bool:
+    """A legacy file stores no Type: it is semantic segmentation, single- and multi-class alike, so a
+    .czann's Single- or MultiClassSemanticSegmentation against it is the same model, any other Type not."""
+    before, after = old.fields.get("Type"), new.fields.get("Type")
+    if old.kind == new.kind:
+        return before == after
+    czann_type = before if old.kind == "czann" else after
+    return czann_type in LEGACY_TYPE_MATCHES
+
+
 def _field_changes(old: ModelContent, new: ModelContent) -> list[Change]:
-    """Metadata fields; between a .czann and a legacy file the fields only one kind has are left to the
-    format change, which already says that ZEN reads the two differently."""
+    """Metadata fields. Between a .czann and a legacy file, what one kind cannot store is no difference of
+    its own: the legacy-only fields, Scaling (the format row names a pixel size the legacy file drops)
+    and the single-/multi-class distinction of a semantic segmentation Type (see _same_type)."""
     same_kind = old.kind == new.kind
     changes = []
     for field, bump in _FIELD_BUMPS:
-        if not same_kind and field in LEGACY_FIELDS:
+        if not same_kind and (field in LEGACY_FIELDS or field == "Scaling"):
             continue
         before, after = old.fields.get(field), new.fields.get(field)
+        if field == "Type" and _same_type(old, new):
+            continue
         if before != after:
             changes.append(Change(field, before, after, bump, _field_reason(field, before, after)))
     for key in sorted(set(old.other) | set(new.other)) if same_kind else ():
@@ -207,11 +225,20 @@ def _zen_changes(old: ModelContent, new: ModelContent) -> list[Change]:
 
 
 def _format_changes(old: ModelContent, new: ModelContent) -> list[Change]:
+    """Between a .czann and a legacy file one row says it all: the spec versions are two series (so no
+    spec row of their own), and the reason names the pixel size the legacy format cannot store."""
     changes = []
     if old.kind != new.kind:
         kinds = f".{old.extension}", f".{new.extension}"
-        changes.append(Change("format", *kinds, MAJOR, f"archive format {kinds[0]} → {kinds[1]}"))
-    if old.spec_version != new.spec_version:
+        scaling = old.fields.get("Scaling") or new.fields.get("Scaling")
+        dropped = (
+            f" (the legacy format stores no Scaling: pixel size {_micrometres(scaling)})" if scaling else ""
+        )
+        described = f"{kinds[0]}, spec {old.spec_version}", f"{kinds[1]}, spec {new.spec_version}"
+        changes.append(
+            Change("format", *described, MAJOR, f"archive format {kinds[0]} → {kinds[1]}{dropped}")
+        )
+    elif old.spec_version != new.spec_version:
         versions = old.spec_version, new.spec_version
         changes.append(Change("spec version", *versions, PATCH, f"spec {versions[0]} → {versions[1]}"))
     if old.license_sha256 != new.license_sha256:
@@ -251,8 +278,8 @@ def _network_changes(old: ModelContent, new: ModelContent) -> list[Change]:
         differing = sum(n for n in unmatched.values() if n > 0)
         reason = f"weights changed ({differing} of {_plural(len(b.tensors), 'tensor')})"
         weights = (
-            f"{_plural(len(a.tensors), 'tensor')}, {_plural(a.parameters, 'value')}, {a.weights_sha256[:12]}",
-            f"{_plural(len(b.tensors), 'tensor')}, {_plural(b.parameters, 'value')}, {b.weights_sha256[:12]}",
+            f"{_plural(len(a.tensors), 'tensor')}, {_plural(a.weights, 'weight')}, {a.weights_sha256[:12]}",
+            f"{_plural(len(b.tensors), 'tensor')}, {_plural(b.weights, 'weight')}, {b.weights_sha256[:12]}",
         )
         changes.append(Change("weights", *weights, MINOR, reason))
     return changes

@@ -1,9 +1,10 @@
 """An archive's content as the diff and the model card see it, whatever its kind and spec version.
 
 The fields are normalized across kinds, so a .czann can be compared with a legacy .czseg/.czmodel:
-a legacy file's Type is MultiClassSemanticSegmentation (what ZEN reads it as), its InputShape and
-OutputShape are the model's fixed dims, its Classes the TrainingClasses names and its MinOverlap
-2 x BorderSize per spatial dimension. Fields a kind does not have are absent (None).
+a legacy file's Type is LEGACY_TYPE (it stores none: ZEN reads it as semantic segmentation into its
+TrainingClasses, with no single-/multi-class distinction), its InputShape and OutputShape are the
+model's fixed dims, its Classes the TrainingClasses names and its MinOverlap 2 x BorderSize per spatial
+dimension. Fields a kind does not have are absent (None).
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ from czann_ci.release.network import Network, onnx_network, savedmodel_network
 # model.json fields, then the legacy XML elements ZEN computes with; the rest of a legacy XML is "other".
 CZANN_FIELDS = ("Type", "InputShape", "OutputShape", "Classes", "MinOverlap", "Scaling", "ModelName", "Id")
 LEGACY_FIELDS = ("PixelType", "ColorHandling", "Postprocessing", "TotalTileHeight", "TotalTileWidth")
+# What a legacy file is, and the model.json Types that say the same: neither is a difference of its own.
+LEGACY_TYPE = "semantic segmentation (legacy)"
+LEGACY_TYPE_MATCHES = (
+    ModelType.SINGLE_CLASS_SEMANTIC_SEGMENTATION.value,
+    ModelType.MULTI_CLASS_SEMANTIC_SEGMENTATION.value,
+)
 _LEGACY_HANDLED = {"Version", "Id", "ModelName", "Channels", "TrainingClasses", "BorderSize", *LEGACY_FIELDS}
 
 
@@ -54,7 +61,7 @@ def _legacy_fields(meta: dict[str, Any], network: Network) -> tuple[dict[str, An
     if str(border).isdigit() and in_dims:
         overlap = [2 * int(border)] * (len(in_dims) - 1)
     fields: dict[str, Any] = {
-        "Type": ModelType.MULTI_CLASS_SEMANTIC_SEGMENTATION.value,
+        "Type": LEGACY_TYPE,
         "InputShape": in_dims,
         "OutputShape": out_dims,
         "Classes": classes,

@@ -33,13 +33,6 @@ class TensorDigest:
     dims: tuple[int, ...]
     sha256: str
 
-    @property
-    def elements(self) -> int:
-        count = 1
-        for dim in self.dims:
-            count *= dim
-        return count
-
 
 @dataclass(frozen=True)
 class Network:
@@ -53,6 +46,7 @@ class Network:
     inputs: tuple[tuple[str, tuple[int | str | None, ...]], ...]  # (dtype, dims with batch)
     outputs: tuple[tuple[str, tuple[int | str | None, ...]], ...]
     tensors: tuple[TensorDigest, ...]
+    weights: int = 0  # format.onnx_interface.weight_count: the values the tensors hold
 
     @property
     def weights_sha256(self) -> str:
@@ -60,10 +54,6 @@ class Network:
         for tensor in sorted(self.tensors, key=lambda t: (t.sha256, t.dtype, t.dims)):
             digest.update(f"{tensor.dtype}{list(tensor.dims)}{tensor.sha256};".encode())
         return digest.hexdigest()
-
-    @property
-    def parameters(self) -> int:
-        return sum(t.elements for t in self.tensors)
 
 
 def savedmodel_network(member_sha256: str) -> Network:
@@ -138,8 +128,14 @@ class _Canonical:
         return value
 
 
+def _interface_kind(value: onnx.ValueInfoProto) -> tuple[str, int, int | str | None]:
+    dtype, dims = _value_type(value)
+    return dtype, len(dims), dims[-1] if dims else None
+
+
 def onnx_network(model: onnx.ModelProto) -> Network:
     from czann_ci.checks.onnx_structure import default_opset, graph_inputs
+    from czann_ci.format.onnx_interface import weight_count
 
     graph = model.graph
     canonical = _Canonical(graph)
@@ -154,7 +150,13 @@ def onnx_network(model: onnx.ModelProto) -> Network:
         (_tensor_digest(t) for name, t in canonical.initializers.items() if name not in canonical.names),
         key=lambda t: t.sha256,
     )
-    interface = [[_value_type(v) for v in graph_inputs(model)], [_value_type(v) for v in graph.output]]
+    # The interface counts by dtype, rank and channels, not spatial size: that is what InputShape and
+    # OutputShape say (the diff compares those), and a legacy file must fix the spatial dims a .czann of
+    # the same network may leave open, while ZEN feeds both the same tiles.
+    interface = [
+        [_interface_kind(v) for v in graph_inputs(model)],
+        [_interface_kind(v) for v in graph.output],
+    ]
     identity = json.dumps([nodes, outputs, interface], sort_keys=True, default=str).encode()
     ops = Counter(node.op_type for node in graph.node)
     return Network(
@@ -166,4 +168,5 @@ def onnx_network(model: onnx.ModelProto) -> Network:
         inputs=tuple(_value_type(v) for v in graph_inputs(model)),
         outputs=tuple(_value_type(v) for v in graph.output),
         tensors=(*canonical.tensors, *unused),
+        weights=weight_count(model),
     )

@@ -65,7 +65,12 @@ def _input_text(content: ModelContent) -> str:
 
 def _interface_rows(content: ModelContent) -> list[tuple[str, str]]:
     fields = content.fields
-    rows = [("Type", str(fields.get("Type") or "—")), ("Input", _input_text(content))]
+    kind = (
+        "semantic segmentation (legacy format: no Type field, single- and multi-class alike)"
+        if content.kind == "legacy"
+        else str(fields.get("Type") or "—")
+    )
+    rows = [("Type", kind), ("Input", _input_text(content))]
     scaling = fields.get("Scaling")
     if scaling:
         rows.append(("Pixel size", " × ".join(f"{value * 1e6:g} µm" for value in scaling)))
@@ -86,7 +91,7 @@ def _format_row(content: ModelContent) -> str:
     network = content.network
     text = f".{content.extension}, spec {content.spec_version}"
     if network.format == "onnx":
-        return text + f", ONNX opset {network.opset}, {network.nodes} nodes, {network.parameters:,} weights"
+        return text + f", ONNX opset {network.opset}, {network.nodes} nodes, {network.weights:,} weights"
     return text + ", zipped TensorFlow SavedModel"
 
 

@@ -127,7 +127,7 @@ def _print_onnx(console: Console, info: dict[str, Any]) -> None:
     if onnx_info:
         console.print(
             f"  ONNX opset {onnx_info['opset']}, IR version {onnx_info['ir_version']}, {onnx_info['nodes']} nodes, "
-            f"{onnx_info['parameters']} parameters, producer {escape(onnx_info['producer'] or 'unknown')}",
+            f"{onnx_info['weights']} weights, producer {escape(onnx_info['producer'] or 'unknown')}",
             highlight=False,
         )
         for role in ("inputs", "outputs"):
