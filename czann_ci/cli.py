@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from czann_ci import __version__
+from czann_ci.cli_evaluate import evaluate
 from czann_ci.cli_options import (
     ArchiveArg,
     ArchivesArg,
@@ -399,6 +400,7 @@ def action(debug: Debug = False) -> None:
 
 
 app.command(epilog=EXIT_HELP)(predict)
+app.command(epilog=EXIT_HELP)(evaluate)
 
 
 def _exit_now_if_tensorflow_loaded(code: int | str | None) -> None:

@@ -1,0 +1,39 @@
+"""Images as tasks on a Dask distributed cluster (the dask extra): one task per image, results gathered in
+the order of the tasks. The workers read the model and image files by the same paths, so the files must
+be on storage they share with this machine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from czann_ci.errors import UsageError, first_line
+from czann_ci.extras import missing_extra
+
+Task = TypeVar("Task")
+Outcome = TypeVar("Outcome")
+
+CONNECT_SECONDS = 30
+
+
+def run_on_cluster(address: str, function: Callable[[Task], Outcome], tasks: Sequence[Task]) -> list[Outcome]:
+    """``function`` applied to each task on the cluster whose scheduler listens at ``address``
+    (e.g. tcp://10.0.0.5:8786)."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise missing_extra("--scheduler", "dask") from None
+    try:
+        client = Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise UsageError(
+            f"cannot reach the Dask scheduler at {address}: {first_line(exc)}", field="--scheduler"
+        ) from None
+    with client:
+        # pure=False: two images with equal paths are still two tasks; retries stay off, since a failed
+        # image fails the same way again
+        futures = client.map(function, list(tasks), pure=False)
+        try:
+            return client.gather(futures)  # a task's CzannError is raised here as itself
+        finally:
+            client.cancel(futures)
