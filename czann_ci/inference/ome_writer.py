@@ -30,9 +30,9 @@ def write_ome_tiff(
     metadata: dict = {"axes": "YXS" if channels > 1 else "YX"}
     if pixel_size is not None:
         metadata.update(
-            PhysicalSizeX=pixel_size[0] * 1e6,
+            PhysicalSizeX=_micrometres(pixel_size[0]),
             PhysicalSizeXUnit="µm",
-            PhysicalSizeY=pixel_size[1] * 1e6,
+            PhysicalSizeY=_micrometres(pixel_size[1]),
             PhysicalSizeYUnit="µm",
         )
     shape = (height, width, channels) if channels > 1 else (height, width)
@@ -54,6 +54,11 @@ def write_ome_tiff(
             compressionargs={"level": 1},
             metadata=metadata,
         )
+
+
+def _micrometres(metres: float) -> float:
+    """µm, without the float noise of the unit change (4e-7 m is 0.4 µm, not 0.39999999999999997)."""
+    return float(f"{metres * 1e6:.12g}")
 
 
 def _tiles(bands: Iterable[np.ndarray], height: int, width: int, channels: int, dtype: np.dtype) -> Iterator:

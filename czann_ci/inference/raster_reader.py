@@ -48,7 +48,14 @@ class RasterSource(ImageSource):
                     image = image.convert("L")
                 bits = 16 if image.mode.startswith("I;16") else 8 if image.mode not in ("I", "F") else None
                 array = np.asarray(image)
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        except Image.DecompressionBombError as exc:  # over twice the limit: Pillow refuses it while opening
+            raise image_error(
+                path,
+                f"too large to decode whole (at most {MAX_RASTER_PIXELS:,} pixels; larger images: a tiled TIFF "
+                f"or a CZI): {first_line(exc)}",
+                "size",
+            ) from None
+        except (OSError, SyntaxError, ValueError) as exc:
             raise image_error(path, f"cannot be decoded: {first_line(exc)}", "pixels") from None
         if array.ndim == 2:
             array = array[:, :, None]

@@ -15,7 +15,7 @@ from czann_ci.errors import InvalidModelError
 from czann_ci.inference.images import ImageSource, open_image
 from czann_ci.inference.model import SEGMENTATION, ZenModel
 from czann_ci.inference.preprocess import model_channels, scale_divisor, to_input
-from czann_ci.inference.tiling import plan_tiles
+from czann_ci.inference.tiling import tile_rows
 
 
 @dataclass
@@ -50,7 +50,7 @@ def iter_bands(
     picked = model_channels(source, model.input_channels, channels)
     divisor = scale_divisor(source, bit_depth=bit_depth, scale=model.scale_by_bit_depth)
     stats = stats if stats is not None else RunStats()
-    rows = plan_tiles(source.height, source.width, model.tile, model.border)
+    _, rows = tile_rows(source.height, source.width, model.tile, model.border)
     per_run = max(1, batch) if model.batch_dynamic else 1
     for row in rows:
         height = row[0].center.h

@@ -7,8 +7,11 @@ samples are reordered to BGR, as ZEN feeds colour.
 
 from __future__ import annotations
 
+import logging
 import math
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +30,17 @@ class TiffSource(ImageSource):
         tifffile = import_reader("tifffile", "TIFF files")
         self.path = path
         self._size = path.stat().st_size
-        try:
-            self._tif = tifffile.TiffFile(str(path))
-            series_list = self._tif.series
-        except Exception as exc:
-            raise image_error(path, f"not a readable TIFF: {first_line(exc)}", "header") from None
-        try:
-            self._setup(series_list, scene, z, t)
-        except BaseException:
-            self._tif.close()
-            raise
+        with _quiet():
+            try:
+                self._tif = tifffile.TiffFile(str(path))
+                series_list = self._tif.series
+            except Exception as exc:
+                raise image_error(path, f"not a readable TIFF: {first_line(exc)}", "header") from None
+            try:
+                self._setup(series_list, scene, z, t)
+            except BaseException:
+                self._tif.close()
+                raise
 
     def _setup(self, series_list: list, scene: int | None, z: int | None, t: int | None) -> None:
         if not series_list:
@@ -187,6 +191,17 @@ class TiffSource(ImageSource):
 
     def close(self) -> None:
         self._tif.close()
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """tifffile logs what it passes over in a damaged file; what matters reaches the user as an ImageError."""
+    logger = logging.getLogger("tifffile")
+    disabled, logger.disabled = logger.disabled, True
+    try:
+        yield
+    finally:
+        logger.disabled = disabled
 
 
 def _resolution_size(tif: Any, page: Any) -> tuple[float, float] | None:
