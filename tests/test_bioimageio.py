@@ -533,3 +533,53 @@ def test_the_ci_step_takes_a_package_without_metadata(
     # without a package, metadata is still required, naming the input
     code = run_action({**env, "INPUT_MODEL": ""})
     assert code == 2 and "metadata: is required" in capsys.readouterr().out
+
+
+def test_the_example_with_scaling_exports_and_imports_back_unchanged(
+    tmp_path: Path, example_conversion: tuple[Path, Any]
+) -> None:
+    """The bundled example has Scaling: its output axes carry the input axes' unit, so bioimage.io takes
+    the package; importing it back gives the same model.json and graph (diff: none), each note once."""
+    czann, _ = example_conversion
+    assert "Scaling" in json.loads(zipfile.ZipFile(czann).read("model.json"))
+    package = tmp_path / "n.zip"
+    exported = runner.invoke(
+        app,
+        [
+            "export",
+            str(czann),
+            "--bioimageio",
+            "-o",
+            str(package),
+            "--author",
+            "A. Person",
+            "--license-id",
+            "MIT",
+        ],
+    )
+    assert exported.exit_code == 0, exported.output
+    back = tmp_path / "back.czann"
+    from test_cli import EXAMPLE
+
+    licensed = str(EXAMPLE / "LICENSE.txt")  # the example was converted with it; a package keeps only its id
+    imported = runner.invoke(app, ["convert", str(package), "-o", str(back), "--license", licensed])
+    assert imported.exit_code == 0, imported.output
+    assert imported.output.count("3 input channels not named r, g, b") == 1, imported.output
+    with zipfile.ZipFile(czann) as first, zipfile.ZipFile(back) as second:
+        assert json.loads(first.read("model.json")) == json.loads(second.read("model.json"))
+    compared = runner.invoke(app, ["diff", str(czann), str(back), "--json"])
+    assert compared.exit_code == 0, compared.output
+    assert json.loads(compared.output)["bump"] == "none", compared.output
+
+
+def test_a_refused_description_is_one_line_naming_the_field(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from czann_ci.format.bioimageio_package import _refusal
+
+    try:
+        m.SpaceInputAxis(id=m.AxisId("y"), size=-3)
+    except ValidationError as error:
+        refusal = _refusal(error, tmp_path / "model.czann")
+    assert isinstance(refusal, InvalidModelError)
+    one_line(refusal, 1, "model.czann", "size", "bioimage.io refuses")

@@ -129,8 +129,29 @@ def export_bioimageio(
     model_json = contents.metadata
     model_bytes = contents.read_model()
     with tempfile.TemporaryDirectory(prefix="czann-export-") as scratch:
-        descr = _describe(Path(scratch), model_json, model_bytes, merged, czann)
+        try:
+            descr = _describe(Path(scratch), model_json, model_bytes, merged, czann)
+        except Exception as error:
+            raise _refusal(error, czann) from None
         return _save(descr, output)
+
+
+def _refusal(error: Exception, file: Path) -> Exception:
+    """One line naming the description field bioimage.io refuses (pydantic's own text spans lines)."""
+    if isinstance(error, (UsageError, InvalidModelError)):
+        return error
+    from pydantic import ValidationError
+
+    if isinstance(error, ValidationError) and error.errors():
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first.get("loc", ())) or None
+        more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+        return InvalidModelError(
+            f"bioimage.io refuses the package: {first_line(first.get('msg', error))}{more}",
+            file=str(file),
+            field=field,
+        )
+    return InvalidModelError(f"bioimage.io refuses the package: {first_line(error)}", file=str(file))
 
 
 def _save(descr: Any, output: Path) -> ExportResult:
@@ -144,11 +165,7 @@ def _save(descr: Any, output: Path) -> ExportResult:
         os.replace(temporary, output)
     except Exception as error:
         Path(temporary).unlink(missing_ok=True)
-        if isinstance(error, (UsageError, InvalidModelError)):
-            raise
-        raise InvalidModelError(
-            f"bioimage.io refuses the package: {first_line(error)}", file=str(output)
-        ) from None
+        raise _refusal(error, output) from None
     return ExportResult(output)
 
 
@@ -225,20 +242,27 @@ def _input_axes(model_json: Mapping[str, Any]) -> list[Any]:
 
     input_shape = [int(v) for v in model_json["InputShape"]]
     spatial = _SPATIAL[len(input_shape)]
-    scaling = model_json.get("Scaling")
     axes: list[Any] = [m.BatchAxis()]
     for index, axis_id in enumerate(spatial):
-        unit = {}
-        if scaling and len(scaling) >= len(spatial):
-            metres = scaling[["x", "y", "z"].index(axis_id)]
-            unit = {"unit": "micrometer", "scale": float(metres) * 1e6}
+        unit = _pixel_size(model_json, axis_id, len(spatial))
         axes.append(m.SpaceInputAxis(id=m.AxisId(axis_id), size=input_shape[index], **unit))
     axes.append(m.ChannelAxis(channel_names=[m.Identifier(n) for n in _input_channels(input_shape[-1])]))
     return axes
 
 
+def _pixel_size(model_json: Mapping[str, Any], axis_id: str, spatial: int) -> dict[str, Any]:
+    """``unit`` and ``scale`` of a space axis from ZEN's Scaling (metres per pixel), or nothing."""
+    scaling = model_json.get("Scaling")
+    if not scaling or len(scaling) < spatial:
+        return {}
+    return {"unit": "micrometer", "scale": float(scaling[["x", "y", "z"].index(axis_id)]) * 1e6}
+
+
 def _output_axes(model_json: Mapping[str, Any]) -> list[Any]:
-    """batch, the space axes (the input's size with MinOverlap / 2 as halo, or fixed), channel (the classes)."""
+    """batch, the space axes (the input's size with MinOverlap / 2 as halo, or fixed), channel (the classes).
+
+    An axis sized by reference to an input axis carries that axis's unit and scale: bioimage.io refuses a
+    reference between axes of different units."""
     from bioimageio.spec.model import v0_5 as m
 
     input_shape = [int(v) for v in model_json["InputShape"]]
@@ -252,6 +276,7 @@ def _output_axes(model_json: Mapping[str, Any]) -> list[Any]:
                 size = m.SizeReference(tensor_id=m.TensorId("input"), axis_id=m.AxisId(axis_id))
                 axis_cls = m.SpaceOutputAxisWithHalo if halos[index] else m.SpaceOutputAxis
                 extra = {"halo": halos[index]} if halos[index] else {}
+                extra |= _pixel_size(model_json, axis_id, len(spatial))
                 axes.append(axis_cls(id=m.AxisId(axis_id), size=size, **extra))
             else:
                 axes.append(m.SpaceOutputAxis(id=m.AxisId(axis_id), size=output_shape[index]))

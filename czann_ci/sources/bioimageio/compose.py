@@ -47,19 +47,24 @@ class CoreModel:
     output_axes: tuple[str, ...]
 
 
-def compose(core: CoreModel, interface: Interface, where: str, notes: list[str]) -> onnx.ModelProto:
-    """The graph above around ``core`` (which is changed in place and returned)."""
+def compose(
+    core: CoreModel, interface: Interface, where: str, notes: list[str]
+) -> tuple[onnx.ModelProto, bool]:
+    """The graph above around ``core`` (which is changed in place and returned), and whether the core's own
+    input and output are kept as they are (no step at either end: the core already is ZEN's interface)."""
     model = core.model
     core_input, core_output, writer = _core_ends(model.graph, _default_opset(model))
-    input_context = _input_side(writer, core, interface, core_input, where, notes)
+    input_context, x = _input_side(writer, core, interface, core_input, where, notes)
+    kept_input = _join(model.graph, writer, x, core_input, producer_side=True)
     pre_nodes = list(writer.nodes)
     writer.nodes.clear()
-    output_context = _output_side(writer, core, interface, core_output, input_context)
+    output_context, y = _output_side(writer, core, interface, core_output, input_context)
+    kept_output = _join(model.graph, writer, y, core_output, producer_side=False)
     used = sorted(set(input_context.used_statistics + output_context.used_statistics))
     if used:
         notes.append(STATISTICS_NOTE.format(steps=", ".join(used)))
-    _splice(model.graph, pre_nodes, writer, interface, core_input, core_output)
-    return model
+    _splice(model.graph, pre_nodes, writer, interface, (core_input, kept_input), (core_output, kept_output))
+    return model, kept_input and kept_output
 
 
 def _default_opset(model: onnx.ModelProto) -> int:
@@ -87,7 +92,7 @@ def _input_side(
     core_input: onnx.ValueInfoProto,
     where: str,
     notes: list[str],
-) -> StepContext:
+) -> tuple[StepContext, str]:
     """ZEN's tile up to the core's input (the top half of the picture above); the input steps' context."""
     from onnx import TensorProto
 
@@ -110,8 +115,7 @@ def _input_side(
     elem_type = core_input.type.tensor_type.elem_type
     if elem_type != TensorProto.FLOAT:
         x = writer.op("Cast", x, to=elem_type)
-    writer.op("Identity", x, output=core_input.name)
-    return context
+    return context, x
 
 
 def _output_side(
@@ -120,7 +124,7 @@ def _output_side(
     interface: Interface,
     core_output: onnx.ValueInfoProto,
     input_context: StepContext,
-) -> StepContext:
+) -> tuple[StepContext, str]:
     """The core's output down to ZEN's output (the bottom half of the picture above); its steps' context."""
     from onnx import TensorProto
 
@@ -134,8 +138,30 @@ def _output_side(
     context = StepContext(input_context.where, "output", tensor_out.id, work_out, raw, raw_axes, input_id)
     y = bake_steps(writer, y, tensor_out.steps, context)
     y, _ = _reorder(writer, y, work_out, _zen_output_axes(interface))
-    writer.op("Identity", y, output=OUTPUT_NAME)
-    return context
+    return context, y
+
+
+def _join(
+    graph: onnx.GraphProto, writer: OpWriter, last: str, core_end: onnx.ValueInfoProto, *, producer_side: bool
+) -> bool:
+    """Connect our nodes to the core's input (``producer_side``) or output; True when the core's end is kept.
+
+    When no step stands between ZEN's end and the core's, the core's own value (with its declared shape)
+    takes the public name instead of an Identity: a package exported from a .czann imports back to the
+    same graph.
+    """
+    public = INPUT_NAME if producer_side else OUTPUT_NAME
+    if last == (public if producer_side else core_end.name):
+        produced = {name for node in graph.node for name in node.output}
+        passes_through = core_end.name in {v.name for v in graph.output} and core_end.name in {
+            v.name for v in graph.input
+        }
+        shaped = core_end.type.tensor_type.HasField("shape")
+        if shaped and not passes_through and (producer_side or core_end.name in produced):
+            _rename(graph, core_end, public)
+            return True
+    writer.op("Identity", last, output=core_end.name if producer_side else OUTPUT_NAME)
+    return False
 
 
 def _splice(
@@ -143,22 +169,25 @@ def _splice(
     pre_nodes: list[onnx.NodeProto],
     writer: OpWriter,
     interface: Interface,
-    core_input: onnx.ValueInfoProto,
-    core_output: onnx.ValueInfoProto,
+    core_input: tuple[onnx.ValueInfoProto, bool],
+    core_output: tuple[onnx.ValueInfoProto, bool],
 ) -> None:
-    """Our nodes around the core's, and ZEN's input and output in place of the core's."""
+    """Our nodes around the core's, and ZEN's input and output in place of the core's (unless kept: see _join)."""
     from onnx import TensorProto, helper
 
     nodes = [*pre_nodes, *graph.node, *writer.nodes]
     del graph.node[:]
     graph.node.extend(nodes)
     graph.initializer.extend(writer.initializers)
-    graph.input.remove(core_input)
-    in_dims = _dims(interface, _zen_input_axes(interface), interface.input)
-    graph.input.insert(0, helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, in_dims))
-    graph.output.remove(core_output)
-    out_dims = _dims(interface, _zen_output_axes(interface), interface.output, output=True)
-    graph.output.append(helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, out_dims))
+    (input_value, kept_input), (output_value, kept_output) = core_input, core_output
+    if not kept_input:
+        graph.input.remove(input_value)
+        in_dims = _dims(interface, _zen_input_axes(interface), interface.input)
+        graph.input.insert(0, helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, in_dims))
+    if not kept_output:
+        graph.output.remove(output_value)
+        out_dims = _dims(interface, _zen_output_axes(interface), interface.output, output=True)
+        graph.output.append(helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, out_dims))
     del graph.value_info[:]  # the model's own shape annotations may name dims our reorders moved
 
 

@@ -110,7 +110,7 @@ def map_package(
     model_type: str | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Interface:
-    """The interface and model.json fields (without Id) for ``package``.
+    """The interface and model.json fields for ``package`` (Id only when --meta or an exported package gives it).
 
     ``spatial_dims`` ((z,) h, w) fixes the tile size; ``classes`` and ``model_type`` stand for
     --classes and --type; ``overrides`` are single model.json fields from --meta, applied last.
@@ -151,8 +151,12 @@ def map_package(
                 field=key,
             )
     model_json.update({k: v for k, v in overrides.items() if k not in ("Id", "FormatVersion")})
+    zen = package.config.get(ZEN_CONFIG_KEY) or {}
+    exported_id = zen.get("model_id") if isinstance(zen, Mapping) else None
     if "Id" in overrides:
         model_json["Id"] = overrides["Id"]
+    elif isinstance(exported_id, str) and exported_id:  # a package czann export wrote: the same model.json
+        model_json["Id"] = exported_id
     bgr = _reads_rgb(tensor_in)
     if bgr:
         notes.append("the input channels are named RGB: a BGR -> RGB swap is baked in front (ZEN feeds BGR)")

@@ -96,10 +96,8 @@ class BioimageioSource:
             classes=fields.get("Classes"),
             model_type=fields.get("Type"),
         )
-        notes = [
-            f"read bioimage.io package '{package.name}' (format {package.format_version})",
-            *interface.notes,
-        ]
+        # interface.notes were said when the plan mapped the package (plan.notes): not twice
+        notes = [f"read bioimage.io package '{package.name}' (format {package.format_version})"]
         return self._export(package, interface, plan, notes)
 
     def _export(
@@ -112,7 +110,7 @@ class BioimageioSource:
         self.weights_format = source.weights.format
         notes.append(f"weights: {source.weights.format}")
         sizes = interface.spatial_dims
-        composed = compose(
+        composed, kept_interface = compose(
             core_model(package, interface, source, opset=plan.opset, sizes=sizes, notes=notes),
             interface,
             package.where,
@@ -120,7 +118,8 @@ class BioimageioSource:
         )
         if plan.run:
             self.fidelity = _run_test_tensors(package, interface, source, composed, plan, notes)
-        prepared = _prepare(composed, package, interface, plan, dynamic=source.dynamic)
+        # a core that already is ZEN's interface keeps its own dims (a package exported from a .czann)
+        prepared = _prepare(composed, package, interface, plan, dynamic=source.dynamic and not kept_interface)
         notes.extend(prepared.notes)
         return _exported(prepared, self.fidelity, package, notes)
 
@@ -143,7 +142,7 @@ def _run_test_tensors(
     test_sizes = _test_sizes(interface)
     if not source.dynamic and test_sizes != interface.spatial_dims:
         core = core_model(package, interface, source, opset=plan.opset, sizes=test_sizes, notes=[])
-        test_graph = compose(core, interface, package.where, [])
+        test_graph, _ = compose(core, interface, package.where, [])
     tolerance = package.tolerance(source.weights.format, interface.output.id, atol=plan.atol)
     fidelity = check_test_tensors(OnnxRunner(test_graph.SerializeToString()), package, interface, tolerance)
     notes.append(
