@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from czann_ci.action_inputs import (
+    FORGE_MODES,
     INPUT_NAMES,
     ActionInputs,
     CiContext,
@@ -33,6 +34,7 @@ from czann_ci.format.archive import atomic_output
 from czann_ci.format.metadata import MetadataFile
 from czann_ci.naming import file_slug
 from czann_ci.plan_inputs import default_output_name, metadata_of
+from czann_ci.redaction import short_secret
 from czann_ci.release import MODES as RELEASE_MODES
 from czann_ci.render.annotations import error_annotation, finding_annotations
 from czann_ci.render.markdown import SUMMARY_LIMIT, job_summary
@@ -131,7 +133,8 @@ class StepResult:
 
 
 def run_action(env: Mapping[str, str] = os.environ) -> int:
-    """Run the CI step; returns the process exit code (0 ok, 1 invalid, 2 usage, 3 conversion, 4 publish)."""
+    """Run the CI step; returns the process exit code (0 ok, 1 invalid, 2 usage, 3 conversion, 4 publish,
+    5 the forge could not be reached)."""
     reader = InputReader(env)
     ctx = CiContext.from_env(env)
     token = reader.text("token") or ctx.default_token
@@ -143,6 +146,10 @@ def run_action(env: Mapping[str, str] = os.environ) -> int:
     try:
         inputs = read_inputs(reader, ctx)
         step.context = _context_line(inputs, ctx)
+        if short_secret(inputs.token) and inputs.mode not in FORGE_MODES:  # refused in the modes that send it
+            warning = f"token: {short_secret(inputs.token)}; {inputs.mode} mode sends no request and leaves it unused"
+            step.warnings.append(warning)
+            console.annotate("warning", warning, title="czann: token")
         phase = "convert"
         # Read once for the whole step: a package's description is parsed by bioimageio.spec.
         meta = metadata_of(inputs.conversion)
@@ -341,9 +348,7 @@ def _release(
     from czann_ci.release.step import ReleaseRequest, ReleaseStep
     from czann_ci.render.model_card import ConversionFacts
 
-    assert step.conversion is not None
-    if not ctx.commit:
-        raise UsageError(f"{inputs.mode} mode needs the commit (GITHUB_SHA or CI_COMMIT_SHA)", field="mode")
+    assert step.conversion is not None and ctx.commit  # read_inputs checked the commit
     model = inputs.conversion.model or meta.model_path
     request = ReleaseRequest(
         mode=inputs.mode,
@@ -432,7 +437,8 @@ def _finish(env: Mapping[str, str], console: Console, step: StepResult, ctx: CiC
             handle.write(console.hide(job_summary(step)))
     if ctx.forge != "github":
         for name, value in outputs.items():
-            if value:
+            # "upload-result: none" says nothing in a log when nothing was published (or the step failed)
+            if value and not (name == "upload-result" and step.published is None):
                 console.line(f"{name}: {value}")
         if env.get("CZANN_DOTENV"):
             _write_dotenv(Path(env["CZANN_DOTENV"]), outputs, console.hide)

@@ -13,11 +13,21 @@ from pathlib import Path
 from czann_ci.ci_paths import PathRule
 from czann_ci.errors import UsageError
 from czann_ci.plan import LAYOUTS, OUTPUT_FORMATS, ConvertOptions
+from czann_ci.redaction import short_secret
 from czann_ci.release import MODES as RELEASE_MODES
+from czann_ci.release.forge import check_release_access
 from czann_ci.release.versions import BUMP_CHOICES, DEFAULT_INITIAL_VERSION, require_version
 from czann_ci.sources.bioimageio.package import is_package_path
 
 MODES = ("validate", "package", "publish", *RELEASE_MODES)
+FORGE_MODES = ("publish", *RELEASE_MODES)  # the modes that send requests to the forge
+# Where each forge's context comes from, for messages naming what is missing.
+API_URL_VARIABLE = {"gitlab": "CI_API_V4_URL", "github": "GITHUB_API_URL", "local": "GITHUB_API_URL"}
+COMMIT_VARIABLE = {
+    "gitlab": "CI_COMMIT_SHA",
+    "github": "GITHUB_SHA",
+    "local": "GITHUB_SHA (or run in a git checkout with a commit)",
+}
 OVERWRITE_MODES = ("never", "if-changed", "always")
 TRUE_SPELLINGS = ("true", "True", "TRUE")
 FALSE_SPELLINGS = ("false", "False", "FALSE")
@@ -192,9 +202,10 @@ def read_inputs(reader: InputReader, ctx: CiContext) -> ActionInputs:
     require_version(initial_version, "initial-version")
     tag_prefix = reader.text("tag-prefix", "model-v")
     token = reader.text("token") or ctx.default_token
+    token_kind = "private" if reader.text("token") else "job"
     api_url = (reader.text("api-url") or ctx.api_url).rstrip("/")
-    if mode in ("publish", *RELEASE_MODES):
-        _check_publishing(token, api_url, ctx)
+    if mode in FORGE_MODES:
+        _check_forge_context(mode, token, token_kind, api_url, ctx)
     return ActionInputs(
         conversion=conversion,
         output=output,
@@ -207,7 +218,7 @@ def read_inputs(reader: InputReader, ctx: CiContext) -> ActionInputs:
         overwrite=reader.choice("overwrite", OVERWRITE_MODES, "if-changed"),
         checksum=reader.boolean("checksum", True),
         token=token,
-        token_kind="private" if reader.text("token") else "job",
+        token_kind=token_kind,
         api_url=api_url,
         preview=reader.boolean("preview"),
         force=reader.boolean("force"),
@@ -272,18 +283,36 @@ def _read_conversion(reader: InputReader, ctx: CiContext) -> tuple[ConvertOption
     return options, output
 
 
-def _check_publishing(token: str, api_url: str, ctx: CiContext) -> None:
-    if not token:
+def _check_forge_context(mode: str, token: str, token_kind: str, api_url: str, ctx: CiContext) -> None:
+    """Everything a mode that talks to the forge needs from the inputs and the CI context, checked before
+    the model is converted. Plan mode only reads: it needs no token where the project is public."""
+    if mode == "publish" and not token:
         raise UsageError(
             "is empty: publishing needs a token (GitHub: permissions: contents: write; "
             "GitLab: CI_JOB_TOKEN or CZANN_TOKEN)",
             field="token",
         )
-    if not api_url.startswith(("http://", "https://")):
-        raise UsageError(f"must be an http(s) URL, got {api_url!r}", field="api-url")
-    if not ctx.repository:
+    short = short_secret(token)
+    if short:
         raise UsageError(
-            "publishing needs the repository (GITHUB_REPOSITORY or CI_PROJECT_ID) in the environment",
+            f"{short}; {mode} mode would send it to the forge: set it to the real token", field="token"
+        )
+    if not api_url.startswith(("http://", "https://")):
+        raise UsageError(
+            f"must be an http(s) URL, got {api_url!r} (from the api-url input or {API_URL_VARIABLE[ctx.forge]})",
+            field="api-url",
+        )
+    if mode not in RELEASE_MODES:
+        if not ctx.repository:
+            raise UsageError(
+                "publishing needs the repository (GITHUB_REPOSITORY or CI_PROJECT_ID) in the environment",
+                field="mode",
+            )
+        return
+    check_release_access(ctx.forge, mode, ctx.repository, token, token_kind)
+    if not ctx.commit:
+        raise UsageError(
+            f"{mode} mode needs the commit the pipeline runs for, but {COMMIT_VARIABLE[ctx.forge]} is empty",
             field="mode",
         )
 

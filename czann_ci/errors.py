@@ -1,7 +1,7 @@
 """User-facing errors. Each class carries the process exit code the CLI and the action use.
 
 Exit codes: 0 success, 1 invalid model/metadata or failed validation, 2 usage error,
-3 conversion failed, 4 publish failed, 6 invalid image.
+3 conversion failed, 4 publish failed, 5 the forge could not be reached, 6 invalid image.
 """
 
 from __future__ import annotations
@@ -22,14 +22,11 @@ class CzannError(Exception):
         super().__init__(self.one_line())
 
     def one_line(self) -> str:
-        where = ""
-        if self.file and self.field:
-            where = f"{self.file}: {self.field}: "
-        elif self.file:
-            where = f"{self.file}: "
-        elif self.field:
-            where = f"{self.field}: "
-        return where + self.message
+        return f"{self.file}: {self.without_file()}" if self.file else self.without_file()
+
+    def without_file(self) -> str:
+        """The line without the file, for a place that shows the file apart (an annotation's ``file``)."""
+        return f"{self.field}: {self.message}" if self.field else self.message
 
 
 class InvalidModelError(CzannError):
@@ -81,6 +78,15 @@ class IncomparableBaselineError(UsageError):
     title = "incomparable baseline"
 
 
+class ForgeUnreachableError(CzannError):
+    """No connection to the forge's API could be made: a name that does not resolve, a refused or timed-out
+    connection (exit 5). Not a PublishError: the forge never answered, so nothing was refused or failed
+    there, and read-only modes end here too."""
+
+    exit_code = 5
+    title = "forge unreachable"
+
+
 def first_line(error: object) -> str:
     """The first non-blank line of an exception's (or any object's) text, else its type name."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
@@ -102,5 +108,6 @@ EXIT_CODES = {
     UsageError.exit_code: "usage error (bad option, missing file, contradictory inputs)",
     ConversionError.exit_code: "conversion failed",
     PublishError.exit_code: "publish failed",
+    ForgeUnreachableError.exit_code: "the forge could not be reached",
     ImageError.exit_code: "invalid image (an image or label file cannot be read or does not fit the model)",
 }

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from czann_ci.redaction import Redactor, maskable
+
 if TYPE_CHECKING:
     from czann_ci.render.annotations import Annotation
 
@@ -22,24 +24,20 @@ def escape_property(text: str) -> str:
 
 
 class Console:
-    """Log lines and workflow commands; every line goes through the secret filter."""
+    """Log lines and workflow commands; every line goes through the secret filter (czann_ci/redaction.py:
+    whole secrets of a credential's length, never single characters)."""
 
     def __init__(self, forge: str, stream: TextIO, secrets_to_hide: list[str]) -> None:
         self.github = forge == "github"
         self.stream = stream
-        self.secrets = [secret for secret in secrets_to_hide if secret]
-
-    def hide(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
+        self.hide = Redactor(*secrets_to_hide)
 
     def line(self, text: str) -> None:
         self.stream.write(self.hide(text) + "\n")
         self.stream.flush()
 
     def mask(self, secret: str) -> None:
-        if secret and self.github:
+        if self.github and maskable(secret):
             # The one place the secret is written on purpose: the runner removes it from the log.
             self.stream.write(f"::add-mask::{escape_data(secret)}\n")
             self.stream.flush()

@@ -7,8 +7,8 @@ by one lock. Use it from any test, another process or a container on ``--network
 
     with FakeForge(host="127.0.0.1", port=0) as forge:      # port 0: a free port
         forge.add_token("ghs_secret", access="write")       # "write" | "read"; repos=None: all
-        forge.add_github_repo("acme/models")                 # immutable=False
-        project_id = forge.add_gitlab_project("group/models")
+        forge.add_github_repo("acme/models")                 # immutable=False, public=False
+        project_id = forge.add_gitlab_project("group/models")  # public=False
         forge.github_api_url   # http://127.0.0.1:PORT/api/v3  (like GHES; uploads under /api/uploads)
         forge.gitlab_api_url   # http://127.0.0.1:PORT/api/v4
         forge.inject("POST", r"/releases/\\d+/assets$", kind="status", status=503, times=2)
@@ -36,6 +36,9 @@ Endpoints (GitHub, under /api/v3, auth ``Authorization: Bearer|token T``):
   Assets carry ``digest: "sha256:<hex>"`` unless FakeForge(digests=False).
   Errors: 401 Bad credentials, 404 for a repository the token cannot see, 403 "Resource not
   accessible by integration" for writes with a read token.
+  A public repository (``add_github_repo(..., public=True)``) answers GET requests without any token
+  (as a read token would: no drafts); a request without a token to a private one, or a write without
+  one, is 401. The same holds for public GitLab projects. A token that is sent must be valid (401).
 
 Endpoints (GitLab, under /api/v4/projects/ID-or-url-encoded-path, auth ``JOB-TOKEN``,
 ``PRIVATE-TOKEN`` or ``Authorization: Bearer``):
@@ -154,6 +157,7 @@ class _GhRelease:
 class _GhRepo:
     full_name: str
     immutable: bool
+    public: bool = False
     releases: dict[int, _GhRelease] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)  # tag name -> commit sha (lightweight tags)
 
@@ -197,6 +201,7 @@ class _GlRelease:
 class _GlProject:
     id: int
     path: str
+    public: bool = False
     packages: dict[int, _GlPackage] = field(default_factory=dict)
     releases: dict[str, _GlRelease] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)  # tag name -> commit sha
@@ -285,14 +290,14 @@ class FakeForge:
         with self.lock:
             self._tokens[token] = _Token(access, frozenset(repos) if repos is not None else None)
 
-    def add_github_repo(self, full_name: str, *, immutable: bool = False) -> None:
+    def add_github_repo(self, full_name: str, *, immutable: bool = False, public: bool = False) -> None:
         with self.lock:
-            self._gh[full_name] = _GhRepo(full_name, immutable)
+            self._gh[full_name] = _GhRepo(full_name, immutable, public)
 
-    def add_gitlab_project(self, path: str, project_id: int | None = None) -> int:
+    def add_gitlab_project(self, path: str, project_id: int | None = None, *, public: bool = False) -> int:
         with self.lock:
             pid = project_id if project_id is not None else self.new_id()
-            self._gl[pid] = _GlProject(pid, path)
+            self._gl[pid] = _GlProject(pid, path, public)
             return pid
 
     def add_github_tag(self, repo: str, tag: str, sha: str) -> None:
@@ -667,8 +672,10 @@ class _Handler(BaseHTTPRequestHandler):
             return match.group(2), self.forge._tokens.get(match.group(2))
         return None, None
 
-    def _auth(self, repo_key: str, write: bool, gitlab: bool) -> _Token:
-        _, token = self._token()
+    def _auth(self, repo_key: str, write: bool, gitlab: bool, public: bool = False) -> _Token:
+        sent, token = self._token()
+        if sent is None and public and not write:
+            return _Token("read", None)  # an anonymous read of a public repository or project
         if token is None:
             raise _Reply(401, {"message": "401 Unauthorized"} if gitlab else {"message": "Bad credentials"})
         if token.repos is not None and repo_key not in token.repos:
@@ -699,8 +706,8 @@ class _Handler(BaseHTTPRequestHandler):
     # -- GitHub -----------------------------------------------------------------------------------
     def _gh_repo(self, owner: str, name: str, write: bool) -> tuple[_GhRepo, _Token]:
         full = f"{owner}/{name}"
-        token = self._auth(full, write, gitlab=False)
         repo = self.forge._gh.get(full)
+        token = self._auth(full, write, gitlab=False, public=repo is not None and repo.public)
         if repo is None:
             raise _Reply(404, {"message": "Not Found"})
         return repo, token
@@ -911,7 +918,7 @@ class _Handler(BaseHTTPRequestHandler):
         with forge.lock:
             proj = next((p for p in forge._gl.values() if str(p.id) == ref or p.path == ref), None)
         key = proj.path if proj else ref
-        self._auth(key, method != "GET", gitlab=True)
+        self._auth(key, method != "GET", gitlab=True, public=proj is not None and proj.public)
         if proj is None:
             raise _Reply(404, {"message": "404 Project Not Found"})
         with forge.lock:

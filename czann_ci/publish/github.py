@@ -51,7 +51,7 @@ def is_temp_name_for(candidate: str, name: str) -> bool:
     return re.fullmatch(rf"{TEMP_PREFIX}[0-9a-f]{{8}}\.{re.escape(name)}", candidate) is not None
 
 
-def _github_hint(repository: str, api_url: str) -> Callable[[int, Any, str], str]:
+def _github_hint(repository: str, api_url: str, anonymous: bool = False) -> Callable[[int, Any, str], str]:
     host = urlsplit(api_url).netloc
 
     def hint(status: int, body: Any, what: str) -> str:
@@ -60,6 +60,12 @@ def _github_hint(repository: str, api_url: str) -> Callable[[int, Any, str], str
         codes = ", ".join(
             f"{e.get('field', '?')} {e.get('code', '?')}" if isinstance(e, dict) else str(e) for e in errors
         )
+        if anonymous and status in (401, 403, 404):
+            return (
+                f"{what}: {host} answered {status} ({message}) and no token was sent: {repository} is not "
+                "public, or does not exist; give the step a token (permissions: contents: read is enough "
+                "for plan mode)"
+            )
         if status == 401:
             return (
                 f"{what}: GitHub rejected the token (401 {message or 'Bad credentials'}); check that the "
@@ -95,28 +101,32 @@ def _github_hint(repository: str, api_url: str) -> Callable[[int, Any, str], str
 def github_client(
     api_url: str, repository: str, token: str, policy: RetryPolicy, log: Callable[[str], None]
 ) -> ApiClient:
-    """The REST session every GitHub call goes through: its headers, retries and error hints."""
+    """The REST session every GitHub call goes through: its headers, retries and error hints. Without a
+    token the requests are anonymous (reads of a public repository)."""
+    headers = {
+        "Accept": "application/vnd.github+json",
+        "X-GitHub-Api-Version": "2022-11-28",
+        "User-Agent": "czann-ci",
+    }
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     return ApiClient(
-        headers={
-            "Authorization": f"Bearer {token}",
-            "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": "2022-11-28",
-            "User-Agent": "czann-ci",
-        },
+        headers=headers,
         policy=policy,
         log=log,
         redact=Redactor(token),
-        error_hint=_github_hint(repository, api_url),
+        error_hint=_github_hint(repository, api_url, anonymous=not token),
     )
 
 
-def check_github_repository(api_url: str, repository: str, token: str) -> None:
-    """Raise UsageError naming the field that cannot address a GitHub repository."""
+def check_github_repository(api_url: str, repository: str, token: str, *, token_needed: bool = True) -> None:
+    """Raise UsageError naming the field that cannot address a GitHub repository (``token_needed``: or
+    a missing token, which only reads of a public repository do without)."""
     if not api_url.startswith(("http://", "https://")):
         raise UsageError(f"must be an http(s) URL, got {api_url!r}", field="api-url")
     if not REPOSITORY_RE.match(repository):
         raise UsageError(f"must be owner/name, got {repository!r}", field="repository")
-    if not token:
+    if token_needed and not token:
         raise UsageError("is empty: publishing to GitHub needs a token with contents: write", field="token")
 
 

@@ -56,7 +56,7 @@ class GitHubForge(ForgeSession):
         log: Callable[[str], None] = print,
         retry: RetryPolicy | None = None,
     ) -> None:
-        check_github_repository(api_url, repository, token)
+        check_github_repository(api_url, repository, token, token_needed=False)  # open_forge: per mode
         self.api_url = api_url.rstrip("/")
         self.repository = repository
         self.repo_url = f"{self.api_url}/repos/{repository}"

@@ -71,13 +71,19 @@ def check_gitlab_target(target: GitLabTarget, assets: list[Asset]) -> None:
             )
 
 
-def _gitlab_hint(project: str, api_url: str) -> Callable[[int, Any, str], str]:
+def _gitlab_hint(project: str, api_url: str, anonymous: bool = False) -> Callable[[int, Any, str], str]:
     host = urlsplit(api_url).netloc
 
     def hint(status: int, body: Any, what: str) -> str:
         message: Any = body
         if isinstance(body, dict):
             message = body.get("message") or body.get("error") or body
+        if anonymous and status in (401, 403, 404):
+            return (
+                f"{what}: {host} answered {status} ({message}) and no token was sent: {project} is not "
+                "public, or does not exist; run where CI_JOB_TOKEN is set, or set CZANN_TOKEN (read_api "
+                "scope is enough for plan mode)"
+            )
         if status == 401:
             return f"{what}: GitLab rejected the token (401 {message}); check that the token is set and valid"
         if status == 403:
@@ -101,13 +107,15 @@ def _gitlab_hint(project: str, api_url: str) -> Callable[[int, Any, str], str]:
 def gitlab_client(
     api_url: str, project: str, token: str, token_kind: str, policy: RetryPolicy, log: Callable[[str], None]
 ) -> ApiClient:
-    """The REST session every GitLab call goes through: its token header, retries and error hints."""
+    """The REST session every GitLab call goes through: its token header, retries and error hints. Without
+    a token the requests are anonymous (reads of a public project)."""
+    headers = {TOKEN_HEADERS[token_kind]: token} if token else {}
     return ApiClient(
-        headers={TOKEN_HEADERS[token_kind]: token, "User-Agent": "czann-ci"},
+        headers={**headers, "User-Agent": "czann-ci"},
         policy=policy,
         log=log,
         redact=Redactor(token),
-        error_hint=_gitlab_hint(project, api_url),
+        error_hint=_gitlab_hint(project, api_url, anonymous=not token),
     )
 
 

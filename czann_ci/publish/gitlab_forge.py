@@ -59,8 +59,8 @@ class GitLabForge(ForgeSession):
             raise UsageError(f"must be an http(s) URL, got {api_url!r}", field="api-url")
         if token_kind not in TOKEN_HEADERS:
             raise UsageError(f"must be 'job' or 'private', got {token_kind!r}", field="token_kind")
-        if not token or not project:
-            raise UsageError("releasing on GitLab needs the project and a token", field="token")
+        if not project:
+            raise UsageError("is empty: name the project by id or group/project path", field="project")
         self.api_url = api_url.rstrip("/")
         self.project = project
         self.token_kind = token_kind

@@ -6,16 +6,23 @@ cannot leak even if a server echoes it back.
 
 from __future__ import annotations
 
+import errno
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
+import urllib3.exceptions
 
-from czann_ci.errors import PublishError
+from czann_ci.errors import ForgeUnreachableError, PublishError
 from czann_ci.publish.models import TagExistsError
 from czann_ci.publish.retry import RetryPolicy, TransientError, parse_retry_after, run_with_retries
+from czann_ci.redaction import Redactor
+
+__all__ = ["ApiClient", "Redactor", "body_of", "host_of", "redacting", "run_redacted"]
 
 T = TypeVar("T")
 
@@ -25,19 +32,50 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 ErrorHint = Callable[[int, Any, str], str]
 
 
-class Redactor:
-    """Replaces the secret in any text with ***."""
+def host_of(url: str) -> str:
+    """``host`` or ``host:port`` of a URL, for messages: never its user, password, path or query."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    host = f"[{host}]" if ":" in host else host
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{host}:{port}" if port else host
 
-    def __init__(self, secret: str) -> None:
-        self._secret = secret
 
-    def __call__(self, text: str) -> str:
-        if self._secret and self._secret in text:
-            return text.replace(self._secret, "***")
-        return text
+# What keeps a connection from being made, and whether trying again can help.
+_FINAL_OS_ERRORS = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ENETUNREACH: "network unreachable",
+    errno.EHOSTUNREACH: "no route to host",
+}
 
-    def __repr__(self) -> str:
-        return "Redactor(***)"
+
+def _no_connection(exc: requests.ConnectionError) -> tuple[str, bool] | None:
+    """(reason, final) when no connection could be made; None when one was made and then broke (a reset, a
+    lost answer): the forge was reached. A lookup that failed for now (EAI_AGAIN) or a connect timeout may
+    pass; a name that does not exist or a refused connection will not."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return "connection timed out", False
+    pending: list[BaseException] = [exc]
+    seen: set[int] = set()
+    could_not_connect = False
+    while pending:
+        error = pending.pop()
+        if id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, socket.gaierror):
+            if error.errno == socket.EAI_AGAIN:
+                return "name lookup failed for now", False
+            return "name not found", True
+        if isinstance(error, OSError) and error.errno in _FINAL_OS_ERRORS:
+            return _FINAL_OS_ERRORS[error.errno], True
+        could_not_connect |= isinstance(error, urllib3.exceptions.NewConnectionError)
+        linked = [getattr(error, "reason", None), error.__cause__, error.__context__, *error.args]
+        pending.extend(item for item in linked if isinstance(item, BaseException))
+    return ("could not connect", False) if could_not_connect else None
 
 
 @contextmanager
@@ -45,6 +83,8 @@ def redacting(redact: Redactor, forge: str) -> Iterator[None]:
     """Every failure inside becomes one redacted PublishError line (a TagExistsError stays one)."""
     try:
         yield
+    except ForgeUnreachableError as exc:
+        raise ForgeUnreachableError(redact(exc.message)) from None
     except TagExistsError as exc:
         raise TagExistsError(redact(exc.message), tag=exc.tag) from None
     except PublishError as exc:
@@ -94,6 +134,7 @@ class ApiClient:
         self.redact = redact
         self.log = lambda message: log(redact(message))
         self.error_hint = error_hint
+        self.answered: set[str] = set()  # hosts that sent an HTTP answer in this session
 
     def __repr__(self) -> str:
         return "ApiClient(<token redacted>)"
@@ -114,7 +155,9 @@ class ApiClient:
         stream: bool = False,
     ) -> requests.Response:
         """One HTTP exchange. Transient failures raise TransientError, others return."""
-        timeout = self.policy.upload_timeout if upload is not None else self.policy.timeout
+        read_timeout = self.policy.upload_timeout if upload is not None else self.policy.timeout
+        timeout = (min(self.policy.connect_timeout, read_timeout), read_timeout)
+        host = host_of(url)
         try:
             if upload is not None:
                 with upload.open("rb") as body:
@@ -125,12 +168,19 @@ class ApiClient:
                 response = self.session.request(
                     method, url, params=params, json=json, headers=headers, timeout=timeout, stream=stream
                 )
+        except requests.ConnectionError as exc:  # ConnectTimeout is one
+            failure = _no_connection(exc)
+            if failure is not None:
+                reason, final = failure
+                # a host that answered earlier in this run and now refuses is restarting: retried
+                final = final and host not in self.answered
+                raise TransientError(reason, unreachable=host, final=final) from None
+            raise TransientError(f"connection failed ({type(exc).__name__})") from None
         except requests.Timeout as exc:
             raise TransientError(f"timed out ({type(exc).__name__})") from None
-        except requests.ConnectionError as exc:
-            raise TransientError(f"connection failed ({type(exc).__name__})") from None
         except requests.exceptions.ChunkedEncodingError:
             raise TransientError("connection dropped mid-response") from None
+        self.answered.add(host)
         if response.status_code in RETRY_STATUSES or _is_rate_limited(response):
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             response.close()

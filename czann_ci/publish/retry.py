@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from czann_ci.errors import PublishError
+from czann_ci.errors import ForgeUnreachableError, PublishError
 
 T = TypeVar("T")
 
@@ -25,12 +25,20 @@ RETRY_SCALE_ENV = "CZANN_RETRY_SCALE"
 
 
 class TransientError(Exception):
-    """One attempt failed in a way worth retrying (5xx, 429, reset, timeout)."""
+    """One attempt failed in a way worth retrying (5xx, 429, reset, timeout).
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    ``unreachable`` names the host when no connection to it could be made at all; ``final`` says that
+    retrying is pointless (a name that does not resolve, a refused connection to a host that never
+    answered in this run): the error is then raised at once, not after every attempt."""
+
+    def __init__(
+        self, reason: str, retry_after: float | None = None, *, unreachable: str = "", final: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.unreachable = unreachable
+        self.final = final
 
 
 def _scale_from_env() -> float:
@@ -56,6 +64,7 @@ class RetryPolicy:
     base_delay: float = 1.0
     max_delay: float = 30.0
     retry_after_cap: float = 120.0
+    connect_timeout: float = 10.0  # a reachable API accepts a connection in well under a second
     timeout: float = 60.0
     upload_timeout: float = 600.0
     scale: float = field(default_factory=_scale_from_env)
@@ -99,17 +108,25 @@ def run_with_retries(
 ) -> T:
     """Call ``attempt(n)`` until it returns; retry on TransientError up to ``policy.attempts``.
 
-    ``attempt`` receives the 1-based attempt number so it can clean up after a failed one.
+    ``attempt`` receives the 1-based attempt number so it can clean up after a failed one. A forge that
+    could not be reached at all ends in ForgeUnreachableError (exit 5), any other failure in PublishError.
     """
-    last = ""
+    last = TransientError("no attempt made")
+    number = 0
     for number in range(1, policy.attempts + 1):
         try:
             return attempt(number)
         except TransientError as exc:
-            last = exc.reason
-            if number == policy.attempts:
+            last = exc
+            if number == policy.attempts or exc.final:
                 break
             wait = policy.delay(number, exc.retry_after)
             log(f"{what}: {exc.reason}; retrying in {wait:.2f}s (attempt {number + 1} of {policy.attempts})")
             policy.sleep(wait)
-    raise PublishError(f"{what} failed after {policy.attempts} attempts; last error: {last}")
+    if last.unreachable:
+        tries = f" after {number} attempts" if number > 1 else ""
+        raise ForgeUnreachableError(
+            f"{what}: could not reach {last.unreachable}{tries} ({last.reason}); check the API URL "
+            "(api-url, GITHUB_API_URL or CI_API_V4_URL) and the runner's network"
+        )
+    raise PublishError(f"{what} failed after {number} attempts; last error: {last.reason}")

@@ -36,6 +36,30 @@ class ReleaseForge(Protocol):
     def close(self) -> None: ...
 
 
+def check_release_access(forge: str, mode: str, project: str, token: str, token_kind: str) -> None:
+    """What release and plan modes need before any work: the repository, and for release a token that may
+    create tags (plan only reads: without a token its requests are anonymous, enough for a public project)."""
+    if not project:
+        raise UsageError(
+            f"{mode} mode needs the repository (GITHUB_REPOSITORY or CI_PROJECT_ID) in the environment",
+            field="mode",
+        )
+    if mode != "release":
+        return
+    if not token:
+        raise UsageError(
+            "is empty: release mode creates a tag and a release (GitHub: permissions: contents: write; "
+            "GitLab: CZANN_TOKEN, a project access token with the api scope)",
+            field="token",
+        )
+    if forge == "gitlab" and token_kind == "job":
+        raise UsageError(
+            "release mode creates the tag through GitLab's tags API, which CI_JOB_TOKEN may not call; "
+            "set CZANN_TOKEN to a project access token with the api scope (Developer role or higher)",
+            field="token",
+        )
+
+
 def open_forge(
     forge: str,
     *,
@@ -48,20 +72,10 @@ def open_forge(
     retry: RetryPolicy | None = None,
 ) -> ReleaseForge:
     """The forge a CI run releases to; UsageError when it cannot (no repository, a token that may not tag)."""
-    if not project:
-        raise UsageError(
-            f"{mode} mode needs the repository (GITHUB_REPOSITORY or CI_PROJECT_ID) in the environment",
-            field="mode",
-        )
+    check_release_access(forge, mode, project, token, token_kind)
     if forge == "gitlab":
         from czann_ci.publish.gitlab_forge import GitLabForge
 
-        if mode == "release" and token_kind == "job":
-            raise UsageError(
-                "release mode creates the tag through GitLab's tags API, which CI_JOB_TOKEN may not call; "
-                "set CZANN_TOKEN to a project access token with the api scope (Developer role or higher)",
-                field="token",
-            )
         return GitLabForge(api_url, project, token, token_kind=token_kind, log=log, retry=retry)
     from czann_ci.publish.github_forge import GitHubForge
 

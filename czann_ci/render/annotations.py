@@ -38,7 +38,8 @@ def error_annotation(exc: CzannError, metadata_file: Path | None, workspace: Pat
         file = workspace_relative(Path(exc.file), workspace)
         if exc.field and Path(exc.file).resolve() == metadata_file.resolve():
             line = field_line(metadata_file, exc.field)
-    return Annotation("error", exc.one_line(), f"czann: {exc.title}", file, line)
+    message = exc.without_file() if file else exc.one_line()  # the annotation names the file once
+    return Annotation("error", message, f"czann: {exc.title}", file, line)
 
 
 def _location(metadata_file: Path | None, field: str | None, workspace: Path) -> tuple[str, int | None]:
