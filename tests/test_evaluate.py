@@ -575,3 +575,60 @@ def test_an_existing_sheet_is_kept_without_force(
     with Image.open(sheet) as picture:
         assert picture.format == "PNG"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["cells.png", "cells_labels.png", "sheet.png"]
+
+
+# ---- Dask ----------------------------------------------------------------------------------------------
+
+
+def without_timing(result: dict[str, Any]) -> dict[str, Any]:
+    return {**result, "images": [{**image, "seconds": None} for image in result["images"]]}
+
+
+def test_a_dask_cluster_of_two_worker_processes_gives_the_local_result(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    """Three images as tasks on a real LocalCluster (two worker processes): the JSON equals the local
+    run's but for the seconds each image took."""
+    distributed = pytest.importorskip("distributed", reason="pip install -e '.[dask]'")
+    for seed in (3, 4, 5):
+        image, bright, dim = nuclei(seed)
+        write_png(tmp_path / f"f{seed}.png", image)
+        write_png(tmp_path / f"f{seed}_mask.png", (bright | dim).astype(np.uint8))
+    args = (
+        str(models["misses"]),
+        "-i",
+        str(tmp_path / "f?.png"),
+        "-l",
+        str(tmp_path / "*_mask.png"),
+        "--baseline",
+        str(models["exact"]),
+    )
+    local = evaluate_json(*args)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        remote = evaluate_json(*args, "--scheduler", cluster.scheduler_address)
+        workers = client.run(lambda: __import__("os").getpid())
+        ran = client.run_on_scheduler(
+            lambda dask_scheduler: {
+                name: dict(p.state_counts) for name, p in dask_scheduler.task_prefixes.items()
+            }
+        )
+    assert len(set(workers.values())) == 2
+    assert ran["evaluate_image"]["memory"] == 3  # the three images ran as tasks there
+    assert len(remote["images"]) == 3 and remote["score"] is not None
+    assert without_timing(remote) == without_timing(local)
+
+
+def test_an_unreachable_scheduler_is_one_line(models: dict[str, Path], nuclei_files: dict[str, Any]) -> None:
+    pytest.importorskip("distributed", reason="pip install -e '.[dask]'")
+    code, line = refused(
+        str(models["exact"]), "-i", str(nuclei_files["image"]), "-l", str(nuclei_files["labels"]),
+        "--scheduler", "tcp://127.0.0.1:1",
+    )  # fmt: skip
+    assert code == 2 and line.startswith(
+        "error: --scheduler: cannot reach the Dask scheduler at tcp://127.0.0.1:1"
+    )

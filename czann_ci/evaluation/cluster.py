@@ -23,6 +23,7 @@ def run_on_cluster(address: str, function: Callable[[Task], Outcome], tasks: Seq
         from distributed import Client
     except ImportError:
         raise missing_extra("--scheduler", "dask") from None
+    _check_reachable(address)
     try:
         client = Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
@@ -37,3 +38,22 @@ def run_on_cluster(address: str, function: Callable[[Task], Outcome], tasks: Seq
             return client.gather(futures)  # a task's CzannError is raised here as itself
         finally:
             client.cancel(futures)
+
+
+def _check_reachable(address: str) -> None:
+    """A TCP scheduler that does not answer is refused at once: distributed's Client would retry until
+    its timeout and then print its own teardown traceback at exit."""
+    import socket
+
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(address)
+        if scheme != "tcp":
+            return
+        host, port = parse_host_port(location)
+        socket.create_connection((host, port), timeout=CONNECT_SECONDS).close()
+    except (OSError, ValueError, TypeError) as exc:
+        raise UsageError(
+            f"cannot reach the Dask scheduler at {address}: {first_line(exc)}", field="--scheduler"
+        ) from None

@@ -3,6 +3,7 @@ outcomes are put together in image order, so both ways give the same result."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from czann_ci.evaluation.pairing import ImagePair
 from czann_ci.evaluation.regression import regression_metrics
 from czann_ci.evaluation.results import Evaluation, ImageOutcome, Measure, ModelInfo, Preview
 from czann_ci.evaluation.segmentation import count_segmentation
+from czann_ci.extras import missing_extra
 
 SHEET_IMAGES = 4  # the picture shows at most this many images
 PREVIEW_SIZE = 384  # longest side of one picture panel, in pixels
@@ -59,6 +61,8 @@ def evaluate(
     """The model (and the baseline) on every pair's image, measured against its labels (when given) and
     against each other (with a baseline). ``previews``: how many images keep small copies for the picture.
     ``scheduler``: a Dask scheduler's address to run the images on."""
+    if importlib.util.find_spec("skimage") is None:
+        raise missing_extra("czann evaluate's metrics", "images")
     if not pairs:
         raise UsageError("no images to evaluate", field="--images")
     if any(pair.labels is None for pair in pairs) and baseline is None:
