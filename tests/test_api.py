@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -327,3 +332,98 @@ def test_legacy_model_spec_fields_are_checked_like_a_spec_file(tmp_path: Path) -
         LegacyConverter().convert_from_model_spec(LegacyModelSpec(model, meta), tmp_path, "bad")
     assert caught.value.field == "PixelType" and "'Rgb24' is not a pixel type" in caught.value.message
     assert not list(tmp_path.iterdir())
+
+
+# ---- the public surface: czann_ci's own names (docs/python-api.md) ----------------------------------
+
+HEAVY = ("onnx", "onnxruntime", "numpy", "tensorflow", "keras", "tf2onnx", "torch")
+
+
+def _fresh(code: str) -> str:
+    """``code`` run in a new interpreter (this one has imported everything already); its stdout."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+COMPAT_MODULES = ("convert", "model_metadata", "legacy_model_metadata", "transforms")
+
+
+def _error_classes(errors_module: ModuleType) -> list[type]:
+    """Every error class czann_ci.errors defines: the whole tree is public."""
+    return [
+        cls
+        for _, cls in inspect.getmembers(errors_module, inspect.isclass)
+        if issubclass(cls, errors_module.CzannError) and cls.__module__ == errors_module.__name__
+    ]
+
+
+def test_import_czann_ci_imports_no_heavy_library() -> None:
+    loaded = _fresh(
+        "import sys, czann_ci\n"
+        "names = dir(czann_ci)\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r} or m == 'czann_ci.pipeline'))"
+    )
+    assert loaded.strip() == "[]"
+
+
+def test_each_public_name_is_the_object_it_names() -> None:
+    import czann_ci
+    from czann_ci import errors, pipeline, plan, readers
+    from czann_ci.checks import summary
+    from czann_ci.release import diff
+
+    expected = {
+        "convert_model": pipeline.convert_model,
+        "ConvertOptions": plan.ConvertOptions,
+        "ConversionResult": pipeline.ConversionResult,
+        "make_plan": plan.make_plan,
+        "ConversionPlan": plan.ConversionPlan,
+        "validate_file": readers.validate_file,
+        "ValidationSummary": summary.ValidationSummary,
+        "inspect_file": readers.inspect_file,
+        "diff_archives": diff.diff_archives,
+        "ModelDiff": diff.ModelDiff,
+        **{name: sys.modules[f"czann_ci.compat.{name}"] for name in COMPAT_MODULES},
+        **{cls.__name__: cls for cls in _error_classes(errors)},
+        "__version__": czann_ci.__version__,
+    }
+    assert sorted(czann_ci.__all__) == sorted(expected)
+    assert {name: getattr(czann_ci, name) for name in czann_ci.__all__} == expected
+    assert set(czann_ci.__all__) <= set(dir(czann_ci))
+    with pytest.raises(AttributeError, match="no attribute 'DefaultConverter'"):
+        _ = czann_ci.DefaultConverter  # internal names stay in their modules
+
+
+def test_czmodel_import_paths_are_the_compat_modules_by_every_route() -> None:
+    """`import czann_ci.convert`, `from czann_ci import convert` and `czann_ci.convert` without an
+    import are one module object: czann_ci.compat.convert (and likewise for its siblings)."""
+    routes = _fresh(
+        "import sys, czann_ci\n"
+        f"for name in {COMPAT_MODULES!r}:\n"
+        "    lazily = getattr(czann_ci, name)\n"
+        "    imported = __import__(f'czann_ci.{name}', fromlist=['_'])\n"
+        "    print(lazily is imported is sys.modules[f'czann_ci.compat.{name}'], lazily.__name__)\n"
+    )
+    assert routes.splitlines() == [f"True czann_ci.compat.{name}" for name in COMPAT_MODULES]
+    assert callable(__import__("czann_ci").convert.DefaultConverter)
+
+
+def test_star_import_gives_the_public_names_only() -> None:
+    names = _fresh(
+        "import czann_ci\nspace = {}\nexec('from czann_ci import *', space)\n"
+        "print(sorted(set(space) - {'__builtins__'}) == sorted(czann_ci.__all__))"
+    )
+    assert names.strip() == "True"
+
+
+def test_version_is_a_literal_setuptools_reads_without_importing() -> None:
+    import czann_ci
+
+    source = Path(czann_ci.__file__).read_text()
+    (assignment,) = [
+        node
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["__version__"]
+    ]
+    assert isinstance(assignment.value, ast.Constant) and assignment.value.value == czann_ci.__version__
