@@ -18,7 +18,7 @@ from czann_ci.inference.images import open_image
 from czann_ci.inference.model import SEGMENTATION, ZenModel
 from czann_ci.inference.ome_writer import write_ome_tiff
 from czann_ci.inference.overlay import OverlaySketch
-from czann_ci.inference.run import RunStats, iter_bands, labels_of, scaling_warnings
+from czann_ci.inference.run import RunStats, iter_bands, label_dtype, labels_of, scaling_warnings
 from czann_ci.inference.session import SessionSettings
 
 
@@ -54,9 +54,17 @@ class FileResult:
             "shape": list(self.shape),
             "tiles": self.tiles,
             "seconds": round(self.seconds, 3),
+            "run_seconds": round(self.run_seconds, 3),
             "classes": list(self.classes),
             "notes": list(self.notes),
         }
+
+
+def count_classes(labels: np.ndarray, counts: np.ndarray) -> None:
+    """Add each class's pixel count to ``counts``: a count per class (np.bincount on a strided band of
+    uint8 first copies it into int64, 8 times its size)."""
+    for index in range(len(counts)):
+        counts[index] += np.count_nonzero(labels == index)
 
 
 def predict_file(
@@ -68,6 +76,7 @@ def predict_file(
         notes = (*source.notes, *scaling_warnings(model, source))
         sketch = OverlaySketch(source.height, source.width) if overlay is not None else None
         counts = np.zeros(max(len(model.classes), 1), dtype=np.int64)
+        as_labels = segmentation and not options.probabilities
         bands = iter_bands(
             model,
             source,
@@ -75,21 +84,23 @@ def predict_file(
             bit_depth=options.bit_depth,
             batch=options.settings.batch,
             keep_pixels=sketch is not None,
+            labels=as_labels,
             stats=stats,
         )
-        if segmentation and not options.probabilities:
-            channels, dtype = 1, np.dtype(np.uint8 if len(model.classes) <= 256 else np.uint16)
+        if as_labels:
+            channels, dtype = 1, label_dtype(len(model.classes))
         else:
             channels, dtype = model.output_channels, np.dtype(np.float32)
 
         def written() -> Iterator[np.ndarray]:
             for band in bands:
-                labels = labels_of(band.output, len(model.classes)) if segmentation else None
-                if labels is not None:
-                    counts[:] += np.bincount(labels.ravel(), minlength=len(counts))[: len(counts)]
+                labels = None
+                if segmentation:
+                    labels = band.output[..., 0] if as_labels else labels_of(band.output, len(model.classes))
+                    count_classes(labels, counts)
                 if sketch is not None:
                     sketch.add(band.y, band.pixels, labels if labels is not None else band.output)
-                yield band.output if labels is None or options.probabilities else labels
+                yield band.output
 
         write_ome_tiff(
             output,

@@ -44,9 +44,13 @@ def iter_bands(
     bit_depth: int | None = None,
     batch: int = 1,
     keep_pixels: bool = False,
+    labels: bool = False,
     stats: RunStats | None = None,
 ) -> Iterator[Band]:
-    """Each row of cztile tiles run through the model; the centres of the row stitched into one band."""
+    """Each row of cztile tiles run through the model; the centres of the row stitched into one band.
+
+    ``labels``: each tile's scores are turned into class indices at once, so the band holds (rows, width, 1)
+    labels instead of (rows, width, K) float32 scores."""
     picked = model_channels(source, model.input_channels, channels)
     divisor = scale_divisor(source, bit_depth=bit_depth, scale=model.scale_by_bit_depth)
     stats = stats if stats is not None else RunStats()
@@ -54,7 +58,10 @@ def iter_bands(
     per_run = max(1, batch) if model.batch_dynamic else 1
     for row in rows:
         height = row[0].center.h
-        output = np.empty((height, source.width, model.output_channels), dtype=np.float32)
+        if labels:
+            output = np.empty((height, source.width, 1), dtype=label_dtype(model.output_channels))
+        else:
+            output = np.empty((height, source.width, model.output_channels), dtype=np.float32)
         pixels = np.empty((height, source.width, len(picked)), np.float32) if keep_pixels else None
         for start in range(0, len(row), per_run):
             group = row[start : start + per_run]
@@ -75,15 +82,29 @@ def iter_bands(
             for tile, result, tile_input in zip(group, results, inputs, strict=True):
                 top, left = tile.border.top, tile.border.left
                 cx, cw = tile.center.x, tile.center.w
-                output[:, cx : cx + cw] = result[top : top + height, left : left + cw]
+                centre = result[top : top + height, left : left + cw]
+                output[:, cx : cx + cw] = (
+                    labels_of(centre, model.output_channels)[..., None] if labels else centre
+                )
                 if pixels is not None:
                     pixels[:, cx : cx + cw] = tile_input[top : top + height, left : left + cw]
+            # the result lives in onnxruntime's arena: held into the next run, the arena grows by a block
+            # (64 MB more at a 1024 x 1024 tile of the bench detector)
+            del results, result, centre
         yield Band(y=row[0].center.y, output=output, pixels=pixels)
+
+
+def label_dtype(classes: int) -> np.dtype:
+    return np.dtype(np.uint8 if classes <= 256 else np.uint16)
 
 
 def labels_of(scores: np.ndarray, classes: int) -> np.ndarray:
     """The class index per pixel (argmax of the scores), in the smallest unsigned type that holds it."""
-    dtype = np.uint8 if classes <= 256 else np.uint16
+    dtype = label_dtype(classes)
+    if (
+        scores.shape[-1] == 2
+    ):  # one comparison: 0.12 s -> 0.01 s on 10 megapixels; a tie stays 0, as in argmax
+        return np.greater(scores[..., 1], scores[..., 0]).view(np.uint8).astype(dtype, copy=False)
     return np.argmax(scores, axis=-1).astype(dtype)
 
 

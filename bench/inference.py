@@ -1,0 +1,377 @@
+"""Whole-image inference: `czann predict` against napari-czann-segment's predict_ndarray, same model,
+same image, same machine, same run (issue 23).
+
+    python bench/inference.py                 # the three cases, one run each (about 10 minutes on 2 cores)
+    python bench/inference.py --cases large   # one case: large, small, stream, options
+    python bench/inference.py --update-readme # and write the table into bench/README.md
+
+Cases:
+- large: a 3675 x 2755 16-bit CZI through a 1024 x 1024-tile nucleus detector (MinOverlap 32);
+- small: a 4096 x 4096 16-bit CZI through a 256 x 256-tile model of the same layers (MinOverlap 16),
+  where the per-tile overhead counts;
+- stream: a 20000 x 20000 16-bit tiled OME-TIFF (800 MB decoded) through a 256 x 256 model into a tiled
+  OME-TIFF label image: peak RSS (napari-czann-segment is not run: it holds the image whole);
+- options: onnxruntime session options (threads, graph optimisation, memory arena, tiles per run) on
+  the large case, in one process, each run timed.
+
+Each tool runs as a whole process under `/usr/bin/time -v` (wall time, peak RSS): ours is the CLI,
+reading the file and writing the OME-TIFF; napari-czann-segment gets the plane read whole with
+pylibCZIrw, as its users read it, and writes nothing. The split: `run_seconds` (inside onnxruntime's
+run) from `czann predict --json` against the process's wall time. The models are seeded ONNX graphs
+(bench/inference.py builds them: three 3 x 3 convolutions of 12 channels (4 for the streaming case),
+2-class softmax), converted to
+.czann by czann-ci. Results go to OUT/inference.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+TIME = "/usr/bin/time"
+README_START, README_END = "<!-- inference:start -->", "<!-- inference:end -->"
+CASES = ("large", "small", "stream", "options")
+
+
+def detector(channels: int = 8, seed: int = 11) -> object:
+    """Seeded 1-channel -> 2-class fully convolutional net: 3 conv 3x3 (ReLU), conv 1x1, softmax."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    nodes = [helper.make_node("Transpose", ["tile"], ["x0"], perm=[0, 3, 1, 2])]
+    weights = []
+    previous = 1
+    for layer in range(3):
+        scale = np.sqrt(2.0 / (9 * previous))
+        weights.append(
+            numpy_helper.from_array(
+                (rng.standard_normal((channels, previous, 3, 3)) * scale).astype(np.float32), f"w{layer}"
+            )
+        )
+        weights.append(numpy_helper.from_array(np.zeros(channels, np.float32), f"b{layer}"))
+        nodes.append(
+            helper.make_node(
+                "Conv", [f"x{layer}", f"w{layer}", f"b{layer}"], [f"c{layer}"], pads=[1, 1, 1, 1]
+            )
+        )
+        nodes.append(helper.make_node("Relu", [f"c{layer}"], [f"x{layer + 1}"]))
+        previous = channels
+    weights.append(
+        numpy_helper.from_array(rng.standard_normal((2, channels, 1, 1)).astype(np.float32), "head")
+    )
+    nodes += [
+        helper.make_node("Conv", ["x3", "head"], ["logits"]),
+        helper.make_node("Transpose", ["logits"], ["last"], perm=[0, 2, 3, 1]),
+        helper.make_node("Softmax", ["last"], ["scores"], axis=3),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "detector",
+        [helper.make_tensor_value_info("tile", TensorProto.FLOAT, ["N", "H", "W", 1])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", "H", "W", 2])],
+        weights,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def build_model(out: Path, tile: int, overlap: int, channels: int) -> Path:
+    import onnx
+
+    target = out / f"detector{tile}x{channels}.czann"
+    if target.is_file():
+        return target
+    onnx.save_model(detector(channels), str(out / "detector.onnx"))
+    meta = {
+        "Type": "SingleClassSemanticSegmentation",
+        "ModelName": f"detector{tile}x{channels}",
+        "Classes": ["background", "nuclei"],
+        "InputShape": [tile, tile, 1],
+        "OutputShape": [tile, tile, 2],
+        "MinOverlap": [overlap, overlap],
+    }
+    (out / f"detector{tile}x{channels}.json").write_text(json.dumps(meta))
+    run(
+        [
+            czann(),
+            "convert",
+            str(out / "detector.onnx"),
+            "--meta",
+            str(out / f"detector{tile}x{channels}.json"),
+            "-o",
+            str(target),
+            "--force",
+        ],
+        check=True,
+    )
+    return target
+
+
+def nuclei_block(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """16-bit synthetic nuclei: noise around 0.15 with bright discs (radius 4-11), drawn locally."""
+    image = rng.normal(0.15, 0.05, size=(height, width)).astype(np.float32)
+    for _ in range(height * width // 2500):
+        cy, cx, radius = rng.integers(0, height), rng.integers(0, width), int(rng.integers(4, 12))
+        y0, y1, x0, x1 = (
+            max(cy - radius, 0),
+            min(cy + radius + 1, height),
+            max(cx - radius, 0),
+            min(cx + radius + 1, width),
+        )
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
+        image[y0:y1, x0:x1][disc] += rng.uniform(0.4, 0.7)
+    return np.round(np.clip(image, 0, 1) * 65535).astype(np.uint16)
+
+
+def build_czi(path: Path, height: int, width: int) -> Path:
+    from pylibCZIrw import czi as pyczi
+
+    if not path.is_file():
+        pixels = nuclei_block(height, width, np.random.default_rng(height * 7 + width))
+        with pyczi.create_czi(str(path), exist_ok=True) as writer:
+            writer.write(pixels[:, :, None], plane={"C": 0})
+            writer.write_metadata(document_name=path.stem, scale_x=3.25e-7, scale_y=3.25e-7)
+    return path
+
+
+def build_stream_tiff(path: Path, side: int = 20000, tile: int = 512) -> Path:
+    """Written tile by tile (never whole), zlib-compressed, with the pixel size in OME-XML."""
+    import tifffile
+
+    if path.is_file():
+        return path
+    rng = np.random.default_rng(20000)
+    block = nuclei_block(
+        tile * 2, tile * 2, rng
+    )  # four distinct tiles, cycled: the file stays quick to write
+
+    def tiles():
+        for row in range(-(-side // tile)):
+            for col in range(-(-side // tile)):
+                quarter = (row + col * 3) % 4
+                yield block[
+                    (quarter // 2) * tile : (quarter // 2 + 1) * tile,
+                    (quarter % 2) * tile : (quarter % 2 + 1) * tile,
+                ]
+
+    tifffile.imwrite(
+        path,
+        tiles(),
+        shape=(side, side),
+        dtype=np.uint16,
+        tile=(tile, tile),
+        compression="zlib",
+        compressionargs={"level": 1},
+        bigtiff=True,
+        metadata={"axes": "YX", "PhysicalSizeX": 0.325, "PhysicalSizeY": 0.325},
+    )
+    return path
+
+
+NAPARI_DRIVER = """
+import sys, time
+import numpy as np
+from pylibCZIrw import czi as pyczi
+from napari_czann_segment.predict import predict_ndarray
+start = time.perf_counter()
+with pyczi.open_czi(sys.argv[2]) as reader:
+    image = reader.read(plane={"C": 0, "Z": 0, "T": 0})[:, :, 0]
+_, labels = predict_ndarray(sys.argv[1], image, border="auto")
+np.save(sys.argv[3], labels)
+print(time.perf_counter() - start)
+"""
+
+
+def czann() -> str:
+    beside = Path(sys.executable).parent / "czann"
+    return str(beside) if beside.is_file() else "czann"
+
+
+def run(command: list[str], *, check: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, check=check)
+
+
+def timed(command: list[str]) -> dict:
+    """The command as a whole process under /usr/bin/time -v: wall s, peak RSS MB, stdout."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as report:
+        started = time.perf_counter()
+        done = run([TIME, "-v", "-o", report.name, *command])
+        wall = time.perf_counter() - started
+        text = report.read()
+    if done.returncode != 0:
+        raise SystemExit(f"{command[0]} failed ({done.returncode}): {done.stderr[-2000:]}")
+    rss_kb = next(int(line.split()[-1]) for line in text.splitlines() if "Maximum resident set size" in line)
+    return {"wall_s": round(wall, 2), "rss_mb": round(rss_kb / 1024), "stdout": done.stdout}
+
+
+def ours(model: Path, image: Path, output: Path) -> dict:
+    result = timed([czann(), "predict", str(model), str(image), "-o", str(output), "--force", "--json"])
+    report = json.loads(result.pop("stdout"))["images"][0]
+    result.update(
+        run_s=report["run_seconds"],
+        tiles=report["tiles"],
+        outside_share=round(1 - report["run_seconds"] / result["wall_s"], 3),
+    )
+    return result
+
+
+def theirs(model: Path, image: Path, labels: Path) -> dict:
+    result = timed([sys.executable, "-c", NAPARI_DRIVER, str(model), str(image), str(labels)])
+    result.pop("stdout")
+    return result
+
+
+def compare(name: str, model: Path, image: Path, out: Path) -> dict:
+    import tifffile
+
+    mine = ours(model, image, out / f"{name}.ome.tif")
+    reference = theirs(model, image, out / f"{name}.napari.npy")
+    # pixels whose label differs: a score tie decided either way by float rounding (its batches of 8 tiles
+    # against our batches of 1 run different kernels)
+    ours_labels = tifffile.imread(out / f"{name}.ome.tif")
+    differing = int(np.count_nonzero(ours_labels != np.load(out / f"{name}.napari.npy").astype(np.int64) - 1))
+    return {
+        "case": name,
+        "ours": mine,
+        "napari": reference,
+        "wall_ratio": round(mine["wall_s"] / reference["wall_s"], 3),
+        "rss_ratio": round(mine["rss_mb"] / reference["rss_mb"], 3),
+        "labels_differing": differing,
+    }
+
+
+def options_sweep(model: Path, image: Path, out: Path) -> list[dict]:
+    """onnxruntime session options on one case, each in this process, timed (no peak RSS)."""
+    from czann_ci.inference.model import load_model
+    from czann_ci.inference.predict_file import PredictOptions, predict_file
+    from czann_ci.inference.session import SessionSettings
+
+    settings = [
+        SessionSettings(),
+        SessionSettings(intra_op_threads=1),
+        SessionSettings(intra_op_threads=2),
+        SessionSettings(graph_optimization="basic"),
+        SessionSettings(graph_optimization="disable"),
+        SessionSettings(memory_arena=False),
+        SessionSettings(memory_pattern=True),
+        SessionSettings(batch=2),
+        SessionSettings(batch=4),
+    ]
+    rows = []
+    for setting in settings:
+        zen = load_model(model, setting)
+        started = time.perf_counter()
+        result = predict_file(
+            zen, image, out / "options.ome.tif", PredictOptions(force=True, settings=setting)
+        )
+        rows.append(
+            {
+                "settings": {k: v for k, v in vars(setting).items()},
+                "wall_s": round(time.perf_counter() - started, 2),
+                "run_s": round(result.run_seconds, 2),
+            }
+        )
+        print(rows[-1], flush=True)
+    return rows
+
+
+def table(results: dict) -> str:
+    lines = [
+        f"`python bench/inference.py` on {results['date']} ({results['machine']}, {os.cpu_count()} cores, "
+        f"Python {results['python']}):",
+        "",
+        "| case | tiles | ours wall s | ours peak MB | outside run | napari wall s | napari peak MB | wall ratio | RSS ratio | pixels with other label |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in results.get("compare", []):
+        o, n = row["ours"], row["napari"]
+        lines.append(
+            f"| {row['case']} | {o['tiles']} | {o['wall_s']} | {o['rss_mb']} | {o['outside_share']:.0%} | {n['wall_s']} | "
+            f"{n['rss_mb']} | {row['wall_ratio']} | {row['rss_ratio']} | {row['labels_differing']} |"
+        )
+    if "stream" in results:
+        s = results["stream"]
+        lines += [
+            "",
+            f"stream (20000 x 20000 16-bit tiled OME-TIFF, 256-tile model): {s['tiles']} tiles, {s['wall_s']} s, "
+            f"peak RSS {s['rss_mb']} MB, {s['outside_share']:.0%} outside onnxruntime's run.",
+        ]
+    if "options" in results:
+        lines += ["", "| session options (large case, in-process) | wall s | run s |", "|---|---:|---:|"]
+        for row in results["options"]:
+            changed = {
+                k: v
+                for k, v in row["settings"].items()
+                if v
+                != {
+                    "intra_op_threads": 0,
+                    "graph_optimization": "all",
+                    "memory_arena": True,
+                    "memory_pattern": False,
+                    "batch": 1,
+                }[k]
+            }
+            lines.append(
+                f"| {', '.join(f'{k}={v}' for k, v in changed.items()) or 'defaults'} | {row['wall_s']} | {row['run_s']} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default="large,small,stream,options")
+    parser.add_argument("--out", type=Path, default=BENCH / "out" / "inference")
+    parser.add_argument("--update-readme", action="store_true")
+    args = parser.parse_args()
+    cases = args.cases.split(",")
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "compare": [],
+    }
+    # 12 channels: about 0.6 s of onnxruntime per 1024 x 1024 tile here, as the issue's nucleus detector
+    # (7.6 s for 12 tiles); the streaming case takes 4 (6,900 tiles: it measures memory)
+    large_model, small_model = build_model(out, 1024, 32, 12), build_model(out, 256, 16, 12)
+    if "large" in cases or "options" in cases:
+        large_image = build_czi(out / "large.czi", 2755, 3675)
+    if "large" in cases:
+        results["compare"].append(compare("large", large_model, large_image, out))
+        print(results["compare"][-1], flush=True)
+    if "small" in cases:
+        results["compare"].append(
+            compare("small", small_model, build_czi(out / "small.czi", 4096, 4096), out)
+        )
+        print(results["compare"][-1], flush=True)
+    if "stream" in cases:
+        results["stream"] = ours(
+            small_model, build_stream_tiff(out / "stream.ome.tif"), out / "stream.labels.ome.tif"
+        )
+        print(results["stream"], flush=True)
+    if "options" in cases:
+        results["options"] = options_sweep(large_model, large_image, out)
+    (out / "inference.json").write_text(json.dumps(results, indent=2))
+    text = table(results)
+    print(text)
+    if args.update_readme:
+        readme = BENCH / "README.md"
+        content = readme.read_text()
+        start, end = content.index(README_START) + len(README_START), content.index(README_END)
+        readme.write_text(content[:start] + "\n" + text + content[end:])
+
+
+if __name__ == "__main__":
+    main()
