@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import numpy as np
 import onnx
 import pytest
@@ -360,10 +361,16 @@ def test_an_image_smaller_than_the_ssim_window_is_refused(tmp_path: Path) -> Non
 # ---- end to end: `czann evaluate` ----------------------------------------------------------------------
 
 
+SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "docs" / "evaluation.schema.json").read_text())
+
+
 def evaluate_json(*args: str) -> dict[str, Any]:
+    """`czann evaluate ... --json`: its result, checked against the schema that docs/images.md documents."""
     done = czann("evaluate", *args, "--json")
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    result = json.loads(done.stdout)
+    jsonschema.Draft202012Validator(SCHEMA).validate(result)
+    return result
 
 
 def refused(*args: str) -> tuple[int, str]:
