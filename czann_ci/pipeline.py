@@ -22,6 +22,7 @@ from czann_ci.checks.summary import ValidationSummary
 from czann_ci.errors import InvalidModelError
 from czann_ci.format.archive import sha256_file
 from czann_ci.format.onnx_interface import default_opset
+from czann_ci.format.specs import SpecStory, spec_story
 from czann_ci.format.targets import Declared
 from czann_ci.plan import ConversionPlan, ConvertOptions, make_plan
 from czann_ci.sources.base import Exported, ModelFormat, PayloadKind, Runner, source_for
@@ -39,7 +40,7 @@ class ConversionResult:
     path: Path
     sha256: str
     size: int
-    spec_version: str
+    spec_version: str  # format.specs.SpecStory.label: "2.1.0", or "1.1.0 or 2.0.0" when the file cannot tell
     zen_blue_min: str
     zen_core_min: str
     max_abs_diff: float | None
@@ -47,6 +48,7 @@ class ConversionResult:
     metadata: dict[str, Any]
     report: ValidationSummary
     opset: int | None = None
+    spec_versions: list[str] = field(default_factory=list)  # every version the written file is
     notes: list[str] = field(default_factory=list)
     timings: list[tuple[str, float]] = field(default_factory=list)  # (step, seconds), in order
     peak_rss_mb: float | None = None
@@ -67,6 +69,7 @@ class ConversionResult:
             "sha256": self.sha256,
             "size": self.size,
             "spec_version": self.spec_version,
+            "spec_versions": self.spec_versions,
             "zen_blue_min": self.zen_blue_min,
             "zen_core_min": self.zen_core_min,
             "opset": self.opset,
@@ -287,23 +290,42 @@ def _result(
     notes: list[str],
     timings: list[tuple[str, float]],
 ) -> ConversionResult:
-    spec, path = plan.spec, plan.output
+    path = plan.output
+    # The written file's story, as inspect, validate and diff tell it (a 2.0.0 file without FormatVersion
+    # and a 3-item Scaling is also a 1.1.0 file): not the plan's spec.
+    legacy = plan.target.format.legacy
+    story = spec_story(
+        {"Version": plan.spec.version} if legacy else metadata,
+        legacy=legacy,
+        savedmodel=plan.payload is PayloadKind.SAVEDMODEL,
+    )
     return ConversionResult(
         path=path,
         sha256=sha256_file(path),
         size=path.stat().st_size,
-        spec_version=spec.version,
-        zen_blue_min=spec.min_zen_blue,
-        zen_core_min=spec.min_zen_core,
+        spec_version=story.label,
+        spec_versions=story.versions,
+        zen_blue_min=story.min_zen_blue,
+        zen_core_min=story.min_zen_core,
         max_abs_diff=fidelity.max_abs_diff if fidelity is not None and fidelity.established else None,
         fidelity=fidelity,
         metadata=metadata,
         report=summary,
         opset=packed.opset,
-        notes=[*plan.notes, *notes],
+        notes=[*plan.notes, *notes, *_story_note(plan, story)],
         timings=timings,
         peak_rss_mb=_peak_rss_mb(),
     )
+
+
+def _story_note(plan: ConversionPlan, story: SpecStory) -> list[str]:
+    if len(story.candidates) < 2:
+        return []
+    return [
+        f"spec {plan.spec.version} was asked; files before 2.1.0 carry no version and this one's content fits "
+        f"spec {story.label} alike: every command calls it that, with {story.spec.version}'s ZEN minimum "
+        "(ZEN reads the content, not a label)"
+    ]
 
 
 def _peak_rss_mb() -> float:

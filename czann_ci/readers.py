@@ -15,11 +15,11 @@ from czann_ci.checks.rules import check_metadata_rules
 from czann_ci.checks.runtime import OnnxRunner, check_runtime
 from czann_ci.checks.schema import check_schema
 from czann_ci.checks.summary import ValidationSummary
-from czann_ci.errors import InvalidModelError
+from czann_ci.errors import InvalidModelError, UsageError, first_line
 from czann_ci.format.archive import ArchiveContents, read_archive, sha256_file
 from czann_ci.format.kinds import ArchiveKind
 from czann_ci.format.member_reader import open_member
-from czann_ci.format.metadata import ModelType
+from czann_ci.format.metadata import ModelType, unknown_fields
 from czann_ci.format.onnx_interface import (
     default_opset,
     fixed_interface,
@@ -29,30 +29,28 @@ from czann_ci.format.onnx_interface import (
 )
 from czann_ci.format.onnx_outline import Outline, read_outline
 from czann_ci.format.specs import (
+    NOT_ESTABLISHED,
     FormatSpec,
-    czann_specs,
-    detect_spec_version,
-    legacy_specs,
-    legacy_written_spec,
-    savedmodel_spec,
+    SpecStory,
+    spec_story,
     truncation_hint,
 )
 
 
-def archive_spec(contents: ArchiveContents) -> FormatSpec:
-    """The spec version an archive's metadata is written in (the oldest its content fits, before 2.1.0)."""
-    if contents.kind is ArchiveKind.LEGACY:
-        version = contents.metadata.get("Version") or legacy_written_spec().version
-        return next((s for s in legacy_specs() if s.version == version), legacy_written_spec())
-    version = detect_spec_version(contents.metadata)
-    known = {s.version: s for s in czann_specs()}
-    if version not in known:
+def archive_story(contents: ArchiveContents) -> SpecStory:
+    """The spec version(s) an archive is (format.specs.spec_story); an unknown version names its field."""
+    legacy = contents.kind is ArchiveKind.LEGACY
+    try:
+        return spec_story(contents.metadata, legacy=legacy, savedmodel=contents.model_is_savedmodel)
+    except UsageError as exc:
         raise InvalidModelError(
-            f"'{version}' is not a spec version this tool knows ({', '.join(known)})",
-            file=str(contents.path),
-            field="FormatVersion",
-        )
-    return known[version]
+            exc.message, file=str(contents.path), field="Version" if legacy else "FormatVersion"
+        ) from None
+
+
+def archive_spec(contents: ArchiveContents) -> FormatSpec:
+    """The spec an archive's rules are checked against: its story's oldest candidate."""
+    return archive_story(contents).spec
 
 
 def validate_file(
@@ -63,12 +61,12 @@ def validate_file(
     summary = ValidationSummary()
     try:
         contents = read_archive(path)
-        spec = archive_spec(contents)
+        story = archive_story(contents)
     except InvalidModelError as exc:
         summary.error("archive", exc.message, file=exc.file or str(path), field=exc.field)
         return summary
     try:
-        _validate_contents(contents, spec, summary, zen_blue, zen_core, run=run)
+        _validate_contents(contents, story, summary, zen_blue, zen_core, run=run)
     except InvalidModelError as exc:  # a damaged member (CRC) found while reading it
         summary.error("archive", exc.message, file=exc.file or str(path), field=exc.field)
     return summary
@@ -76,29 +74,21 @@ def validate_file(
 
 def _validate_contents(
     contents: ArchiveContents,
-    spec: FormatSpec,
+    story: SpecStory,
     summary: ValidationSummary,
     zen_blue: str | None,
     zen_core: str | None,
     *,
     run: bool,
 ) -> None:
-    where = str(contents.path)
+    where, spec = str(contents.path), story.spec
     for member, message in contents.problems:
         summary.error("archive", message, field=member, file=where)
-    summary.facts.update(spec_version=spec.version, kind=contents.kind.value)
-    _check_zen_targets(spec, summary, where, zen_blue, zen_core)
-    if contents.model_is_savedmodel:
-        if contents.kind is not ArchiveKind.CZANN or not spec.allows_savedmodel:
-            allowed = savedmodel_spec().version
-            summary.error(
-                "savedmodel", f"a zipped SavedModel is allowed only in spec {allowed} files", file=where
-            )
-        summary.warning(
-            "savedmodel", "the model is a zipped TensorFlow SavedModel; its graph is not checked", file=where
-        )
+    summary.facts.update(**story.as_dict(), kind=contents.kind.value, payload=_payload_kind(contents))
+    _check_zen_targets(story, summary, where, zen_blue, zen_core)
     model_type, shapes = _metadata_checks(contents, spec, summary, where)
     if contents.model_is_savedmodel:
+        _savedmodel_checks(contents, spec, model_type, shapes, summary, run=run)
         return
     outline = _read_outline(contents, summary, where)
     if contents.kind is ArchiveKind.LEGACY:
@@ -129,19 +119,102 @@ def _validate_contents(
         summary.extend(runtime)
 
 
-def _check_zen_targets(
-    spec: FormatSpec, summary: ValidationSummary, where: str, zen_blue: str | None, zen_core: str | None
+def _payload_kind(contents: ArchiveContents) -> str:
+    return "savedmodel" if contents.model_is_savedmodel else "onnx"
+
+
+def _savedmodel_checks(
+    contents: ArchiveContents,
+    spec: FormatSpec,
+    model_type: ModelType | None,
+    shapes: tuple[list[int], list[int]] | None,
+    summary: ValidationSummary,
+    *,
+    run: bool,
 ) -> None:
+    """A zipped SavedModel: where it may be, its layout (no TensorFlow needed), then a run in TensorFlow
+    when it is installed; the findings say which of these happened."""
+    import importlib.util
+
+    from czann_ci.checks.savedmodel_layout import check_savedmodel_zip
+
+    where = str(contents.path)
+    # legacy 3.0.0 is SavedModel only (no opset); .czann: the specs that allow one (specs.json)
+    allowed = spec.allows_savedmodel or (spec.legacy and spec.default_opset is None)
+    if not allowed:
+        summary.error(
+            "savedmodel", f"spec {spec.version} files hold an ONNX model, not a zipped SavedModel", file=where
+        )
+    summary.warning(
+        "savedmodel",
+        f"the model is a zipped TensorFlow SavedModel; ZEN also reads ONNX, which is checked more deeply: "
+        f"`czann convert {contents.path.name} -o NEW.czann` converts the SavedModel inside",
+        file=where,
+    )
+    payload = contents.read_model()
+    summary.extend(check_savedmodel_zip(payload, member=contents.model_member, file=where))
+    if not run:
+        return
+    if importlib.util.find_spec("tensorflow") is None:
+        summary.not_established(
+            "savedmodel-run",
+            "TensorFlow is not installed: the SavedModel was checked without running it "
+            "(pip install 'czann-ci[tensorflow]' runs it)",
+            file=where,
+        )
+        return
+    if not summary.ok or shapes is None:
+        return
+    import tempfile
+    import zipfile
+    from io import BytesIO
+
+    from czann_ci.sources.savedmodel_payload import savedmodel_runner
+    from czann_ci.sources.tf_quiet import import_tensorflow
+
+    tf = import_tensorflow()
+    with tempfile.TemporaryDirectory(prefix="czann-savedmodel-") as folder:
+        with zipfile.ZipFile(BytesIO(payload)) as inner:
+            inner.extractall(folder)  # names were checked safe by check_savedmodel_zip
+        try:
+            runner = savedmodel_runner(Path(folder))
+        except Exception as exc:  # TensorFlow's own load errors
+            summary.error(
+                "savedmodel-run", f"TensorFlow cannot load the SavedModel: {first_line(exc)}", file=where
+            )
+            return
+        runtime, _ = check_runtime(
+            runner,
+            input_shape=shapes[0],
+            output_shape=shapes[1],
+            model_type=model_type,
+            file=where,
+            runtime=f"TensorFlow {tf.__version__}",
+        )
+    summary.extend(runtime)
+
+
+def _check_zen_targets(
+    story: SpecStory, summary: ValidationSummary, where: str, zen_blue: str | None, zen_core: str | None
+) -> None:
+    spec = story.spec
     for product, version in (("blue", zen_blue), ("core", zen_core)):
         if not version:
             continue
-        minimum = spec.min_zen_blue if product == "blue" else spec.min_zen_core
-        if spec.read_by(product, version):
-            summary.passed("zen-version", f"ZEN {product} {version} reads spec {spec.version}", file=where)
+        minimum = spec.min_zen(product)
+        if minimum is None:
+            summary.not_established(
+                "zen-version",
+                f"which ZEN {product} release first reads spec {story.label} is {NOT_ESTABLISHED}; "
+                f"cannot say whether ZEN {product} {version} reads it",
+                file=where,
+            )
+        elif spec.read_by(product, version):
+            summary.passed("zen-version", f"ZEN {product} {version} reads spec {story.label}", file=where)
         else:
             summary.error(
                 "zen-version",
-                f"spec {spec.version} needs ZEN {product} {minimum} or newer; ZEN {product} {version} cannot read it"
+                f"spec {story.label} needs ZEN {product} {minimum} or newer; ZEN {product} {version} cannot read it"
                 + truncation_hint(product, version, spec),
                 file=where,
             )
@@ -185,6 +258,10 @@ def _legacy_checks(
     classes = meta.get("TrainingClasses") or []
     if len(classes) < 1:
         summary.error("legacy-classes", "no TrainingClasses items", field="TrainingClasses", file=where)
+    for key in unknown_fields(meta, legacy=True):
+        summary.warning(
+            "unknown-field", "not an element of any legacy XML version; ZEN ignores it", field=key, file=where
+        )
     interface = fixed_interface(model) if model is not None else None
     if interface is None:
         return None
@@ -214,7 +291,7 @@ def inspect_file(path: Path, *, sha256: bool = False) -> dict[str, Any]:
     """
     path = Path(path)
     contents = read_archive(path)
-    spec = archive_spec(contents)
+    story = archive_story(contents)
     members = [
         {"name": m.name, "size": m.size, "compressed_size": m.compressed_size, "crc32": f"{m.crc32:08x}"}
         for m in contents.members
@@ -225,9 +302,8 @@ def inspect_file(path: Path, *, sha256: bool = False) -> dict[str, Any]:
     info: dict[str, Any] = {
         "path": str(path),
         "kind": contents.kind.value,
-        "spec_version": spec.version,
-        "zen_blue_min": spec.min_zen_blue,
-        "zen_core_min": spec.min_zen_core,
+        **story.as_dict(),
+        "payload": _payload_kind(contents),
         "size": path.stat().st_size,
         **({"sha256": sha256_file(path)} if sha256 else {}),
         "metadata": contents.metadata,
@@ -235,6 +311,7 @@ def inspect_file(path: Path, *, sha256: bool = False) -> dict[str, Any]:
         "license_member": contents.license_member,
         "model_member": contents.model_member,
         "model_is_savedmodel": contents.model_is_savedmodel,
+        "unknown_fields": unknown_fields(contents.metadata, legacy=contents.kind is ArchiveKind.LEGACY),
     }
     if not contents.model_is_savedmodel:
         info["onnx"] = _onnx_outline_info(contents)

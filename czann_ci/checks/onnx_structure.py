@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from czann_ci.checks.summary import ValidationSummary
 from czann_ci.errors import first_line
 from czann_ci.format.onnx_interface import DEFAULT_DOMAINS, default_opset, graph_inputs, tensor_dims
-from czann_ci.format.specs import FormatSpec, specs_reading_opset
+from czann_ci.format.specs import FormatSpec, lowest_read_opset, specs_reading_opset
 
 if TYPE_CHECKING:
     import onnx
@@ -140,22 +140,39 @@ def _check_opset(model: onnx.ModelProto, spec: FormatSpec, summary: ValidationSu
     opset = default_opset(model)
     if opset is None:
         summary.error("opset", "the model imports no default ONNX opset", **where)
-    elif spec.accepted_opsets is not None and not spec.accepts_opset(opset):
-        low, high = spec.accepted_opsets
-        wanted = f"opset {low}" if low == high else f"opsets {low} to {high}"
-        readers = ", ".join(s.version for s in specs_reading_opset(opset)) or "no spec version"
-        summary.error(
-            "opset",
-            f"opset {opset}, but spec {spec.version} requires {wanted} (opset {opset} is accepted by: {readers}); "
-            "convert again with --opset or another --spec",
+    elif spec.reads_lower_opset(opset):
+        # Accepted (specs.json lowest_read_opset has the evidence): ZEISS's own 1.0.0 files carry opset 11.
+        summary.warning(
+            "opset-older",
+            f"opset {opset}, older than the opset {spec.default_opset} spec {spec.version} names; accepted: the "
+            f"ONNX Runtime ZEN runs models in runs opsets {lowest_read_opset()} and newer",
             **where,
         )
+    elif spec.accepted_opsets is not None and not spec.accepts_opset(opset):
+        summary.error("opset", _opset_refusal(opset, spec), field="opset_import", **where)
     summary.passed_unless_failed(
         ("opset-domain", "opset"),
         "opset",
         f"default-domain opset {opset}, read by spec {spec.version}",
         **where,
     )
+
+
+def _opset_refusal(opset: int, spec: FormatSpec) -> str:
+    """Why the opset is refused, with the likely producer and the fix when the pattern names one."""
+    assert spec.accepted_opsets is not None
+    low, high = spec.accepted_opsets
+    wanted = f"opset {low}" if low == high else f"opsets {low} to {high}"
+    misfit = spec.misfit_for(opset)
+    if spec.legacy:
+        readers = f"ZEN blue >= {spec.min_zen_blue}, core >= {spec.min_zen_core}"
+        reason = f"opset {opset}, but legacy {spec.version} files are read by {readers}, whose runtime takes {wanted}"
+    else:
+        others = ", ".join(s.version for s in specs_reading_opset(opset)) or "no spec version"
+        reason = f"opset {opset}, but spec {spec.version} requires {wanted} (opset {opset} is accepted by: {others})"
+    if misfit is not None:
+        return f"{reason}; likely written by {misfit.producer}; fix: {misfit.fix}"
+    return f"{reason}; convert again with --opset or another --spec"
 
 
 def _check_ir_version(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from czann_ci.checks.summary import ValidationSummary
-from czann_ci.format.metadata import MODEL_JSON_KEY_ORDER, ModelType
+from czann_ci.format.metadata import ModelType, unknown_fields
 from czann_ci.format.specs import FormatSpec, czann_specs
 
 
@@ -40,14 +40,12 @@ Rule = Callable[[_ModelJson, ValidationSummary, dict[str, Any]], str]
 
 
 def _known_fields(doc: _ModelJson, out: ValidationSummary, where: dict[str, Any]) -> str:
-    for key in doc.fields:
-        if key not in MODEL_JSON_KEY_ORDER:
-            out.warning(
-                "unknown-field",
-                "not a model.json field of any spec version; ZEN ignores it",
-                field=key,
-                **where,
-            )
+    # A warning, never an error: files in the wild carry extra fields (a ModelDescription holding a
+    # Windows path) that ZEN ignores; inspect lists them.
+    for key in unknown_fields(doc.fields, legacy=False):
+        out.warning(
+            "unknown-field", "not a model.json field of any spec version; ZEN ignores it", field=key, **where
+        )
     return "every field is a model.json field"
 
 
@@ -104,8 +102,13 @@ def _min_overlap(doc: _ModelJson, out: ValidationSummary, where: dict[str, Any])
             **field,
         )
     if odd := [v for v in values if v % 2]:
+        # Refused: the spec requires even values (overlap = 2 x border). czmodel never checks the parity,
+        # so files it wrote can carry odd ones: the message names that likely cause.
         out.error(
-            "min-overlap-even", f"{odd} not divisible by 2 (the overlap is twice the tile border)", **field
+            "min-overlap-even",
+            f"{odd} not divisible by 2 (the overlap is twice the tile border); likely written by czmodel, which "
+            "does not check MinOverlap parity; fix: give an even MinOverlap (2 x the border) and convert again",
+            **field,
         )
     if negative := [v for v in values if v < 0]:
         out.error("min-overlap-negative", f"{negative} below 0", **field)

@@ -71,8 +71,10 @@ def check_runtime(
     output_shape: Sequence[int],
     model_type: ModelType | None,
     file: str | None = None,
+    runtime: str = "onnxruntime",
 ) -> tuple[ValidationSummary, np.ndarray | None]:
-    """Run one inference; return the findings and the output (None when the run failed)."""
+    """Run one inference in ``runtime`` (its name in messages); return the findings and the output (None
+    when the run failed)."""
     import numpy as np
 
     report = ValidationSummary()
@@ -87,7 +89,7 @@ def check_runtime(
     except Exception as exc:
         report.error(
             "runtime",
-            f"onnxruntime could not run the model on a {list(batch.shape)} input: {first_line(exc)}",
+            f"{runtime} could not run the model on a {list(batch.shape)} input: {first_line(exc)}",
             **where,
         )
         return report, None
@@ -110,7 +112,7 @@ def check_runtime(
     report.passed_unless_failed(
         ("runtime-shape", "runtime-dtype", "runtime-finite", "runtime-range"),
         "runtime",
-        f"onnxruntime ran a seeded {list(batch.shape)} tile: output {list(output.shape)}, finite",
+        f"{runtime} ran a seeded {list(batch.shape)} tile: output {list(output.shape)}, finite",
         **where,
     )
     return report, output

@@ -32,6 +32,31 @@ MODEL_JSON_KEY_ORDER = (
     "Scaling",
 )
 
+# The legacy XML's elements: czmodel's (format/legacy.py writes them) and the ones ZEN's and APEER's own
+# exports add (TotalTileHeight/Width, ScaleInputsByBitdepth, Description); "Version" is the root's attribute.
+LEGACY_ELEMENTS = (
+    "Version",
+    "Id",
+    "ModelName",
+    "Status",
+    "FeatureExtractor",
+    "Postprocessing",
+    "ColorHandling",
+    "Channels",
+    "TrainingClasses",
+    "BorderSize",
+    "TotalTileHeight",
+    "TotalTileWidth",
+    "ScaleInputsByBitdepth",
+    "Description",
+)
+
+
+def unknown_fields(metadata: Mapping[str, Any], *, legacy: bool) -> list[str]:
+    """The fields no spec version names (a warning: ZEN ignores them; inspect shows them)."""
+    known = LEGACY_ELEMENTS if legacy else MODEL_JSON_KEY_ORDER
+    return [key for key in metadata if key not in known]
+
 
 class ModelType(str, Enum):
     """The task a model solves (model.json ``Type``)."""

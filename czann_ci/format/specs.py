@@ -28,23 +28,45 @@ class FormatSpec:
     default_opset: int | None
     accepted_opsets: tuple[int, int] | None
     max_ir_version: int | None
-    min_zen_blue: str
-    min_zen_core: str
+    min_zen_blue: str | None  # None: no published matrix names it ("not established")
+    min_zen_core: str | None
     first_written_by: str
     schema: str | None = None
     scaling_items: tuple[int, ...] | None = None
     format_version_field: bool = False
-    allows_savedmodel: bool = False
-    written: bool = True  # czann-ci writes this version (legacy 3.0.0 is read only)
+    allows_savedmodel: bool = False  # model.model may be a zipped SavedModel (read; written only as 1.0.0)
+    written: bool = True  # czann-ci writes this version (legacy 3.0.0 and 3.2.0 are read only)
+    misfits: tuple[Misfit, ...] = ()
+
+    def min_zen(self, product: str) -> str | None:
+        return self.min_zen_blue if product == "blue" else self.min_zen_core
 
     def read_by(self, product: str, zen_version: str) -> bool:
-        minimum = self.min_zen_blue if product == "blue" else self.min_zen_core
-        return zen_version_key(zen_version) >= zen_version_key(minimum)
+        """Whether that ZEN release reads this version (False when the minimum is not established)."""
+        minimum = self.min_zen(product)
+        return minimum is not None and zen_version_key(zen_version) >= zen_version_key(minimum)
+
+    def reads_lower_opset(self, opset: int) -> bool:
+        """An opset below the spec's own that the runtime still runs: accepted with a warning (specs.json)."""
+        return self.accepted_opsets is not None and lowest_read_opset() <= opset < self.accepted_opsets[0]
+
+    def misfit_for(self, opset: int) -> Misfit | None:
+        """The known producer of a file with this (refused) opset, and the fix."""
+        return next((m for m in self.misfits if opset > m.opset_above), None)
 
     def accepts_opset(self, opset: int) -> bool:
         return (
             self.accepted_opsets is not None and self.accepted_opsets[0] <= opset <= self.accepted_opsets[1]
         )
+
+
+@dataclass(frozen=True)
+class Misfit:
+    """A refused pattern with a known producer (specs.json ``misfits``): who likely wrote it, and the fix."""
+
+    opset_above: int
+    producer: str
+    fix: str
 
 
 def _row(raw: dict, legacy: bool) -> FormatSpec:
@@ -65,7 +87,13 @@ def _row(raw: dict, legacy: bool) -> FormatSpec:
         format_version_field=raw.get("format_version_field", False),
         allows_savedmodel=raw.get("allows_savedmodel", False),
         written=raw.get("written", True),
+        misfits=tuple(Misfit(m["opset_above"], m["producer"], m["fix"]) for m in raw.get("misfits", ())),
     )
+
+
+def lowest_read_opset() -> int:
+    """The oldest ONNX opset the runtime ZEN runs models in still runs (specs.json, with its evidence)."""
+    return int(_raw_table()["lowest_read_opset"])
 
 
 @cache
@@ -107,7 +135,7 @@ def legacy_written_spec() -> FormatSpec:
 
 
 def savedmodel_spec() -> FormatSpec:
-    """The one .czann spec whose model member may be a zipped SavedModel."""
+    """The .czann spec czann-ci writes a zipped SavedModel as (--savedmodel): the oldest that allows one."""
     return next(spec for spec in czann_specs() if spec.allows_savedmodel)
 
 
@@ -131,6 +159,8 @@ def choose_spec(
     targets = [(product, version) for product, version in (("blue", zen_blue), ("core", zen_core)) if version]
     if spec is not None:
         chosen = get_spec(spec, legacy=legacy)
+        if not chosen.written:
+            raise UsageError(f"spec {chosen.version} is read, never written, by czann-ci", field="spec")
         for product, version in targets:
             if not chosen.read_by(product, version):
                 minimum = chosen.min_zen_blue if product == "blue" else chosen.min_zen_core
@@ -163,19 +193,79 @@ def choose_spec(
     return candidates[-1]
 
 
-def detect_spec_version(model_json: dict) -> str:
-    """The oldest spec version a model.json (as read from a file) can be: files before 2.1.0 carry no version."""
-    declared = model_json.get("FormatVersion")
+NOT_ESTABLISHED = "not established"
+
+
+@dataclass(frozen=True)
+class SpecStory:
+    """Which spec version a file is, as every command tells it (convert, inspect, validate, diff).
+
+    Before 2.1.0 no version is written, so a file's content may fit several versions: a 1.1.0 and a 2.0.0
+    file with a 2-item Scaling are byte for byte alike. Such a file is each of them ("1.1.0 or 2.0.0"),
+    whatever its writer meant. ZEN reads the content, not a label: a release that reads the oldest
+    candidate reads these bytes, so the ZEN minimum stated is the oldest candidate's, and the rules are
+    checked against it.
+    """
+
+    candidates: tuple[FormatSpec, ...]  # oldest first, at least one
+
+    @property
+    def spec(self) -> FormatSpec:
+        return self.candidates[0]
+
+    @property
+    def versions(self) -> list[str]:
+        return [spec.version for spec in self.candidates]
+
+    @property
+    def label(self) -> str:
+        """``2.1.0``, ``1.1.0 or 2.0.0``, ``1.0.0, 1.1.0 or 2.0.0``."""
+        *rest, last = self.versions
+        return f"{', '.join(rest)} or {last}" if rest else last
+
+    @property
+    def min_zen_blue(self) -> str:
+        return self.spec.min_zen_blue or NOT_ESTABLISHED
+
+    @property
+    def min_zen_core(self) -> str:
+        return self.spec.min_zen_core or NOT_ESTABLISHED
+
+    def as_dict(self) -> dict[str, object]:
+        """The JSON every command writes: the label, the candidates and the ZEN minima."""
+        return {
+            "spec_version": self.label,
+            "spec_versions": self.versions,
+            "zen_blue_min": self.min_zen_blue,
+            "zen_core_min": self.min_zen_core,
+        }
+
+
+def spec_story(metadata: dict, *, legacy: bool = False, savedmodel: bool = False) -> SpecStory:
+    """The one decision of which spec version(s) a file's metadata (model.json, or the legacy XML fields)
+    and payload (a zipped SavedModel or not) can be. Raises UsageError for a version this table lacks."""
+    if legacy:
+        stated = metadata.get("Version") or legacy_written_spec().version
+        return SpecStory((get_spec(str(stated), legacy=True),))
+    declared = metadata.get("FormatVersion")
     if isinstance(declared, str):
-        return declared
+        return SpecStory((get_spec(declared),))
     unversioned = [spec for spec in czann_specs() if not spec.format_version_field]
-    scaling = model_json.get("Scaling")
-    if not isinstance(scaling, list):
-        return unversioned[0].version
-    with_scaling = [spec for spec in unversioned if spec.scaling_items]
-    # A Scaling no version takes is the oldest Scaling version's (its rules then report the count).
-    fitting = [spec for spec in with_scaling if len(scaling) in (spec.scaling_items or ())]
-    return (fitting or with_scaling)[0].version
+    scaling = metadata.get("Scaling")
+    fitting = [
+        spec
+        for spec in unversioned
+        if (savedmodel <= spec.allows_savedmodel)
+        and (scaling is None or (isinstance(scaling, list) and len(scaling) in (spec.scaling_items or ())))
+    ]
+    if fitting:
+        return SpecStory(tuple(fitting))
+    # Nothing fits (a Scaling of 4 items, a SavedModel with a 3-item Scaling): the oldest version that has
+    # the feature at all, whose rules then say what is wrong.
+    with_scaling = (
+        [spec for spec in unversioned if spec.scaling_items] if scaling is not None else unversioned
+    )
+    return SpecStory((with_scaling[0],))
 
 
 def spec_versions_text() -> str:
@@ -216,18 +306,25 @@ def spec_table_markdown() -> str:
         if spec.format_version_field:
             extras.append("FormatVersion")
         if spec.allows_savedmodel:
-            extras.append("or zipped SavedModel (--savedmodel)")
+            written = spec is savedmodel_spec()
+            extras.append("or zipped SavedModel " + ("(--savedmodel)" if written else "(read, not written)"))
         note = f"yes ({', '.join(extras)})" if extras else "yes"
         rows.append(
-            f"| .czann | {spec.version} | {opsets} | {spec.min_zen_blue} | {spec.min_zen_core} | {note} |"
+            f"| .czann | {spec.version} | {opsets} | {_minimum(spec.min_zen_blue)} | {_minimum(spec.min_zen_core)} "
+            f"| {note} |"
         )
     for spec in legacy_specs():
         written = "yes (.czseg / .czmodel)" if spec.written else "read only"
         opsets = str(spec.default_opset) if spec.default_opset else "SavedModel"
         rows.append(
-            f"| legacy XML | {spec.version} | {opsets} | {spec.min_zen_blue} | {spec.min_zen_core} | {written} |"
+            f"| legacy XML | {spec.version} | {opsets} | {_minimum(spec.min_zen_blue)} "
+            f"| {_minimum(spec.min_zen_core)} | {written} |"
         )
     return "\n".join(rows) + "\n"
+
+
+def _minimum(version: str | None) -> str:
+    return version or NOT_ESTABLISHED
 
 
 if __name__ == "__main__":

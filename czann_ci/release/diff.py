@@ -213,8 +213,12 @@ def _zen_changes(old: ModelContent, new: ModelContent) -> list[Change]:
     ):
         if before == after:
             continue
-        up = zen_version_key(after) > zen_version_key(before)
         field = f"ZEN {product} minimum"
+        if not (before[:1].isdigit() and after[:1].isdigit()):  # a minimum not established (legacy 3.2.0)
+            reason = f"ZEN {product} minimum {before} → {after}"
+            changes.append(Change(field, before, after, MAJOR if not after[:1].isdigit() else PATCH, reason))
+            continue
+        up = zen_version_key(after) > zen_version_key(before)
         reason = (
             f"needs ZEN {product} {after} or later (was {before})"
             if up

@@ -87,6 +87,13 @@ def _interface_rows(content: ModelContent) -> list[tuple[str, str]]:
     return rows
 
 
+def _opens_in(content: ModelContent) -> str:
+    def bound(product: str, minimum: str) -> str:
+        return f"{product} {minimum} or later" if minimum[:1].isdigit() else f"{product}: minimum {minimum}"
+
+    return f"{bound('ZEN (blue)', content.zen_blue_min)}, {bound('ZEN core', content.zen_core_min)}"
+
+
 def _format_row(content: ModelContent) -> str:
     network = content.network
     text = f".{content.extension}, spec {content.spec_version}"
@@ -126,9 +133,7 @@ def model_card(
         verb = "Would release" if release.state == "planned" else "Release"
         lines += [f"{verb} `{release.tag}`: {release.summary}.", ""]
     rows = _interface_rows(content)
-    rows.append(
-        ("Opens in", f"ZEN (blue) {content.zen_blue_min} or later, ZEN core {content.zen_core_min} or later")
-    )
+    rows.append(("Opens in", _opens_in(content)))
     rows.append(("Format", _format_row(content)))
     if conversion is not None:
         rows.append(("Conversion fidelity", _fidelity_row(content, conversion)))

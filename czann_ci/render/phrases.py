@@ -31,7 +31,12 @@ def fidelity_text(fidelity: FidelityResult | None, *, ran: bool = True) -> str:
 
 
 def zen_text(zen_blue_min: str, zen_core_min: str) -> str:
-    return f"ZEN blue >= {zen_blue_min}, ZEN core >= {zen_core_min}"
+    """``ZEN blue >= 3.5, ZEN core >= 3.4``; a minimum no published matrix names is said as not established."""
+
+    def bound(product: str, minimum: str) -> str:
+        return f"ZEN {product} >= {minimum}" if minimum[:1].isdigit() else f"ZEN {product} minimum {minimum}"
+
+    return f"{bound('blue', zen_blue_min)}, {bound('core', zen_core_min)}"
 
 
 def table_cell(text: str) -> str:

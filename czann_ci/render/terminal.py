@@ -101,6 +101,13 @@ def print_inspection(console: Console, info: dict[str, Any]) -> None:
         f"[bold]{escape(info['path'])}[/] ({info['kind']}, spec {info['spec_version']})", highlight=False
     )
     console.print(f"  read by {zen_text(info['zen_blue_min'], info['zen_core_min'])}", highlight=False)
+    payload = "ONNX" if info.get("payload") == "onnx" else "zipped TensorFlow SavedModel"
+    console.print(f"  model member: {payload}", highlight=False)
+    if info.get("unknown_fields"):
+        unknown = ", ".join(escape(str(key)) for key in info["unknown_fields"])
+        console.print(
+            f"  [yellow]unknown fields[/] (no spec version names them; ZEN ignores them): {unknown}"
+        )
     console.print(
         f"  {info['size']} bytes" + (f", sha256 {info['sha256']}" if "sha256" in info else ""),
         highlight=False,
