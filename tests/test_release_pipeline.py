@@ -270,7 +270,7 @@ def test_release_yml_order_permissions_and_trusted_publishing() -> None:
     (publish,) = [s for s in jobs["pypi"]["steps"] if "gh-action-pypi-publish" in s.get("uses", "")]
     assert publish["uses"].startswith("pypa/gh-action-pypi-publish@")
     assert "with" not in publish and "password" not in str(jobs["pypi"])  # trusted publishing, no token
-    assert jobs["github-release"]["needs"] == "pypi"
+    assert set(jobs["github-release"]["needs"]) == {"pypi", "dist"}  # dist: the CHANGELOG link
     assert jobs["github-release"]["permissions"] == {"contents": "write"}
     moving = release_step("github-release", "Move the floating tags")["run"]
     assert 'git push --force origin "refs/tags/$floating"' in moving
