@@ -45,21 +45,22 @@ FINDS_ALL, MISSES_DIM = 0.45, 0.7
 # ---- models ----------------------------------------------------------------------------------------
 
 
-def threshold_graph(threshold: float, classes: int = 2) -> onnx.ModelProto:
-    """[N, 32, 32, 1] -> softmax([0, 50 * (x - threshold), -100, ...]): class 1 where the pixel is above
-    the threshold, class 0 elsewhere, further classes never."""
+def threshold_graph(threshold: float, classes: int = 2, channels: int = 1) -> onnx.ModelProto:
+    """[N, 32, 32, channels] -> softmax([0, 50 * (max over channels - threshold), -100, ...]): class 1
+    where the pixel is above the threshold, class 0 elsewhere, further classes never."""
     never = [f"never{index}" for index in range(classes - 2)]
     graph = helper.make_graph(
         [
-            helper.make_node("Sub", ["x", "threshold"], ["above"]),
+            helper.make_node("ReduceMax", ["x"], ["grey"], axes=[3], keepdims=1),
+            helper.make_node("Sub", ["grey", "threshold"], ["above"]),
             helper.make_node("Mul", ["above", "steep"], ["logit"]),
-            helper.make_node("Mul", ["x", "zero"], ["flat"]),
+            helper.make_node("Mul", ["grey", "zero"], ["flat"]),
             *(helper.make_node("Sub", ["flat", "hundred"], [name]) for name in never),
             helper.make_node("Concat", ["flat", "logit", *never], ["logits"], axis=3),
             helper.make_node("Softmax", ["logits"], ["scores"], axis=3),
         ],
         "threshold",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", TILE, TILE, 1])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", TILE, TILE, channels])],
         [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", TILE, TILE, classes])],
         [
             numpy_helper.from_array(np.array(threshold, np.float32), "threshold"),
@@ -124,6 +125,12 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                 "Classes": [*CLASSES, "debris"],
                 "OutputShape": [TILE, TILE, 3],
             },
+        ),
+        "colour": convert(
+            folder,
+            "colour",
+            threshold_graph(FINDS_ALL, channels=3),
+            {**SEG_META, "ModelName": "colour", "InputShape": [TILE, TILE, 3]},
         ),
         "identity": convert(folder, "identity", gain_graph(1.0), {**REG_META, "ModelName": "identity"}),
         "half": convert(folder, "half", gain_graph(0.5), {**REG_META, "ModelName": "half"}),
@@ -558,8 +565,11 @@ def test_a_baseline_with_other_classes_cannot_be_compared(
     assert code == 2 and line.startswith(
         f"error: {models['three']}: Classes: its classes (background, nuclei, debris)"
     )
-    with pytest.raises(IncomparableBaselineError):
+    with pytest.raises(IncomparableBaselineError, match="a regression model cannot be compared"):
         evaluate(models["exact"], pair_images([nuclei_files["image"]], None), baseline=models["identity"])
+    with pytest.raises(IncomparableBaselineError, match="the baseline cannot run on this image") as error:
+        evaluate(models["exact"], pair_images([nuclei_files["image"]], None), baseline=models["colour"])
+    assert error.value.file == str(nuclei_files["image"]) and error.value.exit_code == 2
 
 
 def test_an_existing_sheet_is_kept_without_force(
