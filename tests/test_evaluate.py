@@ -502,6 +502,17 @@ def test_without_labels_the_baseline_is_the_reference(
     assert result["baseline"]["score"] is None and result["baseline"]["model"]["name"] == "exact"
     assert result["agreement"]["score"] == pytest.approx(expected["score"])
     assert result["images"][0]["labels"] is None and result["images"][0]["score"] is None
+    shown = czann(
+        "evaluate",
+        str(models["misses"]),
+        "-i",
+        str(nuclei_files["image"]),
+        "--baseline",
+        str(models["exact"]),
+    )
+    assert "no labels, compared with the baseline only" in shown.stdout
+    recall_row = next(line for line in shown.stdout.splitlines() if "object recall" in line)
+    assert f"{BRIGHT_COUNT / NUCLEI:.3f}" in recall_row  # the dim nuclei are the ones it does not find
 
 
 def test_regression_against_reference_images(models: dict[str, Path], nuclei_files: dict[str, Any]) -> None:

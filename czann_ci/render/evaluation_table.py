@@ -57,13 +57,17 @@ def print_evaluation(out: Console, evaluation: Evaluation) -> None:
             "(1 means the same answers)",
             highlight=False,
         )
+        if model is None:  # the agreement is all there is: its metrics in full
+            out.print(
+                _metrics_table(agreement, None, title="agreement (the baseline's output as the reference)")
+            )
     out.print(_image_table(evaluation))
 
 
-def _metrics_table(model: Scored, baseline: Scored | None) -> Table:
+def _metrics_table(model: Scored, baseline: Scored | None, *, title: str = "overall") -> Table:
     new, old = model.metrics.as_dict()["overall"], baseline.metrics.as_dict()["overall"] if baseline else None
     columns = ["metric", *(["baseline"] if old is not None else []), "model", *(["change"] if old else [])]
-    table = Table(*columns, title="overall", title_justify="left")
+    table = Table(*columns, title=title, title_justify="left")
     rows: list[tuple[str, float | None, float | None]] = [
         ("score", baseline.score if baseline else None, model.score)
     ]
