@@ -179,10 +179,13 @@ def _check_ir_version(
     model: onnx.ModelProto, spec: FormatSpec, summary: ValidationSummary, where: dict
 ) -> None:
     if spec.max_ir_version is not None and model.ir_version > spec.max_ir_version:
+        misfit = spec.misfit_for(default_opset(model) or 0)
+        hint = f"; likely written by {misfit.producer}; fix: {misfit.fix}" if misfit else ""
         summary.error(
             "ir-version",
             f"ONNX IR version {model.ir_version}, newer than the {spec.max_ir_version} that spec {spec.version}'s "
-            "runtimes read",
+            f"runtimes read{hint}",
+            field="ir_version",
             **where,
         )
     else:

@@ -1,0 +1,109 @@
+"""Files in the wild (issue 25): every corpus kind (tests/corpus_factory.py, tests/corpus/README.md) through
+`czann validate --json`, `czann inspect --json` and `czann diff`, each with its expected verdict; every
+refusal is one line naming the file, the field, the likely producer and the fix."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from corpus_factory import CORPUS, Kind, czmodel_legacy_3_1_0, write_corpus
+from typer.testing import CliRunner
+
+from czann_ci.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return write_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+def _file(corpus: dict[str, Path], kind: Kind) -> Path:
+    if kind.name not in corpus:
+        pytest.skip(f"writing {kind.name} needs {kind.expected.needs}: pip install 'czann-ci[tensorflow]'")
+    return corpus[kind.name]
+
+
+@pytest.mark.parametrize("kind", CORPUS, ids=lambda kind: kind.name)
+def test_validate_gives_the_expected_verdict(corpus: dict[str, Path], kind: Kind) -> None:
+    path, expected = _file(corpus, kind), kind.expected
+    done = runner.invoke(app, ["validate", str(path), "--json"])
+    report = json.loads(done.stdout)
+    assert done.exit_code == (0 if expected.valid else 1), done.output
+    assert report["valid"] is expected.valid
+    codes = {
+        level: [f["code"] for f in report["findings"] if f["level"] == level]
+        for level in ("error", "warning")
+    }
+    assert sorted(set(codes["warning"])) == sorted(expected.warnings), report["findings"]
+    assert set(expected.errors) <= set(codes["error"]), report["findings"]
+    assert report["facts"]["spec_version"] == expected.spec
+    assert report["facts"]["zen_blue_min"] == expected.zen_blue
+    assert report["facts"]["payload"] == expected.payload
+    if expected.valid:
+        assert report["facts"]["model_run"] is True  # onnxruntime, or TensorFlow for a SavedModel
+
+
+@pytest.mark.parametrize("kind", [k for k in CORPUS if not k.expected.valid], ids=lambda kind: kind.name)
+def test_each_refusal_is_one_line_naming_file_field_producer_and_fix(
+    corpus: dict[str, Path], kind: Kind
+) -> None:
+    path = _file(corpus, kind)
+    done = runner.invoke(app, ["validate", str(path)])
+    errors = [line for line in done.output.splitlines() if line.startswith("error:")]
+    first = errors[0]
+    assert path.name in first
+    for word in kind.expected.refusal_words:
+        assert word in first, first
+
+
+@pytest.mark.parametrize("kind", CORPUS, ids=lambda kind: kind.name)
+def test_inspect_shows_the_stated_version_payload_and_unknown_fields(
+    corpus: dict[str, Path], kind: Kind
+) -> None:
+    path, expected = _file(corpus, kind), kind.expected
+    done = runner.invoke(app, ["inspect", str(path), "--json"])
+    assert done.exit_code == 0, done.output
+    info = json.loads(done.stdout)
+    assert (info["spec_version"], info["zen_blue_min"]) == (expected.spec, expected.zen_blue)
+    assert info["payload"] == expected.payload
+    assert info["unknown_fields"] == list(expected.unknown_fields)
+    text = runner.invoke(app, ["inspect", str(path)]).stdout
+    assert f"spec {expected.spec})" in text
+    for name in expected.unknown_fields:
+        assert name in text
+
+
+@pytest.mark.parametrize("kind", CORPUS, ids=lambda kind: kind.name)
+def test_diff_reads_every_kind(corpus: dict[str, Path], kind: Kind) -> None:
+    path = _file(corpus, kind)
+    done = runner.invoke(app, ["diff", str(path), str(path), "--json"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["bump"] == "none"
+
+
+def test_diff_compares_a_zen_3_2_0_file_with_a_czmodel_3_1_0_one(
+    corpus: dict[str, Path], tmp_path: Path
+) -> None:
+    czmodel = tmp_path / "czmodel.czseg"
+    czmodel_legacy_3_1_0(czmodel)
+    done = runner.invoke(app, ["diff", str(czmodel), str(corpus["zen-legacy-3.2.0.czseg"]), "--json"])
+    assert done.exit_code == 0, done.output
+    rows = {change["field"]: change for change in json.loads(done.stdout)["changes"]}
+    assert (rows["spec version"]["old"], rows["spec version"]["new"]) == ("3.1.0", "3.2.0")
+    assert rows["ZEN blue minimum"]["new"] == "not established"
+    assert rows["ScaleInputsByBitdepth"]["bump"] == "major"  # what ZEN feeds the model changes
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("tensorflow") is None, reason="the SavedModel runs in TensorFlow"
+)
+def test_a_savedmodel_payload_is_run_in_tensorflow_and_says_so(corpus: dict[str, Path]) -> None:
+    done = runner.invoke(app, ["validate", str(corpus["czmodel-5-savedmodel-1.1.0.czann"]), "--json"])
+    checks = {check["name"]: check for check in json.loads(done.stdout)["checks"]}
+    assert checks["savedmodel-layout"]["status"] == "passed"
+    assert checks["runtime"]["status"] == "passed" and "TensorFlow" in checks["runtime"]["message"]
