@@ -3,6 +3,7 @@ checked against MAX_RASTER_PIXELS before a byte of pixel data is decoded."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,10 @@ class RasterSource(ImageSource):
 
         self.path = path
         try:
-            with Image.open(path) as image:
+            with warnings.catch_warnings():  # between the limit and twice it Pillow only warns: refused below
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                image = Image.open(path)
+            with image:
                 width, height = image.size
                 if width * height > MAX_RASTER_PIXELS:
                     raise image_error(
