@@ -132,3 +132,18 @@ def test_an_invalid_archive_fails_the_commit_with_its_one_line(
     assert f"invalid {bad.name}: 1 error(s)" in output and f"valid {good.name} (spec " in output
     nothing = run("git", "rev-parse", "--verify", "HEAD", cwd=model_repo, env=env)
     assert nothing.returncode != 0  # the commit was not made
+
+
+def test_other_files_do_not_run_the_hook(
+    model_repo: Path, archives: tuple[Path, Path], env: dict[str, str]
+) -> None:
+    """Only names ending in .czann, .czseg or .czmodel are handed to czann validate: the invalid archive's
+    bytes under another name are committed without a check."""
+    _, bad = archives
+    elsewhere = model_repo.parent / "elsewhere"
+    elsewhere.mkdir()
+    renamed = [shutil.copy2(bad, elsewhere / name) for name in ("nuclei.czann.bak", "nuclei.zip")]
+    done = commit(model_repo, env, *map(Path, renamed))
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "czann validate" in output and "(no files to check)Skipped" in output
