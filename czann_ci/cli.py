@@ -84,11 +84,16 @@ err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
 
-def _run(action: Callable[[], int], *, debug: bool, unexpected_code: int) -> None:
-    """Run a command body; CzannError -> one line and its exit code; anything else -> unexpected_code."""
+def _run(action: Callable[[], int], *, debug: bool, unexpected_code: int, json_out: bool = False) -> None:
+    """Run a command body; CzannError -> one line and its exit code (with --json also the error as JSON
+    on stdout, as a failed validation gives its findings); anything else -> unexpected_code."""
     try:
         code = action()
     except CzannError as exc:
+        if json_out:
+            from czann_ci.render.phrases import error_document, to_json
+
+            typer.echo(to_json(error_document(exc)))
         raise typer.Exit(_report(exc, debug=debug)) from None
     except (KeyboardInterrupt, typer.Exit):
         raise
@@ -163,7 +168,10 @@ def convert(
     plan_only, json_out, debug = flags.pop("plan_only"), flags.pop("json_out"), flags.pop("debug")
     options = _options_from_flags(flags)
     _run(
-        lambda: _convert_body(options, plan_only=plan_only, json_out=json_out), debug=debug, unexpected_code=3
+        lambda: _convert_body(options, plan_only=plan_only, json_out=json_out),
+        debug=debug,
+        unexpected_code=3,
+        json_out=json_out,
     )
 
 
@@ -177,6 +185,7 @@ def _options_from_flags(flags: dict[str, Any]) -> Any:
         run=not flags.pop("no_run"),
         spatial_dims=tuple(flags.pop("spatial_dims") or ()) or None,
         classes=[name.strip() for name in classes.split(",")] if classes else None,
+        yaml_hints=False,
         **flags,
     )
 
@@ -289,6 +298,10 @@ def inspect(
     from czann_ci.render.terminal import print_inspection
 
     def body() -> int:
+        if out_format == "markdown" and json_out:
+            raise UsageError(
+                "the model card is Markdown; give --format markdown or --json, not both", field="--json"
+            )
         if out_format == "markdown":
             return _print_model_card(file)
         if out_format != "text":
@@ -300,7 +313,7 @@ def inspect(
             print_inspection(out, info)
         return 0
 
-    _run(body, debug=debug, unexpected_code=1)
+    _run(body, debug=debug, unexpected_code=1, json_out=json_out)
 
 
 def _print_model_card(file: Path) -> int:
@@ -320,7 +333,7 @@ def diff(
 ) -> None:
     """Compare two model archives by content and classify each difference: major, minor, patch or none.
 
-    Exit 0 when both files could be read, whatever the bump; 1 when one is not a model archive.
+    Exit 0 when both files could be read, whatever the bump; 1 when one is not a model archive (2 when it is missing).
     """
     from czann_ci.release.diff import diff_archives
     from czann_ci.render.diff_table import diff_text
@@ -331,7 +344,7 @@ def diff(
         typer.echo(to_json(result.as_dict()) if json_out else diff_text(result), nl=json_out)
         return 0
 
-    _run(body, debug=debug, unexpected_code=1)
+    _run(body, debug=debug, unexpected_code=1, json_out=json_out)
 
 
 @app.command(epilog=EXIT_HELP)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
+from pathlib import Path
 
 from czann_ci.errors import UsageError
 
@@ -16,10 +18,29 @@ IN_FULL_IMAGE = frozenset({"tensorflow", "bioimageio"})
 
 
 def install_hint(extra: str) -> str:
-    """How to get ``extra`` here: a pip command, or in the slim image the full image."""
+    """How to get ``extra`` here: a pip command (and from a source checkout the editable one), or in the
+    slim image the full image."""
     if os.environ.get("CZANN_IMAGE_VARIANT") == "slim" and extra in IN_FULL_IMAGE:
         return "the slim image converts ONNX files only; use the full image (`image: full`, or the tag without -slim)"
-    return f"pip install 'czann-ci[{extra}]'"
+    hint = f"pip install 'czann-ci[{extra}]'"
+    checkout = source_checkout()
+    if checkout is not None:
+        hint += f" (from this source checkout: pip install -e '.[{extra}]' in {checkout})"
+    return hint
+
+
+def source_checkout() -> Path | None:
+    """The clone this package runs from (editable or on PYTHONPATH): the package's parent folder, when a
+    pyproject.toml there names czann-ci; None for an installed wheel."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        text = (root / "pyproject.toml").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    # The [project] table's name (tomllib is 3.11+; this package supports 3.10).
+    table = re.search(r"(?ms)^\[project\]\s*$(.*?)(?=^\[|\Z)", text)
+    named = table is not None and re.search(r"""(?m)^name\s*=\s*["']czann-ci["']\s*$""", table.group(1))
+    return root if named else None
 
 
 def missing_extra(what: str, extra: str) -> UsageError:

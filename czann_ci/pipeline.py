@@ -52,6 +52,7 @@ class ConversionResult:
     notes: list[str] = field(default_factory=list)
     timings: list[tuple[str, float]] = field(default_factory=list)  # (step, seconds), in order
     peak_rss_mb: float | None = None
+    preview: Path | None = None  # the --preview PNG, when one was written
 
     @property
     def model_ran(self) -> bool:
@@ -73,6 +74,7 @@ class ConversionResult:
             "zen_blue_min": self.zen_blue_min,
             "zen_core_min": self.zen_core_min,
             "opset": self.opset,
+            "preview": str(self.preview) if self.preview else None,
             "max_abs_diff": self.max_abs_diff,
             "fidelity": self.fidelity.as_dict() if self.fidelity else None,
             "metadata": self.metadata,
@@ -257,7 +259,15 @@ def _write_preview(
     steps(f"writing the preview {plan.preview}")
     batch, source, packed = outputs
     segmentation = declared.model_type.is_segmentation
-    write_preview(plan.preview, batch, source, packed, segmentation=segmentation, force=plan.force)
+    write_preview(
+        plan.preview,
+        batch,
+        source,
+        packed,
+        segmentation=segmentation,
+        force=plan.force,
+        packed_as=plan.target.format.value,
+    )
 
 
 def _read_back(plan: ConversionPlan) -> ValidationSummary:
@@ -309,6 +319,7 @@ def _result(
         zen_core_min=story.min_zen_core,
         max_abs_diff=fidelity.max_abs_diff if fidelity is not None and fidelity.established else None,
         fidelity=fidelity,
+        preview=plan.preview,  # written by the time a result exists (the plan refuses it with --no-run)
         metadata=metadata,
         report=summary,
         opset=packed.opset,

@@ -22,7 +22,14 @@ from czann_ci.extras import require_tensorflow
 from czann_ci.format.archive import refuse_existing_output, refuse_large_license
 from czann_ci.format.kinds import OutputFormat
 from czann_ci.format.metadata import MetadataFile
-from czann_ci.format.specs import FormatSpec, choose_spec, savedmodel_spec
+from czann_ci.format.specs import (
+    FormatSpec,
+    choose_spec,
+    czann_specs,
+    legacy_specs,
+    savedmodel_spec,
+    truncation_hint,
+)
 from czann_ci.format.targets import Declared, Target, target_for
 from czann_ci.plan_inputs import default_output_name, resolve_inputs
 from czann_ci.sources.base import ModelFormat, PayloadKind
@@ -63,6 +70,7 @@ class ConvertOptions:
     sample: Path | None = None  # the image the preview shows (default: the seeded fidelity input)
     classes: list[str] | None = None  # bioimage.io packages without channel names
     model_type: str | None = None  # bioimage.io packages: the model.json Type when the package does not say
+    yaml_hints: bool = True  # False on the command line: a ZEN version typed there was never read as YAML
 
 
 class AppliedAs(str, Enum):
@@ -176,6 +184,7 @@ def make_plan(options: ConvertOptions) -> ConversionPlan:
     _check_limits(options, declared, meta, license_file)
     _check_spatial_dims(options, declared, meta)
     spatial_dims = _spatial_dims(options, declared, out_format, model, model_format)
+    _check_sigmoid_to_softmax(options, declared, meta, model, model_format)
     return ConversionPlan(
         metadata=meta,
         model=model,
@@ -275,9 +284,25 @@ def _default_format(meta: MetadataFile) -> OutputFormat:
 
 def _choose_spec(options: ConvertOptions, out_format: OutputFormat) -> FormatSpec:
     forced = savedmodel_spec().version if options.savedmodel else options.spec
-    return choose_spec(
-        spec=forced, zen_blue=options.zen_blue, zen_core=options.zen_core, legacy=out_format.legacy
-    )
+    try:
+        return choose_spec(
+            spec=forced, zen_blue=options.zen_blue, zen_core=options.zen_core, legacy=out_format.legacy
+        )
+    except UsageError as exc:
+        if options.yaml_hints:
+            raise
+        raise UsageError(_without_yaml_hints(exc.message, options), file=exc.file, field=exc.field) from None
+
+
+def _without_yaml_hints(message: str, options: ConvertOptions) -> str:
+    """``message`` less the "quote it" hints for a ZEN version YAML would have truncated (3.10 -> 3.1):
+    each exactly as format.specs.truncation_hint words it, for every spec it may have named."""
+    for product, version in (("blue", options.zen_blue), ("core", options.zen_core)):
+        for spec in (*czann_specs(), *legacy_specs()):
+            hint = truncation_hint(product, version, spec) if version else ""
+            if hint:
+                message = message.replace(hint, "")
+    return message
 
 
 def _choose_opset(options: ConvertOptions, spec: FormatSpec) -> int:
@@ -341,6 +366,37 @@ def _check_spatial_dims(options: ConvertOptions, declared: Declared, meta: Metad
 
 
 def _spatial_dims(
+def _check_sigmoid_to_softmax(
+    options: ConvertOptions,
+    declared: Declared,
+    meta: MetadataFile,
+    model: Path | Any,
+    model_format: ModelFormat,
+) -> None:
+    """The transform makes [p, 1 - p] of a 1-channel output: refused now when the metadata or the saved
+    Keras config says otherwise, not after the export (an ONNX source's edit refuses it in a moment)."""
+    if not options.sigmoid_to_softmax:
+        return
+    shape = declared.output_shape
+    if shape is not None and shape[-1] != 2:
+        raise UsageError(
+            f"--sigmoid-to-softmax makes 2 output channels ([p, 1 - p]), and OutputShape has {shape[-1]}",
+            file=str(meta.path),
+            field="OutputShape",
+        )
+    if model_format in (ModelFormat.KERAS, ModelFormat.H5) and isinstance(model, Path):
+        from czann_ci.sources.keras_config import saved_output
+
+        found = saved_output(model)
+        if found is not None and found[1] != 1:
+            name, channels = found
+            raise UsageError(
+                f"--sigmoid-to-softmax turns a 1-channel sigmoid output into 2 channels, and this model's "
+                f"output {name!r} has {channels} channels" + (" already" if channels == 2 else ""),
+                file=str(model),
+            )
+
+
     options: ConvertOptions,
     declared: Declared,
     out_format: OutputFormat,

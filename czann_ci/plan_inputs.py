@@ -33,7 +33,7 @@ def resolve_inputs(
     if package is not None:
         meta, notes = _package_metadata(package, options)
     elif options.meta is None:
-        raise UsageError("--meta is required: only a bioimage.io package carries its own metadata")
+        raise _missing_metadata(options)
     else:
         meta = (
             options.meta if isinstance(options.meta, MetadataFile) else load_metadata_file(Path(options.meta))
@@ -68,7 +68,7 @@ def metadata_of(options: ConvertOptions) -> MetadataFile:
     if package is not None:
         return _package_metadata(package, options)[0]
     if options.meta is None:
-        raise UsageError("--meta is required: only a bioimage.io package carries its own metadata")
+        raise _missing_metadata(options)
     return options.meta if isinstance(options.meta, MetadataFile) else load_metadata_file(Path(options.meta))
 
 
@@ -82,6 +82,43 @@ def _package_path(options: ConvertOptions) -> Path | None:
     from czann_ci.sources.bioimageio.package import is_package_path
 
     return path if path.exists() and is_package_path(path) else None
+def _missing_metadata(options: ConvertOptions) -> UsageError:
+    """No --meta: without a model either, the model is what to ask for first."""
+    if options.model is None:
+        return UsageError(
+            "no model given: czann convert MODEL --meta META.json "
+            "(or --meta with a conversion spec that names ModelPath)"
+        )
+    return UsageError("--meta is required: only a bioimage.io package carries its own metadata")
+
+
+def _archive_path(options: ConvertOptions) -> Path | None:
+    """The model archive the options name as the model, if they do (its model.json can be the metadata)."""
+    if not isinstance(options.model, (str, Path)) or options.model_format not in (
+        None,
+        ModelFormat.ARCHIVE.value,
+    ):
+        return None
+    path = Path(options.model)
+    return path if path.is_file() and path.suffix.lower() in _ARCHIVE_SUFFIXES else None
+
+
+def archive_metadata(archive: Path) -> MetadataFile:
+    """A .czann's model.json as the metadata of converting its SavedModel payload to ONNX (the way out of
+    czmodel 5.x's silent SavedModel fallback); any other archive is refused: its model is ONNX already."""
+    from czann_ci.format.archive import read_archive
+
+    contents = read_archive(archive)
+    if contents.kind is not ArchiveKind.CZANN or not contents.model_is_savedmodel:
+        raise UsageError(
+            "its model is ONNX already: nothing to convert (czann validate checks it; czann unpack gives the "
+            "ONNX file to convert to another format or spec)",
+            file=str(archive),
+        )
+    fields = {key: value for key, value in contents.metadata.items() if key != "FormatVersion"}
+    return MetadataFile(path=archive, kind=MetadataKind.MODEL_JSON, model_json=fields)
+
+
 
 
 def _package_metadata(package: Path, options: ConvertOptions) -> tuple[MetadataFile, list[str]]:

@@ -69,7 +69,19 @@ def validate_file(
         _validate_contents(contents, story, summary, zen_blue, zen_core, run=run)
     except InvalidModelError as exc:  # a damaged member (CRC) found while reading it
         summary.error("archive", exc.message, file=exc.file or str(path), field=exc.field)
+    _record_run(summary, run=run)
     return summary
+
+
+def _record_run(summary: ValidationSummary, *, run: bool) -> None:
+    """Whether the model ran (a passed runtime check), so that a verdict never reads as a full run when
+    it was not one."""
+    from czann_ci.checks.summary import Status
+
+    ran = any(entry.name == "runtime" and entry.status is Status.PASSED for entry in summary.entries)
+    summary.facts["model_run"] = ran
+    if not ran:
+        summary.facts["not_run_because"] = "--no-run" if not run else "see the findings"
 
 
 def _validate_contents(

@@ -37,7 +37,11 @@ def czann_without(
 @pytest.mark.parametrize(
     ("variant", "remedy"),
     [
-        (None, "pip install 'czann-ci[tensorflow]'"),
+        # the tests run from the clone: the editable form is named too (test_rough_edges: an installed copy)
+        (
+            None,
+            f"pip install 'czann-ci[tensorflow]' (from this source checkout: pip install -e '.[tensorflow]' in {REPO})",
+        ),
         (
             "slim",
             "the slim image converts ONNX files only; use the full image (`image: full`, or the tag without -slim)",

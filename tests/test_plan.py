@@ -58,10 +58,14 @@ def test_the_plan_holds_every_decision(tmp_path: Path) -> None:
 
 
 def test_keras_transforms_become_layers(tmp_path: Path) -> None:
+    from model_factory import tiny_sigmoid_model
+
+    tiny_sigmoid_model().save(tmp_path / "sigmoid.keras")  # a 1-channel output: what the transform takes
+    meta = {**SEG_META, "Classes": ["fg", "bg"], "OutputShape": [32, 32, 2]}
     plan = make_plan(
         ConvertOptions(
-            meta=EXAMPLE / "nuclei.json",
-            model=EXAMPLE / "nuclei.keras",
+            meta=write_json(tmp_path / "sigmoid.json", meta),
+            model=tmp_path / "sigmoid.keras",
             bgr_to_rgb=True,
             sigmoid_to_softmax=True,
             output=tmp_path / "n.czann",
@@ -122,7 +126,7 @@ def test_plan_on_the_command_line_loads_no_model(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert text.returncode == 0, text.stderr
-    assert "writes" in text.stdout and ".czann spec 2.1.0, opset 18" in text.stdout
+    assert "  target      .czann; " in text.stdout and "  opset       18\n" in text.stdout
 
 
 def test_spec_versions_are_written_only_in_the_spec_table() -> None:

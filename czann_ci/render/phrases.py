@@ -9,6 +9,7 @@ from czann_ci.checks.summary import Status
 
 if TYPE_CHECKING:
     from czann_ci.checks.fidelity import FidelityResult
+    from czann_ci.errors import CzannError
 
 
 def to_json(data: Any) -> str:
@@ -28,6 +29,26 @@ def fidelity_text(fidelity: FidelityResult | None, *, ran: bool = True) -> str:
         f"max abs diff {fidelity.max_abs_diff:.3g} on a seeded input in [{low:g}, {high:g}] "
         f"(tolerance {fidelity.atol:g}): {fidelity.status.value}"
     )
+
+
+def payload_text(opset: int | None) -> str:
+    """What the model member is: an ONNX model at its opset, or a zipped SavedModel, which has none."""
+    return f"opset {opset}" if opset is not None else "zipped SavedModel (no ONNX opset)"
+
+
+def error_document(exc: CzannError) -> dict[str, Any]:
+    """A failed command's --json output: the error line's parts and every finding behind it."""
+    findings = getattr(exc, "findings", None) or []
+    return {
+        "error": {
+            "title": exc.title,
+            "message": exc.message,
+            "file": exc.file,
+            "field": exc.field,
+            "exit_code": exc.exit_code,
+        },
+        "findings": [finding.as_finding() for finding in findings],
+    }
 
 
 def zen_text(zen_blue_min: str, zen_core_min: str) -> str:

@@ -28,6 +28,7 @@ _PALETTE = (
     (128, 128, 128),
 )
 _GAP = 8
+_CAPTION_SIZE, _CAPTION_PAD = 14, 4  # caption text height and the white above and below it, in pixels
 
 
 def load_sample(path: Path, input_shape: Sequence[int]) -> np.ndarray:
@@ -64,24 +65,36 @@ def write_preview(
     *,
     segmentation: bool,
     force: bool,
+    packed_as: str = "czann",
 ) -> None:
-    """Input | source output | packed output (the source panel is left out when there is no source model)."""
-    from PIL import Image
+    """Input | source output | packed output (the source panel is left out when there is no source model),
+    each under its caption; the captions are also the PNG's ``panels`` text chunk."""
+    from PIL import Image, ImageDraw, ImageFont
+    from PIL.PngImagePlugin import PngInfo
 
     from czann_ci.format.archive import atomic_output
 
-    panels = [_input_panel(batch[0])]
-    panels += [_output_panel(out[0], segmentation) for out in (source, packed) if out is not None]
-    height = max(panel.height for panel in panels)
-    sheet = Image.new(
-        "RGB", (sum(p.width for p in panels) + _GAP * (len(panels) - 1), height), (255, 255, 255)
-    )
+    labelled = [("input tile", _input_panel(batch[0]))]
+    if source is not None:
+        labelled.append(("source model's output", _output_panel(source[0], segmentation)))
+    labelled.append((f"packed model's output (.{packed_as})", _output_panel(packed[0], segmentation)))
+    font = ImageFont.load_default(size=_CAPTION_SIZE)
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    # A column is as wide as its panel or its caption, whichever is wider (a small tile keeps its caption).
+    widths = [max(panel.width, int(draw.textlength(text, font=font)) + 2) for text, panel in labelled]
+    band = _CAPTION_SIZE + 2 * _CAPTION_PAD
+    height = band + max(panel.height for _, panel in labelled)
+    sheet = Image.new("RGB", (sum(widths) + _GAP * (len(labelled) - 1), height), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
     left = 0
-    for panel in panels:
-        sheet.paste(panel, (left, 0))
-        left += panel.width + _GAP
+    for (text, panel), width in zip(labelled, widths, strict=True):
+        draw.text((left, _CAPTION_PAD), text, fill=(0, 0, 0), font=font)
+        sheet.paste(panel, (left, band))
+        left += width + _GAP
+    info = PngInfo()
+    info.add_text("panels", " | ".join(text for text, _ in labelled))
     with atomic_output(path, force=force) as stream:
-        sheet.save(stream, format="PNG")
+        sheet.save(stream, format="PNG", pnginfo=info)
 
 
 def _input_panel(tile: np.ndarray) -> Image.Image:

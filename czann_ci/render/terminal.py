@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 
 from czann_ci.checks.summary import CheckEntry, Status, ValidationSummary
-from czann_ci.render.phrases import fidelity_text, zen_text
+from czann_ci.render.phrases import fidelity_text, payload_text, zen_text
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -46,13 +46,16 @@ def print_conversion(out: Console, err: Console, result: ConversionResult) -> No
     console = out
     console.print(f"[bold green]wrote[/] {escape(str(result.path))}", highlight=False)
     console.print(
-        f"  spec {result.spec_version}, opset {result.opset}; {zen_text(result.zen_blue_min, result.zen_core_min)}",
+        f"  spec {result.spec_version}, {payload_text(result.opset)}; "
+        f"{zen_text(result.zen_blue_min, result.zen_core_min)}",
         highlight=False,
     )
     console.print(f"  size {result.size} bytes, sha256 {result.sha256}", highlight=False)
     console.print(
         f"  fidelity: {escape(fidelity_text(result.fidelity, ran=result.model_ran))}", highlight=False
     )
+    if result.preview is not None:
+        console.print(f"  preview {escape(str(result.preview))}", highlight=False)
     memory = f", peak memory {result.peak_rss_mb:.0f} MB" if result.peak_rss_mb else ""
     console.print(f"  took {result.total_seconds:.2f} s{memory}", highlight=False)
 
@@ -61,8 +64,15 @@ def print_validation(out: Console, err: Console, path: str, summary: ValidationS
     print_findings(err, summary.entries)
     console, facts = out, summary.facts
     if summary.ok:
+        runtime = "TensorFlow" if facts.get("payload") == "savedmodel" else "onnxruntime"
+        run = (
+            f"ran in {runtime}"
+            if facts.get("model_run")
+            else f"the model was not run: {facts.get('not_run_because')}"
+        )
         console.print(
-            f"[bold green]valid[/] {escape(path)} (spec {facts.get('spec_version')}, opset {facts.get('opset')})",
+            f"[bold green]valid[/] {escape(path)} (spec {facts.get('spec_version')}, "
+            f"{payload_text(facts.get('opset'))}; {run})",
             highlight=False,
         )
     else:
@@ -70,27 +80,33 @@ def print_validation(out: Console, err: Console, path: str, summary: ValidationS
 
 
 def print_plan(out: Console, err: Console, plan: ConversionPlan) -> None:
+    """Every decision of the plan, one labelled line each (the README's list), then its metadata checks."""
     console, data = out, plan.as_dict()
-    console.print(
-        f"[bold]plan[/] for {escape(data['source']['model'])} ({data['source']['format']})", highlight=False
-    )
-    target = data["target"]
-    console.print(
-        f"  writes {escape(data['output'])}: .{target['format']} spec {target['spec']}"
-        + (f", opset {data['opset']}" if data["opset"] else f", payload {data['source']['payload']}")
-        + f"; {zen_text(data['zen_min']['blue'], data['zen_min']['core'])}",
-        highlight=False,
-    )
-    for step in data["transforms"]:
-        console.print(f"  transform {step['name']} as a {step['applied_as']}", highlight=False)
+    source, target = data["source"], data["target"]
+
+    def line(label: str, text: str) -> None:
+        console.print(f"  {label:<11} {text}", highlight=False)
+
+    console.print(f"[bold]plan[/] for {escape(source['model'])}", highlight=False)
+    line("source", f"{escape(source['model'])} ({source['format']}), packed as {source['payload']}")
+    line("target", f".{target['format']}; {zen_text(data['zen_min']['blue'], data['zen_min']['core'])}")
+    line("spec", target["spec"])
+    line("opset", str(data["opset"]) if data["opset"] else "none: a zipped SavedModel has no ONNX opset")
+    steps = [f"{step['name']} (as a {step['applied_as']})" for step in data["transforms"]]
+    line("transforms", ", ".join(steps) or "none")
     if data["spatial_dims"]:
-        console.print(f"  spatial dims fixed to {data['spatial_dims']}", highlight=False)
+        line("spatial", f"dims fixed to {data['spatial_dims']}")
+    line("output", escape(data["output"]))
+    meta = data["metadata"]
+    line("metadata", f"{escape(meta['path'])} ({meta['kind']}), checks:")
+    for entry in plan.metadata_checks.entries:
+        console.print(f"    {entry.name}: {entry.status.value} ({escape(entry.message)})", highlight=False)
     run = (
         "runs the model and compares it with the source"
         if data["run"]
         else "does not run the model (--no-run)"
     )
-    console.print(f"  {run}; tolerance {data['atol']:g}", highlight=False)
+    line("run", f"{run}; tolerance {data['atol']:g}")
     print_findings(err, plan.metadata_checks.entries)
 
 
