@@ -219,14 +219,13 @@ def test_one_image_and_one_label_file_pair_whatever_their_names(tmp_path: Path) 
     assert [(p.image, p.labels) for p in pair_images([image], [labels])] == [(image, labels)]
 
 
-def test_one_folder_holds_images_and_labels_and_a_glob_picks_files(tmp_path: Path) -> None:
+def test_one_folder_holds_images_and_labels_named_as_a_folder_or_by_a_glob(tmp_path: Path) -> None:
     for name in ("x.png", "x_mask.png", "y.png", "y_mask.png"):
         touch(tmp_path / name)
-    pairs = pair_images([tmp_path], [Path(str(tmp_path / "*_mask.png"))])
-    assert [(p.image.name, p.labels.name) for p in pairs] == [
-        ("x.png", "x_mask.png"),
-        ("y.png", "y_mask.png"),
-    ]  # type: ignore[union-attr]
+    for labels in (tmp_path, Path(str(tmp_path / "*_mask.png"))):
+        pairs = pair_images([tmp_path], [labels])
+        named = [(pair.image.name, pair.labels.name if pair.labels else None) for pair in pairs]
+        assert named == [("x.png", "x_mask.png"), ("y.png", "y_mask.png")]
 
 
 def test_a_missing_pair_either_way_is_one_line_naming_the_file(tmp_path: Path) -> None:

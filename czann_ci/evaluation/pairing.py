@@ -62,9 +62,11 @@ def pair_images(images: Sequence[Path], labels: Sequence[Path] | None) -> list[I
     if labels is None:
         return [ImagePair(image, None) for image in _distinct(image_list, key=image_stem)]
     label_list = collect_files(labels, flag="--labels")
-    # --images and --labels may name the same folder: its label files are not images
-    taken = set(label_list)
-    image_list = [image for image in image_list if image not in taken] or image_list
+    # --images and --labels may name the same folder: a file in both lists is a label file when its stem
+    # ends with a label suffix, an image otherwise
+    both = set(image_list) & set(label_list)
+    image_list = [path for path in image_list if path not in both or not _labelled(path)]
+    label_list = [path for path in label_list if path not in both or _labelled(path)]
     if len(image_list) == 1 and len(label_list) == 1:
         return [ImagePair(image_list[0], label_list[0])]
     by_key = {label_key(path): path for path in _distinct(label_list, key=label_key)}
@@ -87,6 +89,11 @@ def pair_images(images: Sequence[Path], labels: Sequence[Path] | None) -> list[I
             field="images",
         )
     return pairs
+
+
+def _labelled(path: Path) -> bool:
+    """The file's name marks it as a label file."""
+    return label_key(path) != image_stem(path)
 
 
 def _distinct(files: list[Path], *, key: Callable[[Path], str]) -> list[Path]:
