@@ -183,8 +183,8 @@ def make_plan(options: ConvertOptions) -> ConversionPlan:
     checks = _check_declared(declared, spec, meta)
     _check_limits(options, declared, meta, license_file)
     _check_spatial_dims(options, declared, meta)
-    spatial_dims = _spatial_dims(options, declared, out_format, model, model_format)
     _check_sigmoid_to_softmax(options, declared, meta, model, model_format)
+    spatial_dims = _spatial_dims(options, declared, out_format, model, model_format)
     return ConversionPlan(
         metadata=meta,
         model=model,
@@ -365,7 +365,6 @@ def _check_spatial_dims(options: ConvertOptions, declared: Declared, meta: Metad
         )
 
 
-def _spatial_dims(
 def _check_sigmoid_to_softmax(
     options: ConvertOptions,
     declared: Declared,
@@ -397,6 +396,7 @@ def _check_sigmoid_to_softmax(
             )
 
 
+def _spatial_dims(
     options: ConvertOptions,
     declared: Declared,
     out_format: OutputFormat,

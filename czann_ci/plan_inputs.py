@@ -72,16 +72,6 @@ def metadata_of(options: ConvertOptions) -> MetadataFile:
     return options.meta if isinstance(options.meta, MetadataFile) else load_metadata_file(Path(options.meta))
 
 
-def _package_path(options: ConvertOptions) -> Path | None:
-    """The bioimage.io package the options name as the model, if they do."""
-    if not isinstance(options.model, (str, Path)):
-        return None
-    path = Path(options.model)
-    if options.model_format not in (None, ModelFormat.BIOIMAGEIO.value):
-        return None
-    from czann_ci.sources.bioimageio.package import is_package_path
-
-    return path if path.exists() and is_package_path(path) else None
 def _missing_metadata(options: ConvertOptions) -> UsageError:
     """No --meta: without a model either, the model is what to ask for first."""
     if options.model is None:
@@ -92,33 +82,16 @@ def _missing_metadata(options: ConvertOptions) -> UsageError:
     return UsageError("--meta is required: only a bioimage.io package carries its own metadata")
 
 
-def _archive_path(options: ConvertOptions) -> Path | None:
-    """The model archive the options name as the model, if they do (its model.json can be the metadata)."""
-    if not isinstance(options.model, (str, Path)) or options.model_format not in (
-        None,
-        ModelFormat.ARCHIVE.value,
-    ):
+def _package_path(options: ConvertOptions) -> Path | None:
+    """The bioimage.io package the options name as the model, if they do."""
+    if not isinstance(options.model, (str, Path)):
         return None
     path = Path(options.model)
-    return path if path.is_file() and path.suffix.lower() in _ARCHIVE_SUFFIXES else None
+    if options.model_format not in (None, ModelFormat.BIOIMAGEIO.value):
+        return None
+    from czann_ci.sources.bioimageio.package import is_package_path
 
-
-def archive_metadata(archive: Path) -> MetadataFile:
-    """A .czann's model.json as the metadata of converting its SavedModel payload to ONNX (the way out of
-    czmodel 5.x's silent SavedModel fallback); any other archive is refused: its model is ONNX already."""
-    from czann_ci.format.archive import read_archive
-
-    contents = read_archive(archive)
-    if contents.kind is not ArchiveKind.CZANN or not contents.model_is_savedmodel:
-        raise UsageError(
-            "its model is ONNX already: nothing to convert (czann validate checks it; czann unpack gives the "
-            "ONNX file to convert to another format or spec)",
-            file=str(archive),
-        )
-    fields = {key: value for key, value in contents.metadata.items() if key != "FormatVersion"}
-    return MetadataFile(path=archive, kind=MetadataKind.MODEL_JSON, model_json=fields)
-
-
+    return path if path.exists() and is_package_path(path) else None
 
 
 def _package_metadata(package: Path, options: ConvertOptions) -> tuple[MetadataFile, list[str]]:
