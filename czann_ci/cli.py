@@ -254,10 +254,10 @@ def validate(
 ) -> None:
     """Check existing model files against their spec, their schema and the ZEN version matrix. Exit 0 when every file is valid, else the highest exit code among them (1 invalid, 2 missing).
 
-    Every byte is read once and checked against the archive's CRC-32; the model runs once in onnxruntime unless --no-run is given. Each file gets its own verdict; with --json one object for one file, a list of them for several (a file that cannot be read has only its error line).
+    Every byte is read once and checked against the archive's CRC-32; the model runs once in onnxruntime unless --no-run is given. Each file gets its own verdict; with --json one object for one file, a list of them for several (a missing file's is its error).
     """
     from czann_ci.readers import validate_file
-    from czann_ci.render.phrases import to_json
+    from czann_ci.render.phrases import error_document, to_json
     from czann_ci.render.terminal import print_validation
 
     def body() -> int:
@@ -268,13 +268,13 @@ def validate(
                 report = validate_file(file, zen_blue=zen_blue, zen_core=zen_core, run=not no_run)
             except CzannError as exc:  # a missing file, say: its line, then the next file
                 codes.append(_report(exc, debug=debug))
+                reports.append({"path": str(file), **error_document(exc)})
                 continue
             codes.append(0 if report.ok else 1)
-            if json_out:
-                reports.append({"path": str(file), **report.as_dict()})
-            else:
+            reports.append({"path": str(file), **report.as_dict()})
+            if not json_out:
                 print_validation(out, err, str(file), report)
-        if json_out and reports:
+        if json_out:
             typer.echo(to_json(reports if len(files) > 1 else reports[0]))
         return max(codes)
 

@@ -51,11 +51,17 @@ def test_every_valid_file_exits_0(archives: tuple[Path, Path]) -> None:
 
 def test_json_is_a_list_for_several_files_and_an_object_for_one(archives: tuple[Path, Path]) -> None:
     good, bad = archives
-    several = czann("validate", "--json", "--no-run", str(good), str(bad))
-    assert several.returncode == 1
-    assert [(entry["path"], entry["valid"]) for entry in json.loads(several.stdout)] == [
+    missing = good.parent / "absent.czann"
+    several = czann("validate", "--json", "--no-run", str(good), str(bad), str(missing))
+    assert several.returncode == 2
+    entries = json.loads(several.stdout)
+    assert [(entry["path"], entry.get("valid")) for entry in entries] == [
         (str(good), True),
         (str(bad), False),
+        (str(missing), None),
     ]
+    assert entries[2]["error"]["exit_code"] == 2 and entries[2]["error"]["message"] == "file not found"
     one = czann("validate", "--json", "--no-run", str(good))
     assert one.returncode == 0 and json.loads(one.stdout)["path"] == str(good)
+    alone = czann("validate", "--json", str(missing))
+    assert alone.returncode == 2 and json.loads(alone.stdout)["error"]["file"] == str(missing)
