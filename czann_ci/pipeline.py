@@ -333,7 +333,7 @@ def _story_note(plan: ConversionPlan, story: SpecStory) -> list[str]:
     if len(story.candidates) < 2:
         return []
     return [
-        f"spec {plan.spec.version} was asked; files before 2.1.0 carry no version and this one's content fits "
+        f"spec {plan.spec.version} was asked; a file without FormatVersion states no version and this one's content fits "
         f"spec {story.label} alike: every command calls it that, with {story.spec.version}'s ZEN minimum "
         "(ZEN reads the content, not a label)"
     ]

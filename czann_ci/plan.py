@@ -170,7 +170,8 @@ def make_plan(options: ConvertOptions) -> ConversionPlan:
     meta, model, model_format, license_file, notes = resolve_inputs(options)
     _check_payload_source(options, model_format)
     if model_format.needs_tensorflow:  # before any work, and without importing it
-        require_tensorflow("SavedModels" if model_format is ModelFormat.SAVEDMODEL else "Keras models")
+        saved = model_format in (ModelFormat.SAVEDMODEL, ModelFormat.ARCHIVE)
+        require_tensorflow("SavedModels" if saved else "Keras models")
     out_format = OutputFormat(options.out_format) if options.out_format else _default_format(meta)
     spec = _choose_spec(options, out_format)
     target = target_for(

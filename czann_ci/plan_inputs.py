@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from czann_ci.errors import UsageError
-from czann_ci.format.kinds import MetadataKind
+from czann_ci.format.kinds import ArchiveKind, MetadataKind
 from czann_ci.format.metadata import MetadataFile, load_metadata_file
 from czann_ci.naming import file_slug
 from czann_ci.sources.base import ModelFormat
@@ -15,6 +15,9 @@ from czann_ci.sources.base import ModelFormat
 if TYPE_CHECKING:
     from czann_ci.plan import ConvertOptions
 
+_ARCHIVE_SUFFIXES = (
+    ".czann",
+)  # a SavedModel payload is a .czann's only (legacy 3.0.0 files are not converted)
 _MODEL_SUFFIXES = {
     ".keras": "keras",
     ".h5": "h5",
@@ -30,8 +33,12 @@ def resolve_inputs(
 ) -> tuple[MetadataFile, Path | Any, ModelFormat, Path | None, list[str]]:
     notes: list[str] = []
     package = _package_path(options)
+    archive = _archive_path(options)
     if package is not None:
         meta, notes = _package_metadata(package, options)
+    elif archive is not None and options.meta is None:
+        meta = archive_metadata(archive)
+        notes.append(f"metadata from {archive.name}'s model.json (its Id kept: the same model, now as ONNX)")
     elif options.meta is None:
         raise _missing_metadata(options)
     else:
@@ -67,6 +74,9 @@ def metadata_of(options: ConvertOptions) -> MetadataFile:
     package = _package_path(options)
     if package is not None:
         return _package_metadata(package, options)[0]
+    archive = _archive_path(options)
+    if archive is not None and options.meta is None:
+        return archive_metadata(archive)
     if options.meta is None:
         raise _missing_metadata(options)
     return options.meta if isinstance(options.meta, MetadataFile) else load_metadata_file(Path(options.meta))
@@ -80,6 +90,33 @@ def _missing_metadata(options: ConvertOptions) -> UsageError:
             "(or --meta with a conversion spec that names ModelPath)"
         )
     return UsageError("--meta is required: only a bioimage.io package carries its own metadata")
+
+
+def _archive_path(options: ConvertOptions) -> Path | None:
+    """The model archive the options name as the model, if they do (its model.json can be the metadata)."""
+    if not isinstance(options.model, (str, Path)) or options.model_format not in (
+        None,
+        ModelFormat.ARCHIVE.value,
+    ):
+        return None
+    path = Path(options.model)
+    return path if path.is_file() and path.suffix.lower() in _ARCHIVE_SUFFIXES else None
+
+
+def archive_metadata(archive: Path) -> MetadataFile:
+    """A .czann's model.json as the metadata of converting its SavedModel payload to ONNX (the way out of
+    czmodel 5.x's silent SavedModel fallback); any other archive is refused: its model is ONNX already."""
+    from czann_ci.format.archive import read_archive
+
+    contents = read_archive(archive)
+    if contents.kind is not ArchiveKind.CZANN or not contents.model_is_savedmodel:
+        raise UsageError(
+            "its model is ONNX already: nothing to convert (czann validate checks it; czann unpack gives the "
+            "ONNX file to convert to another format or spec)",
+            file=str(archive),
+        )
+    fields = {key: value for key, value in contents.metadata.items() if key != "FormatVersion"}
+    return MetadataFile(path=archive, kind=MetadataKind.MODEL_JSON, model_json=fields)
 
 
 def _package_path(options: ConvertOptions) -> Path | None:
@@ -134,6 +171,8 @@ def detect_model_format(path: Path) -> ModelFormat:
     if not path.exists():
         raise UsageError("model not found", file=str(path))
     suffix = path.suffix.lower()
+    if suffix in _ARCHIVE_SUFFIXES:
+        return ModelFormat.ARCHIVE
     if suffix in _MODEL_SUFFIXES:
         return ModelFormat(_MODEL_SUFFIXES[suffix])
     raise UsageError(

@@ -160,7 +160,8 @@ def _savedmodel_checks(
     summary.warning(
         "savedmodel",
         f"the model is a zipped TensorFlow SavedModel; ZEN also reads ONNX, which is checked more deeply: "
-        f"`czann convert {contents.path.name} -o NEW.czann` converts the SavedModel inside",
+        f"`czann convert {contents.path.name} -o NEW.czann --spec {spec.version}` converts the SavedModel "
+        "inside (same metadata, same ZEN releases)",
         file=where,
     )
     payload = contents.read_model()

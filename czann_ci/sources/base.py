@@ -38,10 +38,11 @@ class ModelFormat(str, Enum):
     ONNX = "onnx"
     TORCH = "torch"
     BIOIMAGEIO = "bioimageio"  # a bioimage.io model package (it carries its own metadata)
+    ARCHIVE = "archive"  # a .czann whose model member is a zipped SavedModel (czmodel 5.x's fallback)
 
     @property
     def needs_tensorflow(self) -> bool:
-        return self in (ModelFormat.KERAS, ModelFormat.H5, ModelFormat.SAVEDMODEL)
+        return self in (ModelFormat.KERAS, ModelFormat.H5, ModelFormat.SAVEDMODEL, ModelFormat.ARCHIVE)
 
 
 class PayloadKind(str, Enum):
@@ -88,6 +89,7 @@ SOURCES: dict[ModelFormat, tuple[str, str]] = {
     ModelFormat.ONNX: ("czann_ci.sources.onnx_source", "OnnxSource"),
     ModelFormat.TORCH: ("czann_ci.sources.torch_source", "TorchSource"),
     ModelFormat.BIOIMAGEIO: ("czann_ci.sources.bioimageio.source", "BioimageioSource"),
+    ModelFormat.ARCHIVE: ("czann_ci.sources.archive_source", "ArchiveSavedModelSource"),
 }
 SAVEDMODEL_PAYLOAD_SOURCE = ("czann_ci.sources.savedmodel_payload_source", "SavedModelPayloadSource")
 
