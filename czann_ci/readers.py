@@ -33,7 +33,6 @@ from czann_ci.format.specs import (
     FormatSpec,
     SpecStory,
     spec_story,
-    truncation_hint,
 )
 
 
@@ -224,11 +223,10 @@ def _check_zen_targets(
             )
         elif spec.read_by(product, version):
             summary.passed("zen-version", f"ZEN {product} {version} reads spec {story.label}", file=where)
-        else:
+        else:  # no "quote it" hint: these versions come from the command line or Python, never from YAML
             summary.error(
                 "zen-version",
-                f"spec {story.label} needs ZEN {product} {minimum} or newer; ZEN {product} {version} cannot read it"
-                + truncation_hint(product, version, spec),
+                f"spec {story.label} needs ZEN {product} {minimum} or newer; ZEN {product} {version} cannot read it",
                 file=where,
             )
 

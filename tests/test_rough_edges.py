@@ -218,6 +218,16 @@ def test_the_zen_version_hint_on_the_command_line_does_not_speak_of_yaml() -> No
     assert "YAML" not in done.stderr and "quote" not in done.stderr and "did you mean" not in done.stderr
 
 
+def test_validate_names_the_zen_minimum_without_a_yaml_hint(tmp_path: Path) -> None:
+    from model_archives import build_archive
+
+    older = build_archive(tmp_path, "nuclei.czann", spec="1.1.0")  # read by ZEN blue 3.10, not by 3.1
+    done = czann("validate", str(older), "--zen-blue", "3.1", "--no-run")
+    assert done.returncode == 1
+    assert "ZEN blue 3.1 cannot read it" in done.stderr
+    assert "YAML" not in done.stderr and "quote" not in done.stderr and "did you mean" not in done.stderr
+
+
 def synopsis() -> dict[str, str]:
     """command -> its line in the README's synopsis block."""
     block = readme_section("The `czann` command").split("```\n", 2)[1]
