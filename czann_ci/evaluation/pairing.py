@@ -63,10 +63,13 @@ def pair_images(images: Sequence[Path], labels: Sequence[Path] | None) -> list[I
         return [ImagePair(image, None) for image in _distinct(image_list, key=image_stem)]
     label_list = collect_files(labels, flag="--labels")
     # --images and --labels may name the same folder: a file in both lists is a label file when its stem
-    # ends with a label suffix, an image otherwise
+    # ends with a label suffix, an image otherwise (unless that leaves one list empty: an image that is
+    # its own regression reference)
     both = set(image_list) & set(label_list)
-    image_list = [path for path in image_list if path not in both or not _labelled(path)]
-    label_list = [path for path in label_list if path not in both or _labelled(path)]
+    images_only = [path for path in image_list if path not in both or not _labelled(path)]
+    labels_only = [path for path in label_list if path not in both or _labelled(path)]
+    if images_only and labels_only:
+        image_list, label_list = images_only, labels_only
     if len(image_list) == 1 and len(label_list) == 1:
         return [ImagePair(image_list[0], label_list[0])]
     by_key = {label_key(path): path for path in _distinct(label_list, key=label_key)}
