@@ -583,3 +583,21 @@ def test_a_refused_description_is_one_line_naming_the_field(tmp_path: Path) -> N
         refusal = _refusal(error, tmp_path / "model.czann")
     assert isinstance(refusal, InvalidModelError)
     one_line(refusal, 1, "model.czann", "size", "bioimage.io refuses")
+
+
+def test_an_older_0_5_package_is_read(tmp_path: Path) -> None:
+    """A package that states an older 0.5 format (0.5.3) converts as one written in the newest (README:
+    which versions are tested)."""
+    import re
+
+    package = gray_package(tmp_path, "current", [], SOFTMAX)
+    older = tmp_path / "older-0.5.3.zip"
+    with zipfile.ZipFile(package) as source, zipfile.ZipFile(older, "w") as copy:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename in ("rdf.yaml", "bioimageio.yaml"):
+                data = re.sub(rb"(?m)^format_version: 0\.5\.\d+$", b"format_version: 0.5.3", data)
+                assert b"format_version: 0.5.3" in data
+            copy.writestr(info, data)
+    czann, _, _ = convert_package(older, tmp_path, "2.1.0")
+    assert_reproduces(older, czann)
