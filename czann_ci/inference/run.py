@@ -63,10 +63,17 @@ def iter_bands(
         else:
             output = np.empty((height, source.width, model.output_channels), dtype=np.float32)
         pixels = np.empty((height, source.width, len(picked)), np.float32) if keep_pixels else None
+        # the row's tiles read at once: a region read costs about the same for one tile as for the row in a CZI
+        # of large subblocks (37 ms either way for a 4096 x 4096 subblock), and neighbouring tiles overlap
+        strip_x = row[0].roi.x
+        strip = source.read(strip_x, row[0].roi.y, row[-1].roi.x + row[-1].roi.w - strip_x, row[0].roi.h)
         for start in range(0, len(row), per_run):
             group = row[start : start + per_run]
             inputs = np.stack(
-                [to_input(source.read(t.roi.x, t.roi.y, t.roi.w, t.roi.h), picked, divisor) for t in group]
+                [
+                    to_input(strip[:, t.roi.x - strip_x : t.roi.x - strip_x + t.roi.w], picked, divisor)
+                    for t in group
+                ]
             )
             began = time.perf_counter()
             results = model.run(inputs)
