@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,11 +39,13 @@ def git(*args: str, cwd: Path, env: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """pre-commit's cache in a folder of this module; git without the machine's own configuration."""
-    return {
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """pre-commit's cache in a folder of this module, removed after it (the hook's environment is about
+    250 MB); git without the machine's own configuration."""
+    home = tmp_path_factory.mktemp("pre-commit-home")
+    yield {
         **os.environ,
-        "PRE_COMMIT_HOME": str(tmp_path_factory.mktemp("pre-commit-home")),
+        "PRE_COMMIT_HOME": str(home),
         "GIT_CONFIG_GLOBAL": os.devnull,
         "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_AUTHOR_NAME": "Lab",
@@ -50,6 +53,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "GIT_COMMITTER_NAME": "Lab",
         "GIT_COMMITTER_EMAIL": "lab@example.org",
     }
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
