@@ -93,29 +93,16 @@ def _fixed_segmenter(opset: int, channels: int = 1) -> bytes:
     return model.SerializeToString()
 
 
-def _legacy_xml(version: str, *, zen_extras: bool) -> bytes:
-    """The XML as czmodel writes it, and with what ZEN and APEER exports add."""
-    extras = (
-        "<TotalTileHeight>8</TotalTileHeight><TotalTileWidth>8</TotalTileWidth>"
-        "<ScaleInputsByBitdepth>true</ScaleInputsByBitdepth>"
-        "<Description>Trained on https://www.apeer.com/ (nuclei, 2021)</Description>"
-        if zen_extras
-        else ""
-    )
-    channels = "Gray8 Gray16 Gray32Float" if zen_extras else "Gray8"
-    classes = (
-        '<Item Name="background" LabelValue="1" Color="#FF000000"/><Item Name="nuclei" LabelValue="2" '
-        'Color="#FF00FF00"/>'
-        if zen_extras
-        else '<Item colB="0" colG="0" colR="255" LabelValue="1" Name="background"/>'
-        '<Item colB="0" colG="255" colR="0" LabelValue="2" Name="nuclei"/>'
-    )
+def _czmodel_xml() -> bytes:
+    """The XML as czmodel writes it: one line, children in its order, colours as colB/colG/colR."""
     return (
-        f'<?xml version="1.0" encoding="utf-8"?><Model Version="{version}"><Id>{MODEL_ID}</Id>'
+        f'<?xml version="1.0" encoding="utf-8"?><Model Version="3.1.0"><Id>{MODEL_ID}</Id>'
         "<ModelName>nuclei</ModelName><Status>Trained</Status><FeatureExtractor>DeepNeuralNetwork"
-        f"</FeatureExtractor><Postprocessing/>{extras}<ColorHandling>ConvertToMonochrome</ColorHandling>"
-        f'<Channels><Item PixelType="{channels}"/></Channels><TrainingClasses>{classes}</TrainingClasses>'
-        "<BorderSize>2</BorderSize></Model>"
+        "</FeatureExtractor><Postprocessing/><ColorHandling>ConvertToMonochrome</ColorHandling>"
+        '<Channels><Item PixelType="Gray8"/></Channels><TrainingClasses>'
+        '<Item colB="0" colG="0" colR="255" LabelValue="1" Name="background"/>'
+        '<Item colB="0" colG="255" colR="0" LabelValue="2" Name="nuclei"/>'
+        "</TrainingClasses><BorderSize>2</BorderSize></Model>"
     ).encode()
 
 
@@ -127,15 +114,46 @@ def _legacy(path: Path, xml: bytes, model: bytes) -> None:
 
 
 def zen_legacy_3_2_0(path: Path) -> None:
-    _legacy(path, _legacy_xml("3.2.0", zen_extras=True), _fixed_segmenter(12))
+    """Laid out as the ZEN/APEER export napari-czann-segment 0.1.2 ships (PGC_20X_nucleus_detector.czseg):
+    the empty modelid= member first, members deflated, the XML with a byte order mark, CRLF line ends and
+    indentation, Description first, Postprocessing "None", Channels with IsAfterColorHandling."""
+    xml = "\r\n".join(
+        [
+            '\ufeff<?xml version="1.0" encoding="utf-8"?>',
+            '<Model Version="3.2.0">',
+            f"  <Id>{MODEL_ID}</Id>",
+            "  <ModelName>nuclei</ModelName>",
+            "  <Description>https://www.apeer.com/app/machine-learning/train/0000</Description>",
+            "  <Status>Trained</Status>",
+            "  <FeatureExtractor>DeepNeuralNetwork</FeatureExtractor>",
+            "  <Postprocessing>None</Postprocessing>",
+            "  <ColorHandling>ConvertToMonochrome</ColorHandling>",
+            '  <Channels IsAfterColorHandling="true">',
+            '    <Item PixelType="Gray8 Gray16 Gray32Float" />',
+            "  </Channels>",
+            "  <TrainingClasses>",
+            '    <Item colR="255" colG="0" colB="0" LabelValue="1" Name="background" />',
+            '    <Item colR="0" colG="255" colB="0" LabelValue="2" Name="nuclei" />',
+            "  </TrainingClasses>",
+            "  <BorderSize>2</BorderSize>",
+            "  <ScaleInputsByBitdepth>true</ScaleInputsByBitdepth>",
+            "  <TotalTileHeight>8</TotalTileHeight>",
+            "  <TotalTileWidth>8</TotalTileWidth>",
+            "</Model>",
+        ]
+    ).encode("utf-8")
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(f"modelid={MODEL_ID}", b"")
+        archive.writestr(f"{MODEL_ID}.xml", xml)
+        archive.writestr(f"{MODEL_ID}.model", _fixed_segmenter(12))
 
 
 def czmodel_legacy_3_1_0(path: Path) -> None:
-    _legacy(path, _legacy_xml("3.1.0", zen_extras=False), _fixed_segmenter(12))
+    _legacy(path, _czmodel_xml(), _fixed_segmenter(12))
 
 
 def czmodel_6_2_legacy_opset_18(path: Path) -> None:
-    _legacy(path, _legacy_xml("3.1.0", zen_extras=False), _fixed_segmenter(18))
+    _legacy(path, _czmodel_xml(), _fixed_segmenter(18))
 
 
 def _nuclei(**changes: object) -> dict[str, object]:

