@@ -175,7 +175,12 @@ def _savedmodel_checks(
             file=where,
         )
         return
-    if not summary.ok or shapes is None:
+    if shapes is None:
+        summary.not_established(
+            "savedmodel-run", "the metadata declares no shapes to run a tile of: not run", file=where
+        )
+        return
+    if not summary.ok:
         return
     import tempfile
     import zipfile
