@@ -659,3 +659,21 @@ def test_an_unreachable_scheduler_is_one_line(models: dict[str, Path], nuclei_fi
     assert code == 2 and line.startswith(
         "error: --scheduler: cannot reach the Dask scheduler at tcp://127.0.0.1:1"
     )
+
+
+def test_the_channel_fed_to_the_model_is_picked_as_predict_picks_it(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    """A two-channel OME-TIFF whose second channel holds the nuclei: a one-channel model needs
+    --channels (exit 6 naming both counts without it), and with --channels 1 finds every nucleus."""
+    tifffile = pytest.importorskip("tifffile")
+    image, bright, dim = nuclei()
+    planes = np.stack([np.full_like(image, BACKGROUND), image])
+    tifffile.imwrite(
+        tmp_path / "two.ome.tif", planes, photometric="minisblack", ome=True, metadata={"axes": "CYX"}
+    )
+    write_png(tmp_path / "two_labels.png", (bright | dim).astype(np.uint8))
+    args = (str(models["exact"]), "-i", str(tmp_path / "two.ome.tif"), "-l", str(tmp_path / "two_labels.png"))
+    code, line = refused(*args)
+    assert code == 6 and "the image has 2 channel(s), the model takes 1" in line
+    assert evaluate_json(*args, "--channels", "1")["score"] == 1.0
