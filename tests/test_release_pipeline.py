@@ -310,10 +310,12 @@ def test_ci_yml_lints_runs_the_readme_tests_and_the_action_from_the_checkout() -
     test_command = "pip install -e '.[tensorflow,test,bioimageio]' && python -m pytest"
     assert test_command in readme
     assert any(s.get("run") == test_command for s in jobs["test"]["steps"])
+    # .ci/run runs the README's quick-start commands as .ci/quick_start.py reads them, each in a fresh venv.
     ci_run = (REPO / ".ci" / "run").read_text()
-    assert (
-        "-m pip install -q -e '.[tensorflow,test,bioimageio]'" in ci_run and '"$PYTHON" -m pytest' in ci_run
-    )
+    assert ".ci/quick_start.py" in ci_run and ci_run.count("fresh_venv ") == 2
+    assert 'bash -euo pipefail -c "${quick[0]}"' in ci_run and 'bash -euo pipefail -c "${quick[1]}"' in ci_run
+    quick = run(sys.executable, str(REPO / ".ci" / "quick_start.py"))
+    assert json.dumps(test_command) in quick.stdout.splitlines()
     (step,) = [s for s in jobs["action"]["steps"] if s.get("uses") == "./"]
     assert step["with"]["mode"] == "validate"
     assert set(step["with"]) <= set(load_yaml(REPO / "action.yml")["inputs"])
