@@ -9,6 +9,7 @@ a virtualenv with this package and its dependencies from PyPI.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -151,3 +152,17 @@ def test_other_files_do_not_run_the_hook(
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "czann validate" in output and "(no files to check)Skipped" in output
+
+
+def test_the_hook_takes_every_archive_kind_czann_writes() -> None:
+    from ruamel.yaml import YAML  # installed with check-jsonschema (the test extra)
+
+    from czann_ci.format.kinds import OutputFormat
+
+    (hook,) = YAML(typ="safe").load((REPO / ".pre-commit-hooks.yaml").read_text())
+    files = re.compile(hook["files"])  # pre-commit searches the path with Python's re
+    for kind in OutputFormat:
+        assert files.search(f"models/nuclei.{kind.value}") and files.search(f"NUCLEI.{kind.value.upper()}")
+    for other in ("nuclei.czann.bak", "nuclei.zip", "nuclei.onnx", "czann"):
+        assert not files.search(other), other
+    assert hook["entry"] == "czann validate" and hook["language"] == "python" and hook["pass_filenames"]
