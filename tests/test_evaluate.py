@@ -677,3 +677,31 @@ def test_the_channel_fed_to_the_model_is_picked_as_predict_picks_it(
     code, line = refused(*args)
     assert code == 6 and "the image has 2 channel(s), the model takes 1" in line
     assert evaluate_json(*args, "--channels", "1")["score"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("missing", "flags", "what", "extra"),
+    [
+        ("skimage", (), "czann evaluate's metrics", "images"),
+        ("distributed", ("--scheduler", "tcp://127.0.0.1:8786"), "Dask clusters (--scheduler)", "dask"),
+    ],
+)
+def test_a_missing_extra_is_one_line_naming_it(
+    models: dict[str, Path],
+    nuclei_files: dict[str, Any],
+    missing: str,
+    flags: tuple[str, ...],
+    what: str,
+    extra: str,
+) -> None:
+    from test_extras import czann_without
+
+    done = czann_without(
+        missing, "evaluate", str(models["exact"]), "-i", str(nuclei_files["image"]), "-l", str(nuclei_files["labels"]),
+        *flags, cwd=nuclei_files["image"].parent,
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().startswith(
+        f"error: {what} need the {extra} extra: pip install 'czann-ci[{extra}]'"
+    )
+    assert len(done.stderr.strip().splitlines()) == 1

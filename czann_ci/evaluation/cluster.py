@@ -22,7 +22,7 @@ def run_on_cluster(address: str, function: Callable[[Task], Outcome], tasks: Seq
     try:
         from distributed import Client
     except ImportError:
-        raise missing_extra("--scheduler", "dask") from None
+        raise missing_extra("Dask clusters (--scheduler)", "dask") from None
     _check_reachable(address)
     try:
         client = Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
