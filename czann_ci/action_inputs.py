@@ -3,13 +3,16 @@ spelling, or GitLab's ``CZANN_*`` variables; checked strictly (booleans, choices
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from czann_ci.action_gate import GATE_INPUT_NAMES, read_gate
 from czann_ci.ci_paths import PathRule
 from czann_ci.errors import UsageError
 from czann_ci.plan import LAYOUTS, OUTPUT_FORMATS, ConvertOptions
@@ -18,6 +21,9 @@ from czann_ci.release import MODES as RELEASE_MODES
 from czann_ci.release.forge import check_release_access
 from czann_ci.release.versions import BUMP_CHOICES, DEFAULT_INITIAL_VERSION, require_version
 from czann_ci.sources.bioimageio.package import is_package_path
+
+if TYPE_CHECKING:
+    from czann_ci.release.gate import GateRequest
 
 MODES = ("validate", "package", "publish", *RELEASE_MODES)
 FORGE_MODES = ("publish", *RELEASE_MODES)  # the modes that send requests to the forge
@@ -61,6 +67,7 @@ INPUT_NAMES = (
     "force",
     "allow-outside",
     "debug",
+    *GATE_INPUT_NAMES,
 )
 # SemVer 2.0.0, https://semver.org
 SEMVER_RE = re.compile(
@@ -117,6 +124,7 @@ class CiContext:
     default_token: str
     server_url: str = ""
     commit: str = ""
+    change_request: int | None = None  # the pull request / merge request IID this run belongs to
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CiContext:
@@ -130,6 +138,7 @@ class CiContext:
                 default_token=env.get("CI_JOB_TOKEN", ""),
                 server_url=env.get("CI_SERVER_URL", ""),
                 commit=env.get("CI_COMMIT_SHA", ""),
+                change_request=_number_or_none(env.get("CI_MERGE_REQUEST_IID", "")),
             )
         ref = env.get("GITHUB_REF", "")
         # Only a real runner sets GITHUB_ACTIONS=true; a shell that exported GITHUB_REF is still local.
@@ -144,7 +153,29 @@ class CiContext:
             default_token=env.get("GITHUB_TOKEN", ""),
             server_url=env.get("GITHUB_SERVER_URL", ""),
             commit=env.get("GITHUB_SHA", "") or ("" if github else _git_head(workspace)),
+            change_request=_pull_request_of(env) if github else None,
         )
+
+
+def _number_or_none(text: str) -> int | None:
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() and int(text) > 0 else None
+
+
+def _pull_request_of(env: Mapping[str, str]) -> int | None:
+    """The pull request a GitHub-style run belongs to: ``pull_request.number`` of the event payload at
+    GITHUB_EVENT_PATH (pull_request and pull_request_target events), else ``refs/pull/<n>/...`` in
+    GITHUB_REF; None outside a pull request."""
+    try:
+        event = json.loads(Path(env["GITHUB_EVENT_PATH"]).read_text(encoding="utf-8"))
+    except (KeyError, OSError, ValueError):
+        event = None
+    pull = event.get("pull_request") if isinstance(event, dict) else None
+    number = pull.get("number") if isinstance(pull, dict) else None
+    if isinstance(number, int) and not isinstance(number, bool) and number > 0:
+        return number
+    match = re.fullmatch(r"refs/pull/(\d+)/(?:merge|head)", env.get("GITHUB_REF", ""))
+    return _number_or_none(match.group(1)) if match else None
 
 
 def _git_head(folder: Path) -> str:
@@ -185,6 +216,8 @@ class ActionInputs:
     rule: PathRule | None = None
     bump: str = "auto"  # release and plan modes
     initial_version: str = DEFAULT_INITIAL_VERSION
+    gate: GateRequest | None = None  # eval-images: the quality gate (action_gate.py)
+    comment: bool = False  # plan mode: keep one comment on the pull/merge request up to date
 
     @property
     def metadata(self) -> Path | None:
@@ -225,6 +258,8 @@ def read_inputs(reader: InputReader, ctx: CiContext) -> ActionInputs:
         rule=path_rule(reader, ctx),
         bump=bump,
         initial_version=initial_version,
+        gate=read_gate(reader, path_rule(reader, ctx), mode),
+        comment=reader.boolean("comment"),
     )
 
 

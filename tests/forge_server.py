@@ -33,6 +33,9 @@ Endpoints (GitHub, under /api/v3, auth ``Authorization: Bearer|token T``):
   DELETE    /repos/O/R/git/refs/tags/T       204; 422 "Reference does not exist"
             Publishing a release whose tag does not exist creates the tag at its target_commitish,
             as GitHub does; deleting a release keeps its tag.
+  GET/POST  /repos/O/R/issues/N/comments     a pull request's conversation (oldest first, paginated) /
+                                             {"body"}: 201
+  GET/PATCH /repos/O/R/issues/comments/ID    {"body"}: 200
   Assets carry ``digest: "sha256:<hex>"`` unless FakeForge(digests=False).
   Errors: 401 Bad credentials, 404 for a repository the token cannot see, 403 "Resource not
   accessible by integration" for writes with a read token.
@@ -54,6 +57,8 @@ Endpoints (GitLab, under /api/v4/projects/ID-or-url-encoded-path, auth ``JOB-TOK
             A release created with ``ref`` for a missing tag creates the tag there.
   GET/POST  /releases/TAG/assets/links       GET/PUT/DELETE /releases/TAG/assets/links/LID
             (400 "has already been taken" for a duplicate link name or url)
+  GET/POST  /merge_requests/IID/notes        GET/PUT /merge_requests/IID/notes/NID ({"body"}); JOB-TOKEN may
+            read them but not write them (403)
 
 Fault injection: ``inject(method, path_regex, kind=..., status=..., retry_after=..., delay=...,
 times=1)`` queues a Fault; a request takes the first queued fault whose method ("*" = any) and
@@ -70,6 +75,7 @@ regex (``re.search`` on the path without query) match, ``times`` times (-1 = for
 
 Inspection: ``requests_seen`` (list of RequestRecord(method, path, status); status 0 = dropped),
 ``github_releases(repo)``, ``github_asset_bytes(repo, tag, name)``, ``github_tags(repo)``,
+``github_comments(repo, number)``, ``gitlab_notes(project, iid)``,
 ``gitlab_package_files(project, name, version)``, ``gitlab_file_bytes(...)``, ``gitlab_release(project,
 tag)``, ``gitlab_tags(project)``; ``add_github_tag``/``add_gitlab_tag`` set a tag up directly. Tokens are never
 logged or stored in records.
@@ -160,6 +166,18 @@ class _GhRepo:
     public: bool = False
     releases: dict[int, _GhRelease] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)  # tag name -> commit sha (lightweight tags)
+    comments: dict[int, _Comment] = field(default_factory=dict)
+
+
+@dataclass
+class _Comment:
+    """An issue comment (GitHub, Forgejo) or a merge request note (GitLab)."""
+
+    id: int
+    on: int  # the issue / pull request number, or the merge request IID
+    body: str
+    created_at: str
+    updated_at: str
 
 
 @dataclass
@@ -205,6 +223,7 @@ class _GlProject:
     packages: dict[int, _GlPackage] = field(default_factory=dict)
     releases: dict[str, _GlRelease] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)  # tag name -> commit sha
+    notes: dict[int, _Comment] = field(default_factory=dict)
 
 
 class _Reply(Exception):
@@ -219,6 +238,16 @@ class _Reply(Exception):
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _comment_json(comment: _Comment) -> dict[str, Any]:
+    return {
+        "id": comment.id,
+        "body": comment.body,
+        "created_at": comment.created_at,
+        "updated_at": comment.updated_at,
+        "system": False,  # GitLab marks its own notes ("added 1 commit") as system notes
+    }
 
 
 class FakeForge:
@@ -410,6 +439,14 @@ class FakeForge:
             if newest is None:
                 raise KeyError(file_name)
             return newest.data
+
+    def github_comments(self, repo: str, number: int) -> list[dict[str, Any]]:
+        with self.lock:
+            return [_comment_json(c) for c in self._gh[repo].comments.values() if c.on == number]
+
+    def gitlab_notes(self, project: str | int, iid: int) -> list[dict[str, Any]]:
+        with self.lock:
+            return [_comment_json(c) for c in self._gl_project_by_ref(project).notes.values() if c.on == iid]
 
     def gitlab_release(self, project: str | int, tag: str) -> dict[str, Any] | None:
         with self.lock:
@@ -724,6 +761,11 @@ class _Handler(BaseHTTPRequestHandler):
         if len(parts) >= 4 and parts[2] == "git":
             repo, _ = self._gh_repo(parts[0], parts[1], method != "GET")
             return self._github_git(method, repo, parts[3:], query, body)
+        if len(parts) >= 5 and parts[2] == "issues":
+            repo, _ = self._gh_repo(parts[0], parts[1], method != "GET")
+            return self._comments(
+                method, repo.comments, parts[3:], query, body, "PATCH", {"message": "Not Found"}
+            )
         if len(parts) < 3 or parts[2] != "releases":
             raise _Reply(404, {"message": "Not Found"})
         forge, base = self.forge, self.base
@@ -963,7 +1005,57 @@ class _Handler(BaseHTTPRequestHandler):
                     return 204, None, {}
             if parts and parts[0] == "releases":
                 return self._gitlab_releases(method, proj, parts[1:], query, body)
+            if len(parts) >= 3 and parts[0] == "merge_requests" and parts[2] == "notes":
+                if method != "GET" and self.headers.get("JOB-TOKEN"):
+                    raise _Reply(403, {"message": "403 Forbidden"})  # CI_JOB_TOKEN may not write notes
+                rest = [parts[1], "comments", *parts[3:]] if len(parts) <= 3 else ["comments", *parts[3:]]
+                return self._comments(
+                    method, proj.notes, rest, query, body, "PUT", {"message": "404 Not found"}, on=parts[1]
+                )
         raise _Reply(404, {"message": "404 Not Found"})
+
+    def _comments(
+        self,
+        method: str,
+        store: dict[int, _Comment],
+        rest: list[str],
+        query: dict[str, str],
+        body: bytes,
+        edit: str,
+        missing: dict[str, str],
+        on: str = "",
+    ) -> tuple[int, Any, dict[str, str]]:
+        """``N/comments`` (GET: oldest first, paginated; POST {"body"}: 201) and ``comments/ID`` (GET, and
+        ``edit`` {"body"}: 200), GitHub's and Forgejo's issue comments; GitLab's notes are routed here as
+        ``IID/comments`` and ``comments/ID`` with the IID in ``on``."""
+        payload = json.loads(body or b"{}") if method in ("POST", "PATCH", "PUT") else {}
+        with self.forge.lock:
+            if len(rest) == 2 and rest[1] == "comments" and rest[0].isdigit():
+                number = int(rest[0])
+                if method == "GET":
+                    found = [
+                        _comment_json(c) for c in sorted(store.values(), key=lambda c: c.id) if c.on == number
+                    ]
+                    chunk, headers = self._page(found, query, 30)
+                    return 200, chunk, headers
+                if method == "POST":
+                    if not isinstance(payload.get("body"), str) or not payload["body"]:
+                        raise _Reply(422, {"message": "body is missing"})
+                    comment = _Comment(self.forge.new_id(), number, payload["body"], _now(), _now())
+                    store[comment.id] = comment
+                    return 201, _comment_json(comment), {}
+            if len(rest) == 2 and rest[0] == "comments" and rest[1].isdigit():
+                comment = store.get(int(rest[1]))
+                if comment is None or (on and str(comment.on) != on):
+                    raise _Reply(404, missing)
+                if method == "GET":
+                    return 200, _comment_json(comment), {}
+                if method == edit:
+                    if not isinstance(payload.get("body"), str) or not payload["body"]:
+                        raise _Reply(422, {"message": "body is missing"})
+                    comment.body, comment.updated_at = payload["body"], _now()
+                    return 200, _comment_json(comment), {}
+        raise _Reply(404, missing)
 
     def _gitlab_tag_json(self, proj: _GlProject, tag: str) -> dict[str, Any]:
         sha = proj.tags[tag]

@@ -1,5 +1,5 @@
-"""One authenticated session with a forge's API for the release step: the client, its retry policy, and a
-log and errors that never carry the token. GitHubForge and GitLabForge build on it."""
+"""One authenticated session with a forge's API: the client, its retry policy, and a log and errors that
+never carry the token; the tag and comment rules every forge shares. Each forge's Forge class builds on it."""
 
 from __future__ import annotations
 
@@ -12,9 +12,13 @@ from czann_ci.publish.http import ApiClient, Redactor, body_of, redacting
 from czann_ci.publish.models import TagExistsError
 from czann_ci.publish.retry import RetryPolicy
 
+COMMENT_CREATED, COMMENT_UPDATED, COMMENT_UNCHANGED = "created", "updated", "unchanged"
+
 
 class ForgeSession(ABC):
-    name = ""  # GitHub | GitLab, in error messages
+    name = ""  # GitHub | GitLab | Forgejo, in error messages
+    change_request_word = "pull request"  # what the forge calls the change a comment is written on
+    comment_edit_method = "PATCH"
 
     def __init__(
         self,
@@ -77,3 +81,40 @@ class ForgeSession(ABC):
             self.delete_tag(tag)
         elif found:
             self.log(f"{self.name.lower()}: tag {tag} points at another commit ({found[:12]}); left as it is")
+
+    # -- the one comment on a pull/merge request ----------------------------------------------------------
+    @abstractmethod
+    def comments_url(self, change_request: int) -> str:
+        """Where the comments of ``change_request`` are listed (GET) and created (POST, ``{"body"}``)."""
+
+    @abstractmethod
+    def comment_url(self, change_request: int, comment_id: int) -> str:
+        """Where one comment is edited (``comment_edit_method``, ``{"body"}``)."""
+
+    def upsert_comment(self, change_request: int, marker: str, body: str) -> str:
+        """The one comment on ``change_request`` whose body contains ``marker`` is created, or edited in place
+        when it exists (the oldest, should there be several): "created", "updated" or "unchanged". A body
+        without the marker gets it as its first line, so the next run finds the comment again."""
+        if marker not in body:
+            body = f"{marker}\n{body}"
+        where = f"{self.change_request_word} {change_request}"
+        url = self.comments_url(change_request)
+        with self.redacted():
+            comments = list(self.client.paginate(url, f"listing the comments of {where}"))
+            ours = [c for c in comments if not c.get("system") and marker in str(c.get("body") or "")]
+            if not ours:
+                self.client.request("POST", url, f"commenting on {where}", json={"body": body})
+                self.log(f"{self.name.lower()}: commented on {where}")
+                return COMMENT_CREATED
+            oldest = min(ours, key=lambda c: int(c["id"]))
+            if str(oldest.get("body") or "") == body:
+                return COMMENT_UNCHANGED
+            edit = self.comment_url(change_request, int(oldest["id"]))
+            self.client.request(
+                self.comment_edit_method,
+                edit,
+                f"updating comment {oldest['id']} on {where}",
+                json={"body": body},
+            )
+            self.log(f"{self.name.lower()}: updated comment {oldest['id']} on {where}")
+            return COMMENT_UPDATED

@@ -126,6 +126,13 @@ class GitHubForge(ForgeSession):
         )
         return publish_github(target, upload.assets, self.log, retry=self.retry)
 
+    # -- comments: the issues API serves pull requests' conversation too (needs pull-requests: write) -------
+    def comments_url(self, change_request: int) -> str:
+        return f"{self.repo_url}/issues/{change_request}/comments"
+
+    def comment_url(self, change_request: int, comment_id: int) -> str:
+        return f"{self.repo_url}/issues/comments/{comment_id}"
+
     def discard(self, upload: ReleaseUpload) -> None:
         """Undo an unfinished release: its drafts, then its tag when it still points at our commit. A
         published release is left alone (the version is released)."""

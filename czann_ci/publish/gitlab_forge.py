@@ -44,6 +44,8 @@ def _record(release: dict[str, Any]) -> ReleaseRecord:
 class GitLabForge(ForgeSession):
     kind = "gitlab"
     name = "GitLab"
+    change_request_word = "merge request"
+    comment_edit_method = "PUT"
 
     def __init__(
         self,
@@ -126,6 +128,13 @@ class GitLabForge(ForgeSession):
         if upload.draft:
             self.log("gitlab: GitLab releases have no drafts; draft: true has no effect")
         return publish_gitlab(self._target(upload, description), upload.assets, self.log, retry=self.retry)
+
+    # -- comments: merge request notes (a token with the api scope; CI_JOB_TOKEN may not write them) --------
+    def comments_url(self, change_request: int) -> str:
+        return f"{self.project_url}/merge_requests/{change_request}/notes"
+
+    def comment_url(self, change_request: int, comment_id: int) -> str:
+        return f"{self.project_url}/merge_requests/{change_request}/notes/{comment_id}"
 
     def discard(self, upload: ReleaseUpload) -> None:
         """Undo an unfinished release: the release, the package version holding its files, then the tag

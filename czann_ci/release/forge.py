@@ -33,6 +33,12 @@ class ReleaseForge(Protocol):
         """Remove what an unfinished ``publish`` left (never a published release)."""
         ...
 
+    def upsert_comment(self, change_request: int, marker: str, body: str) -> str:
+        """The one comment on the pull/merge request whose body contains ``marker`` (an HTML comment such as
+        ``<!-- czann-ci:model-v -->``) is created, or updated in place: "created", "updated" or
+        "unchanged". Errors: PublishError / ForgeUnreachableError, one line, no token."""
+        ...
+
     def close(self) -> None: ...
 
 
