@@ -78,12 +78,14 @@ COPY requirements/full.lock /src/requirements/full.lock
 # TensorFlow ships 290 MB of C++ headers (only for compiling custom ops) and unstripped shared
 # libraries; dropping both keeps the image about 0.5 GB smaller and changes nothing at run time.
 # TensorFlow also requires libclang (62 MB), which nothing imports (only its own bindings load it),
-# and Keras ships its unit tests beside its modules (*_test.py, 12 MB).
+# and Keras ships its unit tests beside its modules (*_test.py, 12 MB). pylibCZIrw (the images extra)
+# requires cmake (86 MB), which nothing here runs or imports.
 RUN /opt/build/bin/pip --python /opt/czann/bin/python install --require-hashes --no-deps \
       -r /src/requirements/full.lock \
  && sh -c "$CZANN_PRUNE" \
  && site=/opt/czann/lib/python3.11/site-packages \
- && rm -rf "$site/tensorflow/include" "$site/clang" \
+ && rm -rf "$site/tensorflow/include" "$site/clang" "$site/cmake" \
+ && rm -f /opt/czann/bin/cmake /opt/czann/bin/ccmake /opt/czann/bin/cpack /opt/czann/bin/ctest \
  && find "$site/keras" \( -name '*_test.py' -o -name '*_test.cpython-*.pyc' \) -delete \
  && find "$site/tensorflow" -name '*.so*' -type f -exec strip --strip-unneeded {} +
 COPY --from=wheel /wheels /wheels

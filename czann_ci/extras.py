@@ -14,7 +14,7 @@ from pathlib import Path
 from czann_ci.errors import UsageError
 
 # Extras the full image has and the slim one leaves out (requirements/compile.sh).
-IN_FULL_IMAGE = frozenset({"tensorflow", "bioimageio"})
+IN_FULL_IMAGE = frozenset({"tensorflow", "bioimageio", "images"})
 
 
 def install_hint(extra: str) -> str:

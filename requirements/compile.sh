@@ -14,7 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 common=(--universal --generate-hashes --python-version 3.11 --annotation-style line
         --custom-compile-command requirements/compile.sh)
-uv pip compile "${common[@]}" pyproject.toml --extra tensorflow --extra bioimageio -o requirements/full.lock
+# full: also the images extra (czann predict / evaluate on CZI and TIFF files)
+uv pip compile "${common[@]}" pyproject.toml --extra tensorflow --extra bioimageio --extra images -o requirements/full.lock
 # slim: ONNX files only (bioimage.io packages take the full image, as the action's `image: auto` does)
 uv pip compile "${common[@]}" pyproject.toml -o requirements/slim.lock
 # setuptools/wheel build the czann-ci wheel inside the builder stage only.

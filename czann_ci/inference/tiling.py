@@ -8,19 +8,20 @@ from collections.abc import Iterator
 from typing import Any
 
 from czann_ci.errors import InvalidModelError
+from czann_ci.inference.images import import_reader
 
 
 def tile_strategy(tile: tuple[int, int], border: tuple[int, int]) -> Any:
     """cztile's AlmostEqualBorderFixedTotalAreaStrategy2D for tiles of (height, width) and borders of
     (height, width) pixels a side, as napari-czann-segment makes it."""
-    from cztile.fixed_total_area_strategy_2d import AlmostEqualBorderFixedTotalAreaStrategy2D
+    strategies = import_reader("cztile.fixed_total_area_strategy_2d", "Images")
     from cztile.tiling_strategy import TileInput
 
     if any(2 * b >= t for b, t in zip(border, tile, strict=True)):
         raise InvalidModelError(
             f"MinOverlap {[2 * b for b in border]} leaves nothing of a {list(tile)} tile", field="MinOverlap"
         )
-    return AlmostEqualBorderFixedTotalAreaStrategy2D(
+    return strategies.AlmostEqualBorderFixedTotalAreaStrategy2D(
         width=TileInput(tile[1], min_border_length=border[1]),
         height=TileInput(tile[0], min_border_length=border[0]),
     )
