@@ -18,7 +18,9 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
+from czann_ci.action_gate import COMMENT_MARKER, comment_body
 from czann_ci.action_inputs import (
     FORGE_MODES,
     INPUT_NAMES,
@@ -29,7 +31,14 @@ from czann_ci.action_inputs import (
     read_inputs,
 )
 from czann_ci.ci_paths import PathRule
-from czann_ci.errors import ConversionError, CzannError, InvalidModelError, PublishError, UsageError
+from czann_ci.errors import (
+    ConversionError,
+    CzannError,
+    ImageError,
+    InvalidModelError,
+    PublishError,
+    UsageError,
+)
 from czann_ci.format.archive import atomic_output
 from czann_ci.format.metadata import MetadataFile
 from czann_ci.naming import file_slug
@@ -45,6 +54,9 @@ if TYPE_CHECKING:
     from czann_ci.pipeline import ConversionResult
     from czann_ci.plan import ConvertOptions
     from czann_ci.publish import Asset, GitHubTarget, GitLabTarget, PublishResult
+    from czann_ci.release.forge import ReleaseForge
+    from czann_ci.release.gate import QualityReport
+    from czann_ci.release.step import ReleaseOutcome
 
 __all__ = [
     "INPUT_NAMES",
@@ -72,6 +84,9 @@ OUTPUT_NAMES = (
     "previous-version",
     "bump",
     "release-tag",
+    "score",
+    "previous-score",
+    "score-change",
 )
 
 
@@ -102,6 +117,8 @@ class StepResult:
     bump: str = ""
     release_tag: str = ""
     card: str = ""  # the model card (Markdown), with the diff against the previous version
+    quality: QualityReport | None = None  # eval-images: the evaluation (and the gate's verdict)
+    headline: str = ""  # plan mode: what merging would release, with the score
 
     def outputs(self) -> dict[str, str]:
         result, published = self.conversion, self.published
@@ -122,6 +139,7 @@ class StepResult:
             "previous-version": self.previous_version,
             "bump": self.bump,
             "release-tag": self.release_tag,
+            **_score_outputs(self.quality),
         }
 
     @property
@@ -158,8 +176,11 @@ def run_action(env: Mapping[str, str] = os.environ) -> int:
             if inputs.mode in RELEASE_MODES:
                 # the release step sets the outcome: released, planned or unchanged
                 phase = "publish"
-                _release(inputs, ctx, console, meta, archive, step)
+                _release(inputs, ctx, console, meta, archive, step, project_url=env.get("CI_PROJECT_URL", ""))
             else:
+                if inputs.gate is not None:
+                    phase = "evaluate"
+                    _evaluate(inputs, console, archive, step)
                 step.outcome = _OUTCOME_OF_MODE[inputs.mode]
         if inputs.mode == "publish":
             phase = "publish"
@@ -169,7 +190,11 @@ def run_action(env: Mapping[str, str] = os.environ) -> int:
         code, trace = _report_error(console, exc, inputs, ctx, step), traceback.format_exc()
     except Exception as exc:  # an unexpected failure still gets the phase's exit code and one line
         code, trace = (
-            {"convert": ConversionError.exit_code, "publish": PublishError.exit_code}.get(phase, 1),
+            {
+                "convert": ConversionError.exit_code,
+                "evaluate": ImageError.exit_code,
+                "publish": PublishError.exit_code,
+            }.get(phase, 1),
             traceback.format_exc(),
         )
         step.error = console.hide(f"{type(exc).__name__}: {exc}")
@@ -340,7 +365,14 @@ def _publish(inputs: ActionInputs, ctx: CiContext, console: Console, archive: Pa
 
 
 def _release(
-    inputs: ActionInputs, ctx: CiContext, console: Console, meta: MetadataFile, built: Path, step: StepResult
+    inputs: ActionInputs,
+    ctx: CiContext,
+    console: Console,
+    meta: MetadataFile,
+    built: Path,
+    step: StepResult,
+    *,
+    project_url: str = "",
 ) -> None:
     """Release and plan modes: decide the version from the diff with the previous release, then (release)
     tag, publish and write the model card (czann_ci/release/step.py)."""
@@ -372,12 +404,25 @@ def _release(
         mode=inputs.mode,
         log=console.line,
     )
+    from czann_ci.release.gate import QualityGateError
+
     try:
         with console.group(f"{inputs.mode.capitalize()} the next version ({inputs.tag_prefix}*)"):
             place = lambda version: _place_version(inputs, ctx, meta, step, built, version)  # noqa: E731
             outcome = ReleaseStep(
-                built, forge, request, conversion=facts, place=place, log=console.line
+                built,
+                forge,
+                request,
+                conversion=facts,
+                place=place,
+                gate=inputs.gate,
+                asset_link=_asset_link(ctx, project_url),
+                log=console.line,
             ).run()
+            _report_quality(inputs, ctx, console, forge, outcome, step)
+    except QualityGateError as refused:
+        step.quality = refused.report  # the summary shows what was measured
+        raise
     finally:
         forge.close()
     _hand_over(outcome.written, ctx.workspace)
@@ -389,6 +434,84 @@ def _release(
     step.outcome = (
         Outcome.UNCHANGED if unchanged else Outcome.PLANNED if inputs.mode == "plan" else Outcome.RELEASED
     )
+    if outcome.quality is not None:
+        from czann_ci.release.gate import refuse
+
+        # plan mode: the plan is refused once it is reported (release mode stopped before the tag)
+        refuse(outcome.quality)
+
+
+def _report_quality(
+    inputs: ActionInputs,
+    ctx: CiContext,
+    console: Console,
+    forge: ReleaseForge,
+    outcome: ReleaseOutcome,
+    step: StepResult,
+) -> None:
+    """The gate's findings in the outputs and the plan's headline; plan mode's pull-request comment."""
+    step.quality = outcome.quality
+    if outcome.bump == "none":
+        return
+    step.headline = f"{outcome.release_tag} ({outcome.summary})"
+    if outcome.quality is not None:
+        step.headline += f"; {outcome.quality.headline()}"
+        if outcome.quality.refusal:
+            step.headline += f"; refused: {outcome.quality.refusal}"
+    console.line(f"{inputs.mode}: {step.headline}")
+    if not (inputs.comment and inputs.mode == "plan"):
+        return
+    if ctx.change_request is None:
+        console.line("comment: not on a pull/merge request; no comment written")
+        return
+    body = comment_body(
+        inputs.tag_prefix,
+        step.headline,
+        outcome.quality,
+        version=outcome.version,
+        picture=workspace_relative(outcome.picture, ctx.workspace) if outcome.picture else "",
+    )
+    marker = COMMENT_MARKER.format(prefix=inputs.tag_prefix)
+    done = forge.upsert_comment(ctx.change_request, marker, body)
+    console.line(f"comment: {done} on {ctx.change_request}")
+
+
+def _asset_link(ctx: CiContext, project_url: str) -> Callable[[str, str], str] | None:
+    """Where a release asset will be downloaded from, for the card's picture: GitHub's release download
+    URL, GitLab's permanent release link (direct_asset_path)."""
+    if ctx.forge == "gitlab":
+        if not project_url:
+            return None
+        return lambda tag, name: (
+            f"{project_url.rstrip('/')}/-/releases/{quote(tag, safe='')}/downloads/{name}"
+        )
+    if not (ctx.server_url and ctx.repository):
+        return None
+    base = f"{ctx.server_url.rstrip('/')}/{ctx.repository}/releases/download"
+    return lambda tag, name: f"{base}/{quote(tag, safe='')}/{quote(name)}"
+
+
+def _evaluate(inputs: ActionInputs, console: Console, archive: Path, step: StepResult) -> None:
+    """validate/package/publish modes: the new model on the images, reported; gated by min-score only."""
+    from czann_ci.release.gate import judge, measure, refuse
+
+    assert inputs.gate is not None
+    with console.group(f"Evaluate on {len(inputs.gate.pairs)} image(s)"):
+        step.quality = measure(archive, inputs.gate)
+        judge(step.quality, inputs.gate)
+        console.line(f"evaluate: {step.quality.headline()}")
+    refuse(step.quality)
+
+
+def _score_outputs(quality: QualityReport | None) -> dict[str, str]:
+    def shown(value: float | None, sign: str = "") -> str:
+        return "" if value is None else f"{value:{sign}.6g}"
+
+    return {
+        "score": shown(quality.score) if quality else "",
+        "previous-score": shown(quality.previous_score) if quality else "",
+        "score-change": shown(quality.change, "+") if quality else "",
+    }
 
 
 def _forge_target(inputs: ActionInputs, ctx: CiContext, archive: Asset) -> GitHubTarget | GitLabTarget:

@@ -10,7 +10,9 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from czann_ci.action_gate import GATE_INPUT_NAMES, read_gate
 from czann_ci.ci_paths import PathRule
 from czann_ci.errors import UsageError
 from czann_ci.plan import LAYOUTS, OUTPUT_FORMATS, ConvertOptions
@@ -19,6 +21,9 @@ from czann_ci.release import MODES as RELEASE_MODES
 from czann_ci.release.forge import check_release_access
 from czann_ci.release.versions import BUMP_CHOICES, DEFAULT_INITIAL_VERSION, require_version
 from czann_ci.sources.bioimageio.package import is_package_path
+
+if TYPE_CHECKING:
+    from czann_ci.release.gate import GateRequest
 
 MODES = ("validate", "package", "publish", *RELEASE_MODES)
 FORGE_MODES = ("publish", *RELEASE_MODES)  # the modes that send requests to the forge
@@ -62,6 +67,7 @@ INPUT_NAMES = (
     "force",
     "allow-outside",
     "debug",
+    *GATE_INPUT_NAMES,
 )
 # SemVer 2.0.0, https://semver.org
 SEMVER_RE = re.compile(
@@ -210,6 +216,8 @@ class ActionInputs:
     rule: PathRule | None = None
     bump: str = "auto"  # release and plan modes
     initial_version: str = DEFAULT_INITIAL_VERSION
+    gate: GateRequest | None = None  # eval-images: the quality gate (action_gate.py)
+    comment: bool = False  # plan mode: keep one comment on the pull/merge request up to date
 
     @property
     def metadata(self) -> Path | None:
@@ -250,6 +258,8 @@ def read_inputs(reader: InputReader, ctx: CiContext) -> ActionInputs:
         rule=path_rule(reader, ctx),
         bump=bump,
         initial_version=initial_version,
+        gate=read_gate(reader, path_rule(reader, ctx), mode),
+        comment=reader.boolean("comment"),
     )
 
 

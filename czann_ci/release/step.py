@@ -8,6 +8,11 @@
    waits, then diffs against that new release, so both runs end with distinct versions.
 3. Publish through the forge's publish path (draft until the assets are verified, then published).
 
+With a quality gate (``gate``, release/gate.py) the new archive and the base release's archive are
+evaluated on the lab's images between 1 and 2: a refused model stops the step before its tag is created
+(plan mode reports the refusal in its outcome). The release then carries ``<archive>.metrics.json`` and
+the evaluation picture beside the archive, and its card the metrics table and the score history.
+
 No version is burned: if anything fails after the tag was created, the step removes its unfinished
 release and the tag before it fails, so the next run releases that version number. A run stopped before
 it could clean up (a cancelled job) leaves the tag without a release: a re-run of that commit adopts
@@ -17,6 +22,7 @@ exit 4 naming the tag, its commit and what to do.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,11 +30,23 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from czann_ci.errors import PublishError
+from czann_ci.format.archive import atomic_output
 from czann_ci.publish.models import Asset, PublishResult, ReleaseUpload, TagExistsError, write_checksum_file
 from czann_ci.release import MODES, PLAN
 from czann_ci.release.decision import Decision, decide
 from czann_ci.release.diff import diff_models
 from czann_ci.release.forge import ReleaseForge
+from czann_ci.release.gate import (
+    METRICS_SUFFIX,
+    PICTURE_SUFFIX,
+    GateRequest,
+    QualityReport,
+    judge,
+    measure,
+    read_history,
+    refuse,
+    write_document,
+)
 from czann_ci.release.history import ReleaseHistory, TaggedVersion, archive_file
 from czann_ci.release.model_content import ModelContent, read_model_content
 from czann_ci.release.versions import DEFAULT_INITIAL_VERSION, NONE, require_version
@@ -64,6 +82,9 @@ class ReleaseOutcome:
     diff_bump: str = NONE
     published: PublishResult | None = None
     written: list[Path] = field(default_factory=list)
+    quality: QualityReport | None = None  # with a gate: what it measured (``refusal`` set: refused)
+    picture: Path | None = None  # the evaluation picture beside the archive
+    metrics: Path | None = None  # <archive>.metrics.json beside the archive
 
     @property
     def upload_result(self) -> str:
@@ -85,6 +106,7 @@ class _Pending(Exception):
 class _Plan:
     decision: Decision
     base: TaggedVersion | None
+    quality: QualityReport | None = None
 
     @property
     def previous(self) -> str:
@@ -100,6 +122,8 @@ class ReleaseStep:
         *,
         conversion: ConversionFacts | None = None,
         place: Callable[[str], Path] | None = None,
+        gate: GateRequest | None = None,
+        asset_link: Callable[[str, str], str] | None = None,
         log: Callable[[str], None] = print,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -111,12 +135,16 @@ class ReleaseStep:
         self.request = request
         self.conversion = conversion
         self.place = place or (lambda version: archive)
+        self.gate = gate
+        self.asset_link = asset_link  # (tag, asset name) -> the URL the asset will have, for the card
         self.log = log
         self.sleep = sleep
         self.clock = clock
         self.initial = require_version(request.initial_version, "initial-version")
         self.new = read_model_content(archive)
         self.previous_archives: dict[str, ModelContent] = {}
+        self.previous_paths: dict[str, Path] = {}
+        self.qualities: dict[str, QualityReport] = {}  # by base tag ("" on a first release)
 
     # -- planning -----------------------------------------------------------------------------------
     def _base_content(self, base: TaggedVersion, scratch: Path) -> ModelContent:
@@ -129,6 +157,7 @@ class ReleaseStep:
             folder.mkdir(exist_ok=True)
             path = self.forge.download(file, folder / PurePosixPath(file.name).name)
             self.previous_archives[base.tag] = read_model_content(path)
+            self.previous_paths[base.tag] = path
         return self.previous_archives[base.tag]
 
     def _plan(self, history: ReleaseHistory, scratch: Path) -> _Plan:
@@ -142,7 +171,45 @@ class ReleaseStep:
             prerelease=self.request.prerelease,
             taken=history.taken(),
         )
-        return _Plan(decision, base)
+        plan = _Plan(decision, base)
+        if self.gate is not None and decision.version is not None:
+            plan.quality = self._quality(base, scratch)
+        return plan
+
+    def _quality(self, base: TaggedVersion | None, scratch: Path) -> QualityReport:
+        """The new archive evaluated beside the base release's (already downloaded for the diff)."""
+        assert self.gate is not None
+        key = base.tag if base else ""
+        if key not in self.qualities:
+            previous = self.previous_paths[base.tag] if base else None
+            history = self._history(base, scratch) if base else ()
+            what = f"{self.archive.name} beside {base.tag}" if base else self.archive.name
+            self.log(f"release: evaluating {what} on {len(self.gate.pairs)} image(s)")
+            folder = scratch / "evaluation"
+            folder.mkdir(exist_ok=True)
+            report = measure(
+                self.archive,
+                self.gate,
+                previous=previous,
+                previous_version=str(base.version) if base else "",
+                history=history,
+                picture=folder / f"{key or 'first'}{PICTURE_SUFFIX}".replace("/", "_"),
+            )
+            judge(report, self.gate)
+            self.log(f"release: {report.headline()}")
+            self.qualities[key] = report
+        return self.qualities[key]
+
+    def _history(self, base: TaggedVersion, scratch: Path) -> tuple:
+        """The scores recorded by the base release's ``.metrics.json`` (none before the gate was used)."""
+        assert base.release is not None
+        found = [f for f in base.release.files if f.name.endswith(METRICS_SUFFIX)]
+        if not found:
+            return ()
+        folder = scratch / f"{base.tag.replace('/', '_')}-metrics"
+        folder.mkdir(exist_ok=True)
+        path = self.forge.download(found[0], folder / PurePosixPath(found[0].name).name)
+        return read_history(path, self.log)
 
     # -- the step -----------------------------------------------------------------------------------
     def run(self) -> ReleaseOutcome:
@@ -154,6 +221,8 @@ class ReleaseStep:
                     plan = self._plan(history, Path(scratch))
                     if plan.decision.version is None or self.request.mode == PLAN:
                         return self._unreleased(plan)
+                    if plan.quality is not None:
+                        refuse(plan.quality)  # before the tag: nothing is created
                     tag = f"{self.request.tag_prefix}{plan.decision.version}"
                     self._claim(history, plan, tag)
                     return self._release(plan, tag)
@@ -222,6 +291,9 @@ class ReleaseStep:
         if self.request.checksum:
             written.append(write_checksum_file(archive, assets[0].sha256))
             assets.append(Asset.from_file(written[-1]))
+        evidence = self._write_evidence(plan, archive, version, tag)
+        written += evidence
+        assets += [Asset.from_file(path) for path in evidence]
         summary = plan.decision.diff.summary if plan.decision.diff else "first release"
         card = self._card(plan, tag, version, summary, archive, "released")
         upload = self._upload(tag, version, assets, card)
@@ -252,13 +324,42 @@ class ReleaseStep:
             summary = decision.diff.summary if decision.diff else "first release"
             state = "planned" if self.request.mode == PLAN else "released"
         archive = self.place(version)
+        written = self._write_evidence(plan, archive, version, tag)  # plan mode: files in the workspace only
         card = self._card(plan, tag, version, summary, archive, state)
         note = " (plan: nothing was created)" if state == "planned" else ""
         self.log(f"release: {summary}" if state == "unchanged" else f"release: {tag}, {summary}{note}")
-        return self._outcome(plan, version, tag, summary, card, archive, None, [])
+        return self._outcome(plan, version, tag, summary, card, archive, None, written)
+
+    def _write_evidence(self, plan: _Plan, archive: Path, version: str, tag: str) -> list[Path]:
+        """``<archive>.metrics.json`` and the picture beside the archive, for the release's assets."""
+        quality = plan.quality
+        if quality is None:
+            return []
+        document = quality.document(model=self.new.name, version=version, tag=tag)
+        written = [write_document(archive.with_name(archive.name + METRICS_SUFFIX), document)]
+        if quality.picture is not None and quality.picture.is_file():
+            picture = archive.with_name(archive.name + PICTURE_SUFFIX)
+            with atomic_output(picture, force=True) as stream, quality.picture.open("rb") as data:
+                shutil.copyfileobj(data, stream)
+            written.append(picture)
+        return written
 
     def _card(self, plan: _Plan, tag: str, version: str, summary: str, archive: Path, state: str) -> str:
-        facts = ReleaseFacts(version, tag, summary, plan.previous, plan.decision.diff, state)
+        picture = ""
+        if plan.quality is not None and plan.quality.picture is not None:
+            name = archive.name + PICTURE_SUFFIX
+            released = state == "released" and self.asset_link is not None
+            picture = self.asset_link(tag, name) if released else name  # type: ignore[misc]
+        facts = ReleaseFacts(
+            version,
+            tag,
+            summary,
+            plan.previous,
+            plan.decision.diff,
+            state,
+            quality=plan.quality,
+            picture=picture,
+        )
         return model_card(self.new, release=facts, conversion=self.conversion, archive_name=archive.name)
 
     def _outcome(
@@ -285,4 +386,7 @@ class ReleaseStep:
             diff_bump=decision.diff.bump if decision.diff else NONE,
             published=published,
             written=written,
+            quality=plan.quality,
+            picture=next((path for path in written if path.name.endswith(PICTURE_SUFFIX)), None),
+            metrics=next((path for path in written if path.name.endswith(METRICS_SUFFIX)), None),
         )

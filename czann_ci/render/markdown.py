@@ -21,6 +21,12 @@ def job_summary(step: StepResult) -> str:
         lines += ["```", step.error, "```", ""]
     if step.context:
         lines += [step.context, ""]
+    if step.headline:  # plan mode: what merging would do, with the score
+        lines += [f"**{table_cell(step.headline)}**", ""]
+    if step.quality is not None and not step.card:  # the card holds the gate's section when there is one
+        from czann_ci.render.quality import quality_markdown
+
+        lines += [*quality_markdown(step.quality, version=step.version or "new"), ""]
     if step.card:  # release and plan modes: the model card, with what changed since the previous version
         lines += [step.card, ""]
     result = step.conversion

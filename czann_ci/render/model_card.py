@@ -19,6 +19,7 @@ from czann_ci.render.phrases import fidelity_text, table_cell
 if TYPE_CHECKING:
     from czann_ci.checks.fidelity import FidelityResult
     from czann_ci.pipeline import ConversionResult
+    from czann_ci.release.gate import QualityReport
 
 CARD_START = "<!-- czann-card:start (written by czann-ci; text outside these markers is kept) -->"
 CARD_END = "<!-- czann-card:end -->"
@@ -48,6 +49,8 @@ class ReleaseFacts:
     previous: str = ""  # previous version; empty on a first release
     diff: ModelDiff | None = None
     state: str = "released"  # released | planned (nothing created yet) | unchanged (same model as the tag)
+    quality: QualityReport | None = None  # the quality gate's evaluation (eval-images)
+    picture: str = ""  # the evaluation picture: its URL, or its file name when it has none yet
 
 
 def _dims(values: list | None) -> str:
@@ -152,6 +155,13 @@ def model_card(
             table = diff_markdown(release.diff)
             if table:
                 lines += ["", table.rstrip("\n")]
+        if release.quality is not None:
+            from czann_ci.render.quality import quality_markdown
+
+            lines += [
+                "",
+                *quality_markdown(release.quality, version=release.version, picture=release.picture),
+            ]
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,336 @@
+"""The quality gate (issue 24) through the CI step against the GitHub and GitLab stand-ins on 127.0.0.1:
+release and plan modes evaluate the new model beside the previous release on the lab's images, refuse a
+worse one before anything is written, and carry the metrics in the card, the outputs and a
+``.metrics.json`` asset that the next release reads.
+
+"Better" and "worse" hold by construction (tests/test_evaluate.py): on synthetic nuclei, 8 bright and 4
+dim, a threshold segmenter below the dim nuclei finds all of them (mean IoU 1), one between dim and bright
+misses the dim ones (mean IoU about 0.83, known from the pixel counts)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from forge_server import ForgeSetup
+from model_factory import write_json
+from test_action_release import OUTPUT_RE
+from test_evaluate import FINDS_ALL, MISSES_DIM, SEG_META, TILE, misses_dim_expected, nuclei, threshold_graph
+from test_evaluate import write_png as write_image
+
+from czann_ci.action import run_action
+
+pytest.importorskip("skimage", reason="pip install -e '.[images]'")
+
+SHA = {name: name * 40 for name in "abcdef"}
+META = {**SEG_META, "ModelName": "nuclei"}
+COLOUR_META = {**META, "InputShape": [TILE, TILE, 3]}
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CZANN_RETRY_SCALE", "0.001")
+
+
+@pytest.fixture(params=["github", "gitlab"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+def expected_misses() -> float:
+    _, bright, dim = nuclei()
+    return misses_dim_expected(int(bright.sum()), int(dim.sum()), int((~(bright | dim)).sum()))["score"]
+
+
+class Repo:
+    """One model repository on one forge: each run is a fresh checkout holding the model of that commit."""
+
+    def __init__(self, forge: ForgeSetup, kind: str, root: Path) -> None:
+        self.forge, self.kind, self.root, self.server = forge, kind, root, forge.server
+
+    def checkout(self, threshold: float, *, channels: int = 1, images: str = "labelled") -> Path:
+        ws = self.root / f"ws-{len(list(self.root.glob('ws-*')))}"
+        (ws / "models").mkdir(parents=True)
+        onnx.save_model(threshold_graph(threshold, channels=channels), str(ws / "models" / "nuclei.onnx"))
+        write_json(ws / "models" / "nuclei.json", COLOUR_META if channels == 3 else META)
+        image, bright, dim = nuclei()
+        if images == "none":  # a release made before the lab used the gate
+            return ws
+        (ws / "eval").mkdir()
+        write_image(ws / "eval" / "cells.png", image)
+        if images == "labelled":
+            (ws / "labels").mkdir()
+            write_image(ws / "labels" / "cells_labels.png", (bright | dim).astype(np.uint8))
+        return ws
+
+    def env(self, ws: Path, commit: str, **inputs: str) -> dict[str, str]:
+        given = {
+            "mode": "release",
+            "tag-prefix": "nuclei-v",
+            "token": self.forge.token,
+        }
+        if (ws / "eval").is_dir():
+            given["eval-images"] = "eval"
+        if (ws / "labels").is_dir():
+            given["eval-labels"] = "labels"
+        given.update({key.replace("_", "-"): value for key, value in inputs.items()})
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        if self.kind == "github":
+            env.update(
+                GITHUB_ACTIONS="true",
+                GITHUB_WORKSPACE=str(ws),
+                GITHUB_OUTPUT=str(ws / "github_output"),
+                GITHUB_STEP_SUMMARY=str(ws / "github_summary"),
+                GITHUB_REF="refs/heads/main",
+                GITHUB_SHA=commit,
+                GITHUB_REPOSITORY=self.forge.github_repo,
+                GITHUB_API_URL=self.server.github_api_url,
+                GITHUB_SERVER_URL="https://github.example",
+            )
+            prefix = "INPUT_"
+        else:
+            env.update(
+                GITLAB_CI="true",
+                CI_PROJECT_DIR=str(ws),
+                CI_COMMIT_SHA=commit,
+                CI_API_V4_URL=self.server.gitlab_api_url,
+                CI_PROJECT_ID=str(self.forge.gitlab_project_id),
+                CI_PROJECT_URL="https://gitlab.example/acme/models",
+                CI_JOB_TOKEN=self.forge.token,
+                CZANN_DOTENV=str(ws / "czann.env"),
+            )
+            prefix = "CZANN_"
+        for key, value in {"model": "models/nuclei.onnx", "metadata": "models/nuclei.json", **given}.items():
+            env[prefix + (key.upper() if self.kind == "github" else key.upper().replace("-", "_"))] = value
+        return env
+
+    def run(self, threshold: float, commit: str, capsys: pytest.CaptureFixture[str], **inputs: str) -> Run:
+        ws = self.checkout(
+            threshold, channels=int(inputs.pop("channels", 1)), images=inputs.pop("images", "labelled")
+        )
+        env = self.env(ws, commit, **inputs)
+        mark = len(self.server.requests_seen)
+        code = run_action(env)
+        writes = [f"{r.method} {r.path}" for r in self.server.requests_seen[mark:] if r.method in WRITES]
+        return Run(self, ws, env, code, capsys.readouterr().out, writes)
+
+    # -- what the forge holds ----------------------------------------------------------------------------
+    def tags(self) -> dict[str, str]:
+        if self.kind == "github":
+            return self.server.github_tags(self.forge.github_repo)
+        return self.server.gitlab_tags(self.forge.gitlab_project_id)
+
+    def release(self, tag: str) -> dict[str, Any] | None:
+        if self.kind == "github":
+            found = [r for r in self.server.github_releases(self.forge.github_repo) if r["tag_name"] == tag]
+            if not found:
+                return None
+            names = sorted(a["name"] for a in found[0]["assets"] if a["state"] == "uploaded")
+            return {"files": names, "body": found[0]["body"] or "", "draft": found[0]["draft"]}
+        release = self.server.gitlab_release(self.forge.gitlab_project_id, tag)
+        if release is None:
+            return None
+        names = sorted(link["name"] for link in release["assets"]["links"])
+        return {"files": names, "body": release["description"], "draft": False}
+
+    def asset(self, tag: str, name: str) -> bytes:
+        if self.kind == "github":
+            return self.server.github_asset_bytes(self.forge.github_repo, tag, name)
+        version = tag.removeprefix("nuclei-v")
+        return self.server.gitlab_file_bytes(self.forge.gitlab_project_id, "nuclei", version, name)
+
+
+class Run:
+    def __init__(
+        self, repo: Repo, ws: Path, env: dict[str, str], code: int, log: str, writes: list[str]
+    ) -> None:
+        self.repo, self.ws, self.env, self.code, self.log, self.writes = repo, ws, env, code, log, writes
+
+    def outputs(self) -> dict[str, str]:
+        if self.repo.kind == "github":
+            text = Path(self.env["GITHUB_OUTPUT"]).read_text("utf-8")
+            return {name: value for name, _, value in OUTPUT_RE.findall(text)}
+        lines = (self.ws / "czann.env").read_text("utf-8").splitlines()
+        pairs = (line.split("=", 1) for line in lines)
+        return {key.removeprefix("CZANN_").lower().replace("_", "-"): value for key, value in pairs}
+
+    def summary(self) -> str:
+        path = Path(self.env.get("GITHUB_STEP_SUMMARY", self.ws / "none"))
+        return path.read_text("utf-8") if path.is_file() else ""
+
+
+@pytest.fixture
+def repo(forge: ForgeSetup, kind: str, tmp_path: Path) -> Repo:
+    return Repo(forge, kind, tmp_path)
+
+
+def test_a_better_model_releases_with_the_metrics_and_the_history(
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    misses = expected_misses()
+    first = repo.run(MISSES_DIM, SHA["a"], capsys)
+    assert first.code == 0, first.log
+    out = first.outputs()
+    assert float(out["score"]) == pytest.approx(misses, abs=1e-5)
+    assert "previous-score" not in out or out["previous-score"] == ""
+    files = repo.release("nuclei-v1.0.0")["files"]  # type: ignore[index]
+    assert "nuclei-1.0.0.czann.metrics.json" in files and "nuclei-1.0.0.czann.evaluation.png" in files
+    recorded = json.loads(repo.asset("nuclei-v1.0.0", "nuclei-1.0.0.czann.metrics.json"))
+    assert (recorded["version"], recorded["score_name"], recorded["history"]) == ("1.0.0", "mean IoU", [])
+    assert recorded["score"] == pytest.approx(misses)
+
+    better = repo.run(FINDS_ALL, SHA["b"], capsys)
+    assert better.code == 0, better.log
+    out = better.outputs()
+    assert (out["version"], out["bump"]) == ("1.1.0", "minor")
+    assert float(out["score"]) == 1.0
+    assert float(out["previous-score"]) == pytest.approx(misses, abs=1e-5)
+    assert float(out["score-change"]) == pytest.approx(1.0 - misses, abs=1e-5)
+    release = repo.release("nuclei-v1.1.0")
+    assert release is not None and not release["draft"]
+    assert sorted(release["files"]) == sorted(
+        f"nuclei-1.1.0.czann{suffix}" for suffix in ("", ".sha256", ".metrics.json", ".evaluation.png")
+    )
+    body = release["body"]
+    assert f"mean IoU {misses:.3f} -> 1.000 (+{1 - misses:.3f}) on 1 image(s)" in body
+    assert f"| mean IoU (score) | {misses:.3f} | 1.000 | +{1 - misses:.3f} |" in body
+    link = {
+        "github": "https://github.example/acme/models/releases/download/nuclei-v1.1.0/",
+        "gitlab": "https://gitlab.example/acme/models/-/releases/nuclei-v1.1.0/downloads/",
+    }[repo.kind]
+    assert f"![image | labels | previous | new]({link}nuclei-1.1.0.czann.evaluation.png)" in body
+    assert f"Score history (each as measured at its release): 1.0.0 {misses:.3f}." in body
+    recorded = json.loads(repo.asset("nuclei-v1.1.0", "nuclei-1.1.0.czann.metrics.json"))
+    assert recorded["previous"] == {"version": "1.0.0", "score": pytest.approx(misses)}
+    assert recorded["history"] == [{"version": "1.0.0", "score": pytest.approx(misses), "images": 1}]
+    assert recorded["metrics"]["overall"]["iou"] == 1.0
+    picture = repo.asset("nuclei-v1.1.0", "nuclei-1.1.0.czann.evaluation.png")
+    assert picture.startswith(b"\x89PNG")
+
+
+def test_a_worse_model_is_refused_before_anything_is_written(
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    misses = expected_misses()
+    assert repo.run(FINDS_ALL, SHA["a"], capsys).code == 0
+    worse = repo.run(MISSES_DIM, SHA["b"], capsys)
+    assert worse.code == 1, worse.log
+    line = (
+        f"score: mean IoU {misses:.3f} is {1 - misses:.3f} below 1.0.0's 1.000 (max-score-drop 0.02); "
+        "set allow-score-drop: true to release it anyway"
+    )
+    assert line in worse.log and "Traceback" not in worse.log
+    assert worse.writes == []
+    assert set(repo.tags()) == {"nuclei-v1.0.0"} and repo.release("nuclei-v1.1.0") is None
+    out = worse.outputs()
+    assert float(out["score"]) == pytest.approx(misses, abs=1e-5) and float(out["previous-score"]) == 1.0
+    if repo.kind == "github":
+        summary = worse.summary()
+        assert "## ❌ czann: failed" in summary and "| mean IoU (score) | 1.000 | " in summary
+
+
+def test_allow_score_drop_releases_it_with_the_drop_in_the_card(
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    misses = expected_misses()
+    assert repo.run(FINDS_ALL, SHA["a"], capsys).code == 0
+    allowed = repo.run(MISSES_DIM, SHA["b"], capsys, allow_score_drop="true")
+    assert allowed.code == 0, allowed.log
+    assert float(allowed.outputs()["score-change"]) == pytest.approx(misses - 1.0, abs=1e-5)
+    body = repo.release("nuclei-v1.1.0")["body"]  # type: ignore[index]
+    assert f"**Released with a drop:** mean IoU is {1 - misses:.3f} below 1.0.0's" in body
+    recorded = json.loads(repo.asset("nuclei-v1.1.0", "nuclei-1.1.0.czann.metrics.json"))
+    assert recorded["allowed_drop"] is True and recorded["change"] == pytest.approx(misses - 1.0)
+
+
+def test_min_score_refuses_a_first_release_below_it(repo: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+    refused = repo.run(MISSES_DIM, SHA["a"], capsys, min_score="0.9")
+    assert refused.code == 1
+    assert f"score: mean IoU {expected_misses():.3f} is below min-score 0.9; lower min-score" in refused.log
+    assert refused.writes == [] and repo.tags() == {}
+
+
+def test_a_previous_release_of_another_interface_is_not_compared(
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Three input channels before, one now: the old model cannot read the grey images. The diff makes
+    the release major; the gate says why it compared nothing and releases."""
+    assert repo.run(FINDS_ALL, SHA["a"], capsys, channels="3", images="none").code == 0
+    second = repo.run(MISSES_DIM, SHA["b"], capsys)
+    assert second.code == 0, second.log
+    assert second.outputs()["bump"] == "major"
+    body = repo.release("nuclei-v2.0.0")["body"]  # type: ignore[index]
+    assert "1.0.0 cannot be evaluated on these images" in body and "nothing compared" in body
+    assert second.outputs().get("previous-score", "") == ""
+
+
+def test_plan_mode_reports_the_score_and_writes_nothing(
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    misses = expected_misses()
+    assert repo.run(MISSES_DIM, SHA["a"], capsys).code == 0
+    plan = repo.run(FINDS_ALL, SHA["b"], capsys, mode="plan")
+    assert plan.code == 0, plan.log
+    assert plan.writes == []
+    headline = (
+        "nuclei-v1.1.0 (minor: weights changed (1 of 4 tensors); interface unchanged); "
+        f"mean IoU {misses:.3f} -> 1.000 (+{1 - misses:.3f})"
+    )
+    assert f"plan: {headline}" in plan.log
+    if repo.kind == "github":
+        assert f"**{headline}**" in plan.summary()
+    assert (plan.ws / "dist" / "nuclei-1.1.0.czann.metrics.json").is_file()
+
+    worse = repo.run(MISSES_DIM, SHA["c"], capsys, mode="plan")  # same as the release: nothing to plan
+    assert worse.code == 0 and worse.outputs()["bump"] == "none" and worse.writes == []
+
+
+@pytest.mark.parametrize(
+    ("inputs", "code", "message"),
+    [
+        ({"eval-images": "nowhere"}, 2, "eval-images: 'nowhere' does not exist"),
+        ({"eval-images": "empty"}, 2, "eval-images: 'empty' is a folder without image files"),
+        ({"eval-images": "eval/*.tif"}, 2, "eval-images: 'eval/*.tif' matches no file"),
+        ({"eval-labels": "other"}, 6, "eval-labels: no label file pairs with this image"),
+        ({"min-score": "1.5"}, 2, "min-score: must be between 0 and 1"),
+        ({"eval-images": "/etc"}, 2, "is outside the workspace"),
+    ],
+)
+def test_bad_gate_inputs_are_one_line_and_nothing_is_sent(
+    forge: ForgeSetup,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    inputs: dict,
+    code: int,
+    message: str,
+) -> None:
+    repo = Repo(forge, "github", tmp_path)
+    ws = repo.checkout(FINDS_ALL)
+    (ws / "empty").mkdir()
+    (ws / "other").mkdir()
+    for name in ("dots", "rings"):  # two label files: each pairs by name, and neither with cells.png
+        write_image(ws / "other" / f"{name}_labels.png", np.zeros((8, 8), np.uint8))
+    env = repo.env(ws, SHA["a"], **inputs)
+    assert run_action(env) == code
+    log = capsys.readouterr().out
+    assert message in log and "Traceback" not in log
+    assert forge.server.requests_seen == []
+
+
+def test_validate_mode_reports_the_score_and_gates_only_with_min_score(
+    forge: ForgeSetup, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = Repo(forge, "github", tmp_path)
+    report = repo.run(MISSES_DIM, SHA["a"], capsys, mode="validate")
+    assert report.code == 0, report.log
+    assert float(report.outputs()["score"]) == pytest.approx(expected_misses(), abs=1e-5)
+    assert "### Quality on the validation images" in report.summary()
+    gated = repo.run(MISSES_DIM, SHA["a"], capsys, mode="validate", min_score="0.95")
+    assert gated.code == 1 and "is below min-score 0.95" in gated.log
+    assert forge.server.requests_seen == []
