@@ -24,10 +24,12 @@ from czann_ci.format.kinds import OutputFormat
 from czann_ci.format.metadata import MetadataFile
 from czann_ci.format.specs import (
     FormatSpec,
+    SpecStory,
     choose_spec,
     czann_specs,
     legacy_specs,
     savedmodel_spec,
+    spec_story,
     truncation_hint,
 )
 from czann_ci.format.targets import Declared, Target, target_for
@@ -136,11 +138,23 @@ class ConversionPlan:
     def applies(self, transform: Transform, applied_as: AppliedAs) -> bool:
         return TransformStep(transform, applied_as) in self.transforms
 
+    @property
+    def story(self) -> SpecStory:
+        """The spec version(s) the file will be, as convert's result and every reader will tell it."""
+        if self.spec.legacy:
+            return spec_story({"Version": self.spec.version}, legacy=True)
+        fields = self.declared.document or self.declared.fields
+        return spec_story(fields, savedmodel=self.payload is PayloadKind.SAVEDMODEL)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "metadata": {"path": str(self.metadata.path), "kind": self.metadata.kind.value},
             "source": {"model": self.where, "format": self.model_format.value, "payload": self.payload.value},
-            "target": {"format": self.target.format.value, "spec": self.spec.version},
+            "target": {
+                "format": self.target.format.value,
+                "spec": self.story.label,
+                "asked": self.spec.version,
+            },
             "opset": None if self.payload is PayloadKind.SAVEDMODEL else self.opset,
             "accepted_opsets": list(self.accepted_opsets),
             "output": str(self.output),
@@ -154,7 +168,7 @@ class ConversionPlan:
             "run": self.run,
             "atol": self.atol,
             "zen": {"blue": self.zen_blue, "core": self.zen_core},
-            "zen_min": {"blue": self.spec.min_zen_blue, "core": self.spec.min_zen_core},
+            "zen_min": {"blue": self.story.min_zen_blue, "core": self.story.min_zen_core},
             "preview": str(self.preview) if self.preview else None,
             "sample": str(self.sample) if self.sample else None,
             "declared": self.declared.as_dict(),
