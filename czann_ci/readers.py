@@ -168,10 +168,12 @@ def _savedmodel_checks(
     if not run:
         return
     if importlib.util.find_spec("tensorflow") is None:
+        from czann_ci.extras import install_hint
+
         summary.not_established(
             "savedmodel-run",
-            "TensorFlow is not installed: the SavedModel was checked without running it "
-            "(pip install 'czann-ci[tensorflow]' runs it)",
+            "TensorFlow is not installed: the SavedModel's layout was checked, the model was not run "
+            f"({install_hint('tensorflow')} runs it)",
             file=where,
         )
         return

@@ -158,3 +158,22 @@ def test_a_real_zen_export_from_pypi_validates(tmp_path: Path) -> None:
     assert report["facts"]["spec_version"] == "3.2.0" and report["facts"]["zen_blue_min"] == "not established"
     info = json.loads(runner.invoke(app, ["inspect", str(czseg), "--json"]).stdout)
     assert info["metadata"]["ScaleInputsByBitdepth"] == "true" and info["unknown_fields"] == []
+
+
+def test_without_tensorflow_a_savedmodel_is_checked_and_not_run(
+    corpus: dict[str, Path], tmp_path: Path
+) -> None:
+    """A real process in which TensorFlow is not importable: the layout is checked, and the verdict says
+    the model was not run, naming the extra."""
+    from test_extras import czann_without
+
+    fallback = _file(corpus, next(kind for kind in CORPUS if kind.expected.payload == "savedmodel"))
+    done = czann_without("tensorflow", "validate", str(fallback), "--json", cwd=tmp_path)
+    report = json.loads(done.stdout)
+    assert done.returncode == 0 and report["valid"], done.stderr
+    checks = {check["name"]: check for check in report["checks"]}
+    assert checks["savedmodel-layout"]["status"] == "passed"
+    assert checks["savedmodel-run"]["status"] == "not-established"
+    assert "TensorFlow is not installed" in checks["savedmodel-run"]["message"]
+    assert "czann-ci[tensorflow]" in checks["savedmodel-run"]["message"]
+    assert "runtime" not in checks
