@@ -19,7 +19,7 @@ from czann_ci.errors import InvalidModelError, UsageError, first_line
 from czann_ci.format.archive import ArchiveContents, read_archive, sha256_file
 from czann_ci.format.kinds import ArchiveKind
 from czann_ci.format.member_reader import open_member
-from czann_ci.format.metadata import ModelType, unknown_fields
+from czann_ci.format.metadata import PIXEL_TYPES, ModelType, unknown_fields
 from czann_ci.format.onnx_interface import (
     default_opset,
     fixed_interface,
@@ -276,6 +276,16 @@ def _legacy_checks(
     classes = meta.get("TrainingClasses") or []
     if len(classes) < 1:
         summary.error("legacy-classes", "no TrainingClasses items", field="TrainingClasses", file=where)
+    for item in meta.get("Channels") or []:
+        # ZEN's own exports list the pixel types one channel takes in one item ("Gray8 Gray16 Gray32Float")
+        strange = [name for name in str(item or "").split() if name not in PIXEL_TYPES]
+        if strange or not item:
+            summary.warning(
+                "legacy-pixel-type",
+                f"{item!r} is not a list of ZEN pixel types ({', '.join(PIXEL_TYPES)})",
+                field="Channels",
+                file=where,
+            )
     for key in unknown_fields(meta, legacy=True):
         summary.warning(
             "unknown-field", "not an element of any legacy XML version; ZEN ignores it", field=key, file=where

@@ -177,3 +177,16 @@ def test_without_tensorflow_a_savedmodel_is_checked_and_not_run(
     assert "TensorFlow is not installed" in checks["savedmodel-run"]["message"]
     assert "czann-ci[tensorflow]" in checks["savedmodel-run"]["message"]
     assert "runtime" not in checks
+
+
+def test_a_pixel_type_zen_does_not_know_is_a_warning(tmp_path: Path) -> None:
+    from corpus_factory import _czmodel_xml, _fixed_segmenter, _legacy
+
+    odd = tmp_path / "grey.czmodel"
+    _legacy(
+        odd, _czmodel_xml().replace(b'PixelType="Gray8"', b'PixelType="Grey8 Gray16"'), _fixed_segmenter(12)
+    )
+    report = json.loads(runner.invoke(app, ["validate", str(odd), "--json"]).stdout)
+    assert report["valid"]
+    [finding] = [f for f in report["findings"] if f["code"] == "legacy-pixel-type"]
+    assert finding["field"] == "Channels" and "'Grey8 Gray16'" in finding["message"]
