@@ -62,6 +62,19 @@ def read_gate(reader: InputReader, rule: PathRule, mode: str) -> GateRequest | N
     )
 
 
+def read_comment(reader: InputReader, mode: str, forge: str, token_kind: str) -> bool:
+    """``comment: true``: plan mode writes one comment on the pull/merge request. GitLab's CI_JOB_TOKEN may
+    not write merge request notes, so there it needs a token of its own, refused before any work."""
+    comment = reader.boolean("comment")
+    if comment and mode == "plan" and forge == "gitlab" and token_kind == "job":
+        raise UsageError(
+            "is true, but CI_JOB_TOKEN may not write merge request notes: set CZANN_TOKEN to a project "
+            "access token with the api scope (Reporter role or higher)",
+            field="comment",
+        )
+    return comment
+
+
 def _fraction(reader: InputReader, name: str) -> float | None:
     value = reader.text(name)
     if not value:

@@ -54,7 +54,9 @@ def run(*command: str, env: dict[str, str] | None = None, cwd: Path | None = Non
 # ---- the image the action runs -------------------------------------------------------------------
 
 
-def select_image(tmp_path: Path, *, ref: str, model: str = "models/m.keras", choice: str = "auto"):
+def select_image(
+    tmp_path: Path, *, ref: str, model: str = "models/m.keras", choice: str = "auto", eval_images: str = ""
+):
     workspace = tmp_path / "workspace"
     workspace.mkdir(exist_ok=True)
     output = tmp_path / "github_output"
@@ -68,6 +70,7 @@ def select_image(tmp_path: Path, *, ref: str, model: str = "models/m.keras", cho
         "CZANN_ACTION_REPOSITORY": "czann-ci/czann-ci" if ref else "",
         "CZANN_IMAGE_INPUT": choice,
         "CZANN_MODEL_INPUT": model,
+        "CZANN_EVAL_IMAGES_INPUT": eval_images,
     }
     done = run("bash", str(SELECT_IMAGE), env=env)
     generated = workspace / ".czann-ci-step" / "action.yml"
@@ -99,6 +102,13 @@ def test_a_released_action_runs_the_image_published_for_its_tag(
     version = re.match(r"v(\d+(?:\.\d+){0,2}(?:rc\d+)?)", tag).group(1)
     if version.count(".") == 2:
         assert tag in planned_tags(tmp_path, version)
+
+
+def test_the_quality_gate_takes_the_full_image_for_an_onnx_model(tmp_path: Path) -> None:
+    """eval-images reads images (the images extra), which the slim image does not carry."""
+    done, _, outputs = select_image(tmp_path, ref="v1", model="models/unet.onnx", eval_images="eval/")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert outputs["image"] == f"docker://{IMAGE_REPOSITORY}:v1" and outputs["variant"] == "full"
 
 
 @pytest.mark.parametrize("ref", ["", "main", "feature/x", "0123456789abcdef0123456789abcdef01234567", "v1.x"])
