@@ -39,10 +39,11 @@ from czann_ci.errors import (
     PublishError,
     UsageError,
 )
-from czann_ci.format.archive import atomic_output
+from czann_ci.format.archive import _missing_folders, _remove_folders, atomic_output
 from czann_ci.format.metadata import MetadataFile
 from czann_ci.naming import file_slug
 from czann_ci.plan_inputs import default_output_name, metadata_of
+from czann_ci.publish.forges import uses_workflow_commands
 from czann_ci.redaction import short_secret
 from czann_ci.release import MODES as RELEASE_MODES
 from czann_ci.render.annotations import error_annotation, finding_annotations
@@ -53,7 +54,7 @@ from czann_ci.workflow_commands import Console, workspace_relative, write_output
 if TYPE_CHECKING:
     from czann_ci.pipeline import ConversionResult
     from czann_ci.plan import ConvertOptions
-    from czann_ci.publish import Asset, GitHubTarget, GitLabTarget, PublishResult
+    from czann_ci.publish import PublishResult
     from czann_ci.release.forge import ReleaseForge
     from czann_ci.release.gate import QualityReport
     from czann_ci.release.step import ReleaseOutcome
@@ -249,7 +250,8 @@ def _convert(
     options = replace(
         inputs.conversion, meta=meta, output=output, force=inputs.force or not in_place, preview=preview
     )
-    created = _missing_folders(output.parent)  # the writer makes them; removed again if it fails
+    # the writer makes them (format/archive.py's one rule); removed again if the conversion fails
+    created = _missing_folders(output.parent)
     step.conversion = _run_conversion(options, console, created)
     if in_place:
         _record_placed(step, ctx, output, preview, created)
@@ -267,9 +269,7 @@ def _run_conversion(options: ConvertOptions, console: Console, created: list[Pat
         try:
             return convert_model(options, progress=progress)
         except BaseException:
-            for folder in reversed(created):
-                if folder.is_dir() and not any(folder.iterdir()):
-                    folder.rmdir()
+            _remove_folders(created)  # innermost first; a folder something else wrote into stays
             raise
         finally:
             progress.close()
@@ -323,15 +323,6 @@ def _archive_path(inputs: ActionInputs, ctx: CiContext, meta: MetadataFile) -> P
     return ctx.workspace / "dist" / f"{name}-{inputs.version}.{suffix}"
 
 
-def _missing_folders(folder: Path) -> list[Path]:
-    """The folders that writing into ``folder`` would create, outermost first."""
-    missing = []
-    while not folder.exists():
-        missing.append(folder)
-        folder = folder.parent
-    return list(reversed(missing))
-
-
 def _hand_over(paths: list[Path], workspace: Path) -> None:
     """Files written as root in a container would be root-owned on the runner: give them back."""
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
@@ -349,8 +340,9 @@ def _hand_over(paths: list[Path], workspace: Path) -> None:
 
 
 def _publish(inputs: ActionInputs, ctx: CiContext, console: Console, archive: Path) -> PublishResult:
-    from czann_ci.publish import Asset, publish
-    from czann_ci.publish.models import write_checksum_file
+    from czann_ci.publish import Asset
+    from czann_ci.publish.models import ReleaseUpload, write_checksum_file
+    from czann_ci.release.forge import open_forge
 
     assets = [Asset.from_file(archive)]
     if inputs.checksum:
@@ -360,8 +352,32 @@ def _publish(inputs: ActionInputs, ctx: CiContext, console: Console, archive: Pa
     preview = _preview_path(archive)
     if inputs.preview and preview.is_file():
         assets.append(Asset.from_file(preview))
-    with console.group(f"Publish {archive.name} to {inputs.release_tag}"):
-        return publish(_forge_target(inputs, ctx, assets[0]), assets, log=console.line)
+    upload = ReleaseUpload(
+        tag=inputs.release_tag,
+        version=inputs.version,
+        title=None,  # publish mode keeps the release's title and notes
+        commit=ctx.commit,
+        assets=assets,
+        notes_for=None,
+        package_name=archive.name.rsplit(".", 1)[0].removesuffix(f"-{inputs.version}"),
+        draft=inputs.draft,
+        prerelease=inputs.prerelease,
+        overwrite=inputs.overwrite,
+    )
+    forge = open_forge(
+        ctx.forge,
+        api_url=inputs.api_url,
+        project=ctx.repository,
+        token=inputs.token,
+        token_kind=inputs.token_kind,
+        mode=inputs.mode,
+        log=console.line,
+    )
+    try:
+        with console.group(f"Publish {archive.name} to {inputs.release_tag}"):
+            return forge.publish(upload)
+    finally:
+        forge.close()
 
 
 def _release(
@@ -514,28 +530,6 @@ def _score_outputs(quality: QualityReport | None) -> dict[str, str]:
     }
 
 
-def _forge_target(inputs: ActionInputs, ctx: CiContext, archive: Asset) -> GitHubTarget | GitLabTarget:
-    from czann_ci.publish import GitHubTarget, GitLabTarget
-
-    shared = {
-        "api_url": inputs.api_url,
-        "token": inputs.token,
-        "tag": inputs.release_tag,
-        "overwrite": inputs.overwrite,
-    }
-    if ctx.forge == "gitlab":
-        stem, suffix = archive.name.rsplit(".", 1)[0], f"-{inputs.version}"
-        package = {"package_name": stem.removesuffix(suffix), "package_version": inputs.version}
-        return GitLabTarget(project=ctx.repository, token_kind=inputs.token_kind, **package, **shared)
-    return GitHubTarget(
-        repository=ctx.repository,
-        draft=inputs.draft,
-        prerelease=inputs.prerelease,
-        target_commitish=ctx.commit or None,
-        **shared,
-    )
-
-
 def _report_error(
     console: Console, exc: CzannError, inputs: ActionInputs | None, ctx: CiContext, step: StepResult
 ) -> int:
@@ -558,7 +552,7 @@ def _finish(env: Mapping[str, str], console: Console, step: StepResult, ctx: CiC
     if env.get("GITHUB_STEP_SUMMARY"):
         with open(env["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as handle:
             handle.write(console.hide(job_summary(step)))
-    if ctx.forge != "github":
+    if not uses_workflow_commands(ctx.forge):
         for name, value in outputs.items():
             # "upload-result: none" says nothing in a log when nothing was published (or the step failed)
             if value and not (name == "upload-result" and step.published is None):

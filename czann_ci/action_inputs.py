@@ -3,10 +3,7 @@ spelling, or GitLab's ``CZANN_*`` variables; checked strictly (booleans, choices
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,10 +13,12 @@ from czann_ci.action_gate import GATE_INPUT_NAMES, read_gate
 from czann_ci.ci_paths import PathRule
 from czann_ci.errors import UsageError
 from czann_ci.plan import LAYOUTS, OUTPUT_FORMATS, ConvertOptions
+from czann_ci.publish.forges import CiContext, commit_variable, row_of, token_help
+from czann_ci.publish.models import OVERWRITE_MODES
 from czann_ci.redaction import short_secret
 from czann_ci.release import MODES as RELEASE_MODES
 from czann_ci.release.forge import check_release_access
-from czann_ci.release.versions import BUMP_CHOICES, DEFAULT_INITIAL_VERSION, require_version
+from czann_ci.release.versions import BUMP_CHOICES, DEFAULT_INITIAL_VERSION, parse_version, require_version
 from czann_ci.sources.bioimageio.package import is_package_path
 
 if TYPE_CHECKING:
@@ -27,14 +26,6 @@ if TYPE_CHECKING:
 
 MODES = ("validate", "package", "publish", *RELEASE_MODES)
 FORGE_MODES = ("publish", *RELEASE_MODES)  # the modes that send requests to the forge
-# Where each forge's context comes from, for messages naming what is missing.
-API_URL_VARIABLE = {"gitlab": "CI_API_V4_URL", "github": "GITHUB_API_URL", "local": "GITHUB_API_URL"}
-COMMIT_VARIABLE = {
-    "gitlab": "CI_COMMIT_SHA",
-    "github": "GITHUB_SHA",
-    "local": "GITHUB_SHA (or run in a git checkout with a commit)",
-}
-OVERWRITE_MODES = ("never", "if-changed", "always")
 TRUE_SPELLINGS = ("true", "True", "TRUE")
 FALSE_SPELLINGS = ("false", "False", "FALSE")
 # Every input action.yml declares (tests check the two agree).
@@ -68,12 +59,6 @@ INPUT_NAMES = (
     "allow-outside",
     "debug",
     *GATE_INPUT_NAMES,
-)
-# SemVer 2.0.0, https://semver.org
-SEMVER_RE = re.compile(
-    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?\Z"  # \Z: "$" also matches before a final newline
 )
 ZEN_VERSION_RE = re.compile(r"^\d+\.\d+(\.\d+)?$")
 
@@ -110,88 +95,6 @@ class InputReader:
         if value and value not in choices:
             raise UsageError(f"must be one of {', '.join(choices)}, got {value!r}", field=name)
         return value
-
-
-@dataclass(frozen=True)
-class CiContext:
-    """Where the step runs: the forge, the workspace and what was pushed."""
-
-    forge: str  # github | gitlab | local
-    workspace: Path
-    pushed_tag: str
-    repository: str
-    api_url: str
-    default_token: str
-    server_url: str = ""
-    commit: str = ""
-    change_request: int | None = None  # the pull request / merge request IID this run belongs to
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> CiContext:
-        if env.get("GITLAB_CI", "").lower() == "true" or env.get("CI_API_V4_URL"):
-            return cls(
-                forge="gitlab",
-                workspace=Path(env.get("CI_PROJECT_DIR") or os.getcwd()),
-                pushed_tag=env.get("CI_COMMIT_TAG", ""),
-                repository=env.get("CI_PROJECT_ID", "") or env.get("CI_PROJECT_PATH", ""),
-                api_url=env.get("CI_API_V4_URL", ""),
-                default_token=env.get("CI_JOB_TOKEN", ""),
-                server_url=env.get("CI_SERVER_URL", ""),
-                commit=env.get("CI_COMMIT_SHA", ""),
-                change_request=_number_or_none(env.get("CI_MERGE_REQUEST_IID", "")),
-            )
-        ref = env.get("GITHUB_REF", "")
-        # Only a real runner sets GITHUB_ACTIONS=true; a shell that exported GITHUB_REF is still local.
-        github = env.get("GITHUB_ACTIONS", "").lower() == "true"
-        workspace = Path(env.get("GITHUB_WORKSPACE") or os.getcwd())
-        return cls(
-            forge="github" if github else "local",
-            workspace=workspace,
-            pushed_tag=ref[len("refs/tags/") :] if ref.startswith("refs/tags/") else "",
-            repository=env.get("GITHUB_REPOSITORY", ""),
-            api_url=env.get("GITHUB_API_URL", "https://api.github.com"),
-            default_token=env.get("GITHUB_TOKEN", ""),
-            server_url=env.get("GITHUB_SERVER_URL", ""),
-            commit=env.get("GITHUB_SHA", "") or ("" if github else _git_head(workspace)),
-            change_request=_pull_request_of(env) if github else None,
-        )
-
-
-def _number_or_none(text: str) -> int | None:
-    text = text.strip()
-    return int(text) if text.isascii() and text.isdigit() and int(text) > 0 else None
-
-
-def _pull_request_of(env: Mapping[str, str]) -> int | None:
-    """The pull request a GitHub-style run belongs to: ``pull_request.number`` of the event payload at
-    GITHUB_EVENT_PATH (pull_request and pull_request_target events), else ``refs/pull/<n>/...`` in
-    GITHUB_REF; None outside a pull request."""
-    try:
-        event = json.loads(Path(env["GITHUB_EVENT_PATH"]).read_text(encoding="utf-8"))
-    except (KeyError, OSError, ValueError):
-        event = None
-    pull = event.get("pull_request") if isinstance(event, dict) else None
-    number = pull.get("number") if isinstance(pull, dict) else None
-    if isinstance(number, int) and not isinstance(number, bool) and number > 0:
-        return number
-    match = re.fullmatch(r"refs/pull/(\d+)/(?:merge|head)", env.get("GITHUB_REF", ""))
-    return _number_or_none(match.group(1)) if match else None
-
-
-def _git_head(folder: Path) -> str:
-    """The commit checked out in ``folder`` (a local run's version is dev-<short commit>), or ""."""
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(folder), "rev-parse", "--verify", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    head = done.stdout.strip()
-    return head if done.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", head) else ""
 
 
 @dataclass(frozen=True)
@@ -323,8 +226,7 @@ def _check_forge_context(mode: str, token: str, token_kind: str, api_url: str, c
     the model is converted. Plan mode only reads: it needs no token where the project is public."""
     if mode == "publish" and not token:
         raise UsageError(
-            "is empty: publishing needs a token (GitHub: permissions: contents: write; "
-            "GitLab: CI_JOB_TOKEN or CZANN_TOKEN)",
+            f"is empty: publishing needs a token ({token_help(ctx.forge)})",
             field="token",
         )
     short = short_secret(token)
@@ -334,20 +236,21 @@ def _check_forge_context(mode: str, token: str, token_kind: str, api_url: str, c
         )
     if not api_url.startswith(("http://", "https://")):
         raise UsageError(
-            f"must be an http(s) URL, got {api_url!r} (from the api-url input or {API_URL_VARIABLE[ctx.forge]})",
+            f"must be an http(s) URL, got {api_url!r} (from the api-url input or "
+            f"{row_of(ctx.forge).api_url_variable})",
             field="api-url",
         )
     if mode not in RELEASE_MODES:
         if not ctx.repository:
             raise UsageError(
-                "publishing needs the repository (GITHUB_REPOSITORY or CI_PROJECT_ID) in the environment",
+                f"publishing needs the repository ({row_of(ctx.forge).repository_variable}) in the environment",
                 field="mode",
             )
         return
     check_release_access(ctx.forge, mode, ctx.repository, token, token_kind)
     if not ctx.commit:
         raise UsageError(
-            f"{mode} mode needs the commit the pipeline runs for, but {COMMIT_VARIABLE[ctx.forge]} is empty",
+            f"{mode} mode needs the commit the pipeline runs for, but {commit_variable(ctx.forge)} is empty",
             field="mode",
         )
 
@@ -419,7 +322,7 @@ def _version_of(tag: str, prefix: str, commit: str) -> str:
             field="release-tag",
         )
     version = tag[len(prefix) :]
-    if not SEMVER_RE.match(version):
+    if parse_version(version) is None:  # the one SemVer rule (release/versions.py)
         raise UsageError(
             f"tag {tag!r} gives version {version!r}, which is not SemVer "
             f"(MAJOR.MINOR.PATCH, e.g. {prefix}1.2.0)",

@@ -1,4 +1,5 @@
-"""GitHub workflow commands and files: log groups, masks, annotations, step outputs (plain text elsewhere)."""
+"""GitHub's workflow commands and files: log groups, masks, annotations, step outputs, on every runner whose
+forge row says it reads them (GitHub Actions, Forgejo Actions); plain text elsewhere."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from czann_ci.publish.forges import uses_workflow_commands
 from czann_ci.redaction import Redactor, maskable
 
 if TYPE_CHECKING:
@@ -28,7 +30,7 @@ class Console:
     whole secrets of a credential's length, never single characters)."""
 
     def __init__(self, forge: str, stream: TextIO, secrets_to_hide: list[str]) -> None:
-        self.github = forge == "github"
+        self.github = uses_workflow_commands(forge)  # GitHub's command syntax, wherever the runner reads it
         self.stream = stream
         self.hide = Redactor(*secrets_to_hide)
 

@@ -1,4 +1,4 @@
-"""A loopback fake of the GitHub and GitLab REST endpoints czann-ci publishes through.
+"""A loopback fake of the GitHub, GitLab and Forgejo REST endpoints czann-ci publishes through.
 
 A real ``http.server.ThreadingHTTPServer`` (HTTP/1.1, keep-alive) with all state in memory, guarded
 by one lock. Use it from any test, another process or a container on ``--network host``::
@@ -9,8 +9,10 @@ by one lock. Use it from any test, another process or a container on ``--network
         forge.add_token("ghs_secret", access="write")       # "write" | "read"; repos=None: all
         forge.add_github_repo("acme/models")                 # immutable=False, public=False
         project_id = forge.add_gitlab_project("group/models")  # public=False
+        forge.add_forgejo_repo("acme/models")                # public=False
         forge.github_api_url   # http://127.0.0.1:PORT/api/v3  (like GHES; uploads under /api/uploads)
         forge.gitlab_api_url   # http://127.0.0.1:PORT/api/v4
+        forge.forgejo_api_url  # http://127.0.0.1:PORT/forgejo/api/v1
         forge.inject("POST", r"/releases/\\d+/assets$", kind="status", status=503, times=2)
 
 Endpoints (GitHub, under /api/v3, auth ``Authorization: Bearer|token T``):
@@ -60,6 +62,26 @@ Endpoints (GitLab, under /api/v4/projects/ID-or-url-encoded-path, auth ``JOB-TOK
   GET/POST  /merge_requests/IID/notes        GET/PUT /merge_requests/IID/notes/NID ({"body"}); JOB-TOKEN may
             read them but not write them (403)
 
+Endpoints (Forgejo, installed under the sub-path /forgejo: API at /forgejo/api/v1/repos/O/R, auth
+``Authorization: token T`` (or Bearer), paging with ``page`` and ``limit`` (default 30, at most 50) and a
+``Link`` header, as Forgejo's swagger documents them):
+  GET/POST  /releases                        newest first, drafts only for write tokens / create: 201; 409
+                                             when the tag has a release already (one release per tag); 422
+                                             without tag_name or name; a non-draft creates its missing tag
+                                             at target_commitish
+  GET       /releases/tags/TAG               GET/PATCH/DELETE /releases/ID (publishing a draft creates its
+                                             tag; deleting a release keeps the tag)
+  GET/POST  /releases/ID/assets              list / upload ``?name=N`` with the bytes as the body (201); two
+                                             attachments may share a name; no digest, no upload state
+  GET/PATCH/DELETE /releases/ID/assets/AID   PATCH {"name"} renames (201)
+  GET/POST  /tags                            list / {tag_name, target}: 201, 409 "tag already exists"
+  GET/DELETE /tags/TAG                       DELETE: 204; 409 while a release holds the tag
+  GET/POST  /issues/N/comments               GET/PATCH /issues/comments/ID
+  GET       /forgejo/O/R/releases/download/TAG/NAME   the attachment's bytes (a private repository's need
+                                             the token; drafts for write tokens only)
+  Errors: 401 "token is required", 404 "The target couldn't be found.", 403 "user should have a
+  permission to write to a repo".
+
 Fault injection: ``inject(method, path_regex, kind=..., status=..., retry_after=..., delay=...,
 times=1)`` queues a Fault; a request takes the first queued fault whose method ("*" = any) and
 regex (``re.search`` on the path without query) match, ``times`` times (-1 = forever). Kinds:
@@ -75,7 +97,9 @@ regex (``re.search`` on the path without query) match, ``times`` times (-1 = for
 
 Inspection: ``requests_seen`` (list of RequestRecord(method, path, status); status 0 = dropped),
 ``github_releases(repo)``, ``github_asset_bytes(repo, tag, name)``, ``github_tags(repo)``,
-``github_comments(repo, number)``, ``gitlab_notes(project, iid)``,
+``github_comments(repo, number)``, ``gitlab_notes(project, iid)``, ``forgejo_releases(repo)``,
+``forgejo_asset_bytes(repo, tag, name)``, ``forgejo_tags(repo)``, ``forgejo_comments(repo, number)``;
+``add_forgejo_repo``, ``add_forgejo_tag`` and ``add_forgejo_release`` set a Forgejo repository up;
 ``gitlab_package_files(project, name, version)``, ``gitlab_file_bytes(...)``, ``gitlab_release(project,
 tag)``, ``gitlab_tags(project)``; ``add_github_tag``/``add_gitlab_tag`` set a tag up directly. Tokens are never
 logged or stored in records.
@@ -226,6 +250,38 @@ class _GlProject:
     notes: dict[int, _Comment] = field(default_factory=dict)
 
 
+@dataclass
+class _FjAttachment:
+    id: int
+    name: str
+    data: bytes
+    created_at: str
+    uuid: str
+
+
+@dataclass
+class _FjRelease:
+    id: int
+    tag_name: str
+    name: str
+    body: str
+    draft: bool
+    prerelease: bool
+    target_commitish: str
+    created_at: str
+    published_at: str | None = None
+    assets: dict[int, _FjAttachment] = field(default_factory=dict)
+
+
+@dataclass
+class _FjRepo:
+    full_name: str
+    public: bool = False
+    releases: dict[int, _FjRelease] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)  # tag name -> commit sha
+    comments: dict[int, _Comment] = field(default_factory=dict)
+
+
 class _Reply(Exception):
     """Raised inside a route to answer with ``status`` and a JSON body."""
 
@@ -266,6 +322,7 @@ class FakeForge:
         self._tokens: dict[str, _Token] = {}
         self._gh: dict[str, _GhRepo] = {}
         self._gl: dict[int, _GlProject] = {}
+        self._fj: dict[str, _FjRepo] = {}
         self._next_id = 1000
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -307,6 +364,15 @@ class FakeForge:
     def gitlab_api_url(self) -> str:
         return f"{self.url}/api/v4"
 
+    @property
+    def forgejo_url(self) -> str:
+        """Forgejo installed under a sub-path (ROOT_URL = http://host/forgejo/), as many institutes run it."""
+        return f"{self.url}/forgejo"
+
+    @property
+    def forgejo_api_url(self) -> str:
+        return f"{self.forgejo_url}/api/v1"
+
     # -- setup ------------------------------------------------------------------------------------
     def new_id(self) -> int:
         with self.lock:
@@ -328,6 +394,43 @@ class FakeForge:
             pid = project_id if project_id is not None else self.new_id()
             self._gl[pid] = _GlProject(pid, path, public)
             return pid
+
+    def add_forgejo_repo(self, full_name: str, *, public: bool = False) -> None:
+        with self.lock:
+            self._fj[full_name] = _FjRepo(full_name, public)
+
+    def add_forgejo_tag(self, repo: str, tag: str, sha: str) -> None:
+        with self.lock:
+            self._fj[repo].tags[tag] = sha
+
+    def forgejo_tags(self, repo: str) -> dict[str, str]:
+        with self.lock:
+            return dict(self._fj[repo].tags)
+
+    def add_forgejo_release(self, repo: str, tag: str, *, draft: bool = False) -> int:
+        with self.lock:
+            return self._fj_new_release(self._fj[repo], {"tag_name": tag, "name": tag, "draft": draft}).id
+
+    def forgejo_releases(self, repo: str) -> list[dict[str, Any]]:
+        with self.lock:
+            fj = self._fj[repo]
+            return [
+                self._fj_release_json(fj, r, self.url)
+                for r in sorted(fj.releases.values(), key=lambda r: r.id)
+            ]
+
+    def forgejo_asset_bytes(self, repo: str, tag: str, name: str) -> bytes:
+        with self.lock:
+            for release in self._fj[repo].releases.values():
+                if release.tag_name == tag:
+                    copies = [a for a in release.assets.values() if a.name == name]
+                    if copies:
+                        return max(copies, key=lambda a: a.id).data
+        raise KeyError(f"{repo} {tag} {name}")
+
+    def forgejo_comments(self, repo: str, number: int) -> list[dict[str, Any]]:
+        with self.lock:
+            return [_comment_json(c) for c in self._fj[repo].comments.values() if c.on == number]
 
     def add_github_tag(self, repo: str, tag: str, sha: str) -> None:
         with self.lock:
@@ -517,6 +620,66 @@ class FakeForge:
             item["digest"] = "sha256:" + hashlib.sha256(asset.data).hexdigest()
         return item
 
+    # -- Forgejo model ----------------------------------------------------------------------------
+    def _fj_new_release(self, repo: _FjRepo, payload: dict[str, Any]) -> _FjRelease:
+        draft = bool(payload.get("draft", False))
+        release = _FjRelease(
+            id=self.new_id(),
+            tag_name=str(payload["tag_name"]),
+            name=str(payload.get("name") or ""),
+            body=str(payload.get("body") or ""),
+            draft=draft,
+            prerelease=bool(payload.get("prerelease", False)),
+            target_commitish=str(payload.get("target_commitish") or "main"),
+            created_at=_now(),
+            published_at=None if draft else _now(),
+        )
+        repo.releases[release.id] = release
+        if not draft:  # a draft gets its tag when it is published
+            repo.tags.setdefault(release.tag_name, release.target_commitish)
+        return release
+
+    def _fj_release_json(self, repo: _FjRepo, release: _FjRelease, base: str) -> dict[str, Any]:
+        web = f"{base}/forgejo/{repo.full_name}"
+        api = f"{base}/forgejo/api/v1/repos/{repo.full_name}/releases/{release.id}"
+        return {
+            "id": release.id,
+            "tag_name": release.tag_name,
+            "target_commitish": release.target_commitish,
+            "name": release.name,
+            "body": release.body,
+            "url": api,
+            "html_url": f"{web}/releases/tag/{quote(release.tag_name, safe='')}",
+            "tarball_url": f"{web}/archive/{release.tag_name}.tar.gz",
+            "zipball_url": f"{web}/archive/{release.tag_name}.zip",
+            "upload_url": f"{api}/assets",
+            "hide_archive_links": False,
+            "draft": release.draft,
+            "prerelease": release.prerelease,
+            "created_at": release.created_at,
+            "published_at": release.published_at,
+            "assets": [
+                self._fj_attachment_json(repo, release, a, base)
+                for a in sorted(release.assets.values(), key=lambda a: a.id)
+            ],
+        }
+
+    @staticmethod
+    def _fj_attachment_json(
+        repo: _FjRepo, release: _FjRelease, item: _FjAttachment, base: str
+    ) -> dict[str, Any]:
+        download = f"{base}/forgejo/{repo.full_name}/releases/download/{quote(release.tag_name, safe='')}"
+        return {
+            "id": item.id,
+            "name": item.name,
+            "size": len(item.data),
+            "download_count": 0,
+            "created_at": item.created_at,
+            "uuid": item.uuid,
+            "browser_download_url": f"{download}/{quote(item.name, safe='')}",
+            "type": "attachment",
+        }
+
     # -- GitLab model -----------------------------------------------------------------------------
     @staticmethod
     def _gl_file_json(f: _GlFile) -> dict[str, Any]:
@@ -688,6 +851,10 @@ class _Handler(BaseHTTPRequestHandler):
         self, method: str, path: str, query: dict[str, str], body: bytes, fault: Fault | None
     ) -> tuple[int, Any, dict[str, str]]:
         parts = path.strip("/").split("/")
+        if parts[:4] == ["forgejo", "api", "v1", "repos"] and len(parts) > 6:
+            return self._forgejo(method, [unquote(p) for p in parts[4:]], query, body)
+        if parts[:1] == ["forgejo"] and len(parts) == 7 and parts[3:5] == ["releases", "download"]:
+            return self._forgejo_download([unquote(p) for p in parts[1:]])
         if parts[:2] == ["api", "v3"] and len(parts) > 2 and parts[2] == "repos":
             return self._github(method, [unquote(p) for p in parts[3:]], query, body)
         if parts[:3] == ["api", "uploads", "repos"]:
@@ -709,15 +876,23 @@ class _Handler(BaseHTTPRequestHandler):
             return match.group(2), self.forge._tokens.get(match.group(2))
         return None, None
 
-    def _auth(self, repo_key: str, write: bool, gitlab: bool, public: bool = False) -> _Token:
+    def _auth(
+        self, repo_key: str, write: bool, gitlab: bool, public: bool = False, forgejo: bool = False
+    ) -> _Token:
         sent, token = self._token()
         if sent is None and public and not write:
             return _Token("read", None)  # an anonymous read of a public repository or project
         if token is None:
+            if forgejo:
+                raise _Reply(401, {"message": "token is required" if sent is None else "invalid token"})
             raise _Reply(401, {"message": "401 Unauthorized"} if gitlab else {"message": "Bad credentials"})
         if token.repos is not None and repo_key not in token.repos:
+            if forgejo:
+                raise _Reply(404, {"message": "The target couldn't be found.", "errors": []})
             raise _Reply(404, {"message": "404 Project Not Found"} if gitlab else {"message": "Not Found"})
         if write and token.access != "write":
+            if forgejo:
+                raise _Reply(403, {"message": "user should have a permission to write to a repo"})
             raise _Reply(
                 403,
                 {"message": "403 Forbidden"}
@@ -950,6 +1125,167 @@ class _Handler(BaseHTTPRequestHandler):
                     for asset in release.assets.values():
                         if asset.name == file_name and asset.state == "uploaded":
                             return 200, asset.data, {}
+        raise _Reply(404, {"message": "Not Found"})
+
+    # -- Forgejo ----------------------------------------------------------------------------------
+    def _fj_repo(self, owner: str, name: str, write: bool) -> tuple[_FjRepo, _Token]:
+        full = f"{owner}/{name}"
+        repo = self.forge._fj.get(full)
+        token = self._auth(full, write, gitlab=False, public=repo is not None and repo.public, forgejo=True)
+        if repo is None:
+            raise _Reply(404, {"message": "The target couldn't be found.", "errors": []})
+        return repo, token
+
+    def _forgejo(
+        self, method: str, parts: list[str], query: dict[str, str], body: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
+        repo, token = self._fj_repo(parts[0], parts[1], method != "GET")
+        rest = parts[2:]
+        if rest[0] == "issues":
+            missing = {"message": "The target couldn't be found.", "errors": []}
+            return self._comments(method, repo.comments, rest[1:], query, body, "PATCH", missing)
+        if rest[0] == "tags":
+            return self._forgejo_tags(method, repo, rest[1:], query, body)
+        if rest[0] != "releases":
+            raise _Reply(404, {"message": "Not Found"})
+        return self._forgejo_releases(method, repo, token, rest[1:], query, body)
+
+    def _fj_tag_json(self, repo: _FjRepo, tag: str) -> dict[str, Any]:
+        sha = repo.tags[tag]
+        web = f"{self.base}/forgejo/{repo.full_name}"
+        return {
+            "name": tag,
+            "message": "",
+            "id": hashlib.sha1(f"{tag}{sha}".encode()).hexdigest(),
+            "commit": {
+                "url": f"{self.base}/forgejo/api/v1/repos/{repo.full_name}/git/commits/{sha}",
+                "sha": sha,
+            },
+            "zipball_url": f"{web}/archive/{tag}.zip",
+            "tarball_url": f"{web}/archive/{tag}.tar.gz",
+        }
+
+    def _forgejo_tags(
+        self, method: str, repo: _FjRepo, rest: list[str], query: dict[str, str], body: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
+        with self.forge.lock:
+            if not rest and method == "GET":
+                found = [self._fj_tag_json(repo, t) for t in sorted(repo.tags)]
+                chunk, headers = self._fj_page(found, query)
+                return 200, chunk, headers
+            if not rest and method == "POST":
+                payload = json.loads(body or b"{}")
+                tag, target = str(payload.get("tag_name") or ""), str(payload.get("target") or "main")
+                if not tag:
+                    raise _Reply(422, {"message": "[TagName]: Required"})
+                if tag in repo.tags:
+                    raise _Reply(409, {"message": f"tag already exists [name: {tag}]"})
+                repo.tags[tag] = target
+                return 201, self._fj_tag_json(repo, tag), {}
+            name = "/".join(rest)
+            if name not in repo.tags:
+                raise _Reply(404, {"message": "The target couldn't be found.", "errors": []})
+            if method == "GET":
+                return 200, self._fj_tag_json(repo, name), {}
+            if method == "DELETE":
+                if any(r.tag_name == name for r in repo.releases.values()):
+                    raise _Reply(409, {"message": "a tag attached to a release cannot be deleted directly"})
+                del repo.tags[name]
+                return 204, None, {}
+        raise _Reply(405, {"message": "Method Not Allowed"})
+
+    def _fj_page(self, items: list[Any], query: dict[str, str]) -> tuple[list[Any], dict[str, str]]:
+        """Forgejo's paging: ``page`` and ``limit`` (default 30, at most 50), a ``Link`` header and
+        ``X-Total-Count``; ``per_page`` is not a Forgejo parameter."""
+        limit = max(1, min(50, int(query.get("limit") or 30)))
+        page = max(1, int(query.get("page") or 1))
+        headers = {"X-Total-Count": str(len(items))}
+        if page * limit < len(items):
+            next_query = dict(query, page=str(page + 1), limit=str(limit))
+            headers["Link"] = f'<{self.base}{urlsplit(self.path).path}?{urlencode(next_query)}>; rel="next"'
+        return items[(page - 1) * limit : page * limit], headers
+
+    def _forgejo_releases(
+        self, method: str, repo: _FjRepo, token: _Token, rest: list[str], query: dict[str, str], body: bytes
+    ) -> tuple[int, Any, dict[str, str]]:
+        forge, base = self.forge, self.base
+        payload = json.loads(body or b"{}") if method in ("POST", "PATCH") and rest[-1:] != ["assets"] else {}
+        with forge.lock:
+            if not rest:
+                if method == "GET":
+                    visible = [r for r in repo.releases.values() if token.access == "write" or not r.draft]
+                    visible.sort(key=lambda r: r.id, reverse=True)
+                    chunk, headers = self._fj_page(visible, query)
+                    return 200, [forge._fj_release_json(repo, r, base) for r in chunk], headers
+                if method == "POST":
+                    if not payload.get("tag_name"):
+                        raise _Reply(422, {"message": "[TagName]: Required"})
+                    if not payload.get("name"):
+                        raise _Reply(422, {"message": "title is empty"})
+                    if any(r.tag_name == payload["tag_name"] for r in repo.releases.values()):
+                        raise _Reply(409, {"message": "release tag already exist"})
+                    release = forge._fj_new_release(repo, payload)
+                    return 201, forge._fj_release_json(repo, release, base), {}
+            if rest[0] == "tags" and len(rest) == 2 and method == "GET":
+                for release in repo.releases.values():
+                    if release.tag_name == rest[1] and (token.access == "write" or not release.draft):
+                        return 200, forge._fj_release_json(repo, release, base), {}
+                raise _Reply(404, {"message": "The target couldn't be found.", "errors": []})
+            release = repo.releases.get(int(rest[0])) if rest[0].isdigit() else None
+            if release is None or (release.draft and token.access != "write"):
+                raise _Reply(404, {"message": "The target couldn't be found.", "errors": []})
+            if len(rest) == 1:
+                if method == "GET":
+                    return 200, forge._fj_release_json(repo, release, base), {}
+                if method == "DELETE":
+                    del repo.releases[release.id]  # the tag stays
+                    return 204, None, {}
+                if method == "PATCH":
+                    for key in ("name", "body", "prerelease", "target_commitish", "tag_name"):
+                        if payload.get(key) not in (None, ""):
+                            setattr(release, key, payload[key])
+                    if payload.get("draft") is False and release.draft:
+                        release.draft, release.published_at = False, _now()
+                        repo.tags.setdefault(release.tag_name, release.target_commitish)
+                    elif payload.get("draft") is True:
+                        release.draft = True
+                    return 200, forge._fj_release_json(repo, release, base), {}
+            if rest[1:] == ["assets"]:
+                if method == "GET":
+                    items = sorted(release.assets.values(), key=lambda a: a.id)
+                    return 200, [forge._fj_attachment_json(repo, release, a, base) for a in items], {}
+                if method == "POST":
+                    name = query.get("name", "")
+                    if "multipart/form-data" in self.headers.get("Content-Type", ""):
+                        raise _Reply(400, {"message": "the stand-in takes the octet-stream upload only"})
+                    if not name:
+                        raise _Reply(400, {"message": "Missing 'name' parameter"})
+                    item = _FjAttachment(forge.new_id(), name, body, _now(), secrets.token_hex(16))
+                    release.assets[item.id] = item
+                    return 201, forge._fj_attachment_json(repo, release, item, base), {}
+            if len(rest) == 3 and rest[1] == "assets" and rest[2].isdigit():
+                item = release.assets.get(int(rest[2]))
+                if item is None:
+                    raise _Reply(404, {"message": "The target couldn't be found.", "errors": []})
+                if method == "GET":
+                    return 200, forge._fj_attachment_json(repo, release, item, base), {}
+                if method == "DELETE":
+                    del release.assets[item.id]
+                    return 204, None, {}
+                if method == "PATCH":
+                    item.name = json.loads(body or b"{}").get("name") or item.name
+                    return 201, forge._fj_attachment_json(repo, release, item, base), {}
+        raise _Reply(404, {"message": "Not Found"})
+
+    def _forgejo_download(self, parts: list[str]) -> tuple[int, Any, dict[str, str]]:
+        owner, name, _, _, tag, file_name = parts
+        repo, token = self._fj_repo(owner, name, write=False)
+        with self.forge.lock:
+            for release in repo.releases.values():
+                if release.tag_name == tag and (token.access == "write" or not release.draft):
+                    copies = [a for a in release.assets.values() if a.name == file_name]
+                    if copies:
+                        return 200, max(copies, key=lambda a: a.id).data, {}
         raise _Reply(404, {"message": "Not Found"})
 
     # -- GitLab -----------------------------------------------------------------------------------
@@ -1233,13 +1569,15 @@ class _Handler(BaseHTTPRequestHandler):
 
 @dataclass(frozen=True)
 class ForgeSetup:
-    """A started forge with one write token, one GitHub repository and one GitLab project."""
+    """A started forge with one write token, one GitHub repository, one GitLab project and one Forgejo
+    repository (named like the GitHub one)."""
 
     server: FakeForge
     token: str
     github_repo: str
     gitlab_project: str
     gitlab_project_id: int
+    forgejo_repo: str = "acme/models"
 
 
 def seed(
@@ -1249,18 +1587,20 @@ def seed(
     server.add_token(token, access="write")
     server.add_github_repo(github_repo)
     project_id = server.add_gitlab_project(gitlab_project)
-    return ForgeSetup(server, token, github_repo, gitlab_project, project_id)
+    server.add_forgejo_repo(github_repo)
+    return ForgeSetup(server, token, github_repo, gitlab_project, project_id, github_repo)
 
 
 def main() -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(description="Serve the fake GitHub/GitLab forge until killed.")
+    parser = argparse.ArgumentParser(description="Serve the fake GitHub/GitLab/Forgejo forge until killed.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--token", action="append", default=[], help="a write token (repeatable)")
     parser.add_argument("--github-repo", action="append", default=[])
     parser.add_argument("--gitlab-project", action="append", default=[])
+    parser.add_argument("--forgejo-repo", action="append", default=[])
     args = parser.parse_args()
     forge = FakeForge(args.host, args.port).start()
     for token in args.token:
@@ -1269,7 +1609,10 @@ def main() -> None:
         forge.add_github_repo(repo)
     for project in args.gitlab_project:
         print(f"gitlab project {project} id {forge.add_gitlab_project(project)}", flush=True)
+    for repo in args.forgejo_repo:
+        forge.add_forgejo_repo(repo)
     print(f"github_api_url {forge.github_api_url}", flush=True)
+    print(f"forgejo_api_url {forge.forgejo_api_url}", flush=True)
     print(f"gitlab_api_url {forge.gitlab_api_url}", flush=True)
     try:
         while True:

@@ -12,12 +12,13 @@ from forge_server import ForgeSetup
 
 from czann_ci.action_inputs import CiContext
 from czann_ci.errors import ForgeUnreachableError, PublishError
+from czann_ci.publish.forgejo_forge import ForgejoForge
 from czann_ci.publish.github_forge import GitHubForge
 from czann_ci.publish.gitlab_forge import GitLabForge
 from czann_ci.publish.retry import RetryPolicy
 
 MARKER = "<!-- czann-ci:nuclei-v -->"
-FORGES = ["github", "gitlab"]
+FORGES = ["github", "gitlab", "forgejo"]
 
 
 def fast() -> RetryPolicy:
@@ -28,6 +29,10 @@ def open_client(forge: ForgeSetup, kind: str, token: str | None = None, **option
     token = forge.token if token is None else token
     if kind == "github":
         return GitHubForge(forge.server.github_api_url, forge.github_repo, token, retry=fast(), log=[].append)
+    if kind == "forgejo":
+        return ForgejoForge(
+            forge.server.forgejo_api_url, forge.forgejo_repo, token, retry=fast(), log=[].append
+        )
     return GitLabForge(
         forge.server.gitlab_api_url, forge.gitlab_project, token, retry=fast(), log=[].append, **options
     )
@@ -36,6 +41,8 @@ def open_client(forge: ForgeSetup, kind: str, token: str | None = None, **option
 def comments_on(forge: ForgeSetup, kind: str, number: int) -> list[dict]:
     if kind == "github":
         return forge.server.github_comments(forge.github_repo, number)
+    if kind == "forgejo":
+        return forge.server.forgejo_comments(forge.forgejo_repo, number)
     return forge.server.gitlab_notes(forge.gitlab_project, number)
 
 

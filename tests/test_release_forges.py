@@ -10,6 +10,7 @@ import pytest
 from forge_server import ForgeSetup
 
 from czann_ci.errors import PublishError, UsageError
+from czann_ci.publish.forgejo_forge import ForgejoForge
 from czann_ci.publish.github_forge import GitHubForge
 from czann_ci.publish.gitlab_forge import GitLabForge
 from czann_ci.publish.models import Asset, ReleaseUpload, RemoteFile, TagExistsError
@@ -42,9 +43,23 @@ def gitlab(forge: ForgeSetup, token_kind: str = "private") -> GitLabForge:
     )
 
 
-@pytest.mark.parametrize("kind", ["github", "gitlab"])
+def forgejo(forge: ForgeSetup, logs: list[str] | None = None) -> ForgejoForge:
+    sink = logs if logs is not None else []
+    return ForgejoForge(
+        forge.server.forgejo_api_url, forge.forgejo_repo, forge.token, log=sink.append, retry=fast()
+    )
+
+
+def client_for(forge: ForgeSetup, kind: str) -> GitHubForge | GitLabForge | ForgejoForge:
+    return {"github": github, "gitlab": gitlab, "forgejo": forgejo}[kind](forge)
+
+
+FORGES = ["github", "gitlab", "forgejo"]
+
+
+@pytest.mark.parametrize("kind", FORGES)
 def test_a_tag_is_created_at_the_commit_once(forge: ForgeSetup, kind: str) -> None:
-    client = github(forge) if kind == "github" else gitlab(forge)
+    client = client_for(forge, kind)
     client.create_tag("nuclei-v1.0.0", SHA_A)
     with pytest.raises(TagExistsError) as caught:
         client.create_tag("nuclei-v1.0.0", SHA_B)
@@ -71,6 +86,7 @@ def test_a_lost_answer_to_a_tag_creation_reads_as_already_exists(forge: ForgeSet
     [
         ("github", r"/git/refs$", r"/git/matching-refs/tags/nuclei-v$"),
         ("gitlab", r"/repository/tags$", r"/repository/tags$"),
+        ("forgejo", r"/repos/acme/models/tags$", r"/repos/acme/models/tags$"),
     ],
 )
 def test_tag_creation_and_listing_are_retried_through_transient_faults(
@@ -78,7 +94,7 @@ def test_tag_creation_and_listing_are_retried_through_transient_faults(
 ) -> None:
     forge.server.inject("POST", create, kind="status", status=503, times=2)
     forge.server.inject("GET", listing, kind="drop")
-    client = github(forge) if kind == "github" else gitlab(forge)
+    client = client_for(forge, kind)
     client.create_tag("nuclei-v1.0.0", SHA_A)
     assert client.tags("nuclei-v") == {"nuclei-v1.0.0": SHA_A}
     assert forge.server.faults_pending() == []
@@ -130,13 +146,13 @@ def test_gitlab_releases_are_listed_across_pages(forge: ForgeSetup) -> None:
     assert client.tags("nuclei-v")["nuclei-v1.0.7"] == SHA_A  # a release made with ref creates its tag
 
 
-@pytest.mark.parametrize("kind", ["github", "gitlab"])
+@pytest.mark.parametrize("kind", FORGES)
 def test_an_asset_is_downloaded_through_a_dropped_connection(
     forge: ForgeSetup, kind: str, tmp_path: Path
 ) -> None:
     payload = tmp_path / "nuclei-1.0.0.czann"
     payload.write_bytes(bytes(range(256)) * 64)
-    client = github(forge) if kind == "github" else gitlab(forge)
+    client = client_for(forge, kind)
     upload = ReleaseUpload(
         tag="nuclei-v1.0.0",
         version="1.0.0",
@@ -177,3 +193,50 @@ def test_forges_check_their_inputs_before_any_request(forge: ForgeSetup) -> None
     assert caught.value.field == "mode"
     assert forge.server.requests_seen == []
     assert forge.token not in repr(github(forge))
+
+
+def test_forgejo_releases_and_tags_are_listed_across_its_pages_with_drafts(forge: ForgeSetup) -> None:
+    """Forgejo pages with ``page`` and ``limit`` (at most 50), not ``per_page``."""
+    for number in range(55):
+        forge.server.add_forgejo_release(forge.forgejo_repo, f"nuclei-v1.0.{number}")
+    draft = forge.server.add_forgejo_release(forge.forgejo_repo, "nuclei-v2.0.0", draft=True)
+    client = forgejo(forge)
+    records = client.releases()
+    assert {r.tag for r in records} == {f"nuclei-v1.0.{n}" for n in range(55)} | {"nuclei-v2.0.0"}
+    assert [r.published for r in records if r.id == str(draft)] == [False]
+    assert len(client.tags("nuclei-v1.0.")) == 55  # published releases made their tags
+    pages = [r for r in forge.server.requests_seen if r.path.endswith("/releases") and r.method == "GET"]
+    assert len(pages) == 2
+
+
+def test_forgejo_keeps_a_tag_while_a_release_holds_it(forge: ForgeSetup, tmp_path: Path) -> None:
+    """Forgejo refuses to delete a tag a release is attached to (409); discard removes the draft first."""
+    client = forgejo(forge)
+    payload = tmp_path / "nuclei-1.0.0.czann"
+    payload.write_bytes(b"model" * 100)
+    upload = ReleaseUpload(
+        tag="nuclei-v1.0.0",
+        version="1.0.0",
+        title="nuclei 1.0.0",
+        commit=SHA_A,
+        assets=[Asset.from_file(payload)],
+        notes_for=lambda existing: "notes",
+        package_name="nuclei",
+        draft=True,
+    )
+    client.create_tag("nuclei-v1.0.0", SHA_A)
+    client.publish(upload)
+    with pytest.raises(PublishError, match="409"):
+        client.delete_tag("nuclei-v1.0.0")
+    client.discard(upload)
+    assert forge.server.forgejo_releases(forge.forgejo_repo) == []
+    assert forge.server.forgejo_tags(forge.forgejo_repo) == {}
+
+
+def test_forgejo_sends_its_token_only_to_its_own_server(forge: ForgeSetup, tmp_path: Path) -> None:
+    client = forgejo(forge)
+    elsewhere = forge.server.forgejo_url.replace("127.0.0.1", "localhost")  # another host, same stand-in
+    foreign = RemoteFile("elsewhere.czann", f"{elsewhere}/acme/models/releases/download/v1/elsewhere.czann")
+    with pytest.raises(PublishError) as caught:
+        client.download(foreign, tmp_path / "x.czann")
+    assert "401" in caught.value.message and forge.token not in caught.value.message  # sent without it

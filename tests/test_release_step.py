@@ -1,4 +1,4 @@
-"""Release and plan modes (czann_ci.release.step) against the GitHub and GitLab stand-ins: real HTTP on
+"""Release and plan modes (czann_ci.release.step) against the GitHub, GitLab and Forgejo stand-ins: real HTTP on
 127.0.0.1, archives converted for real, concurrent runs in threads, injected faults."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from forge_server import ForgeSetup
 from model_archives import NUCLEI_META, THREE_CLASS_META, build_archive
 
 from czann_ci.errors import InvalidModelError, PublishError
+from czann_ci.publish.forgejo_forge import ForgejoForge
 from czann_ci.publish.github_forge import GitHubForge
 from czann_ci.publish.gitlab_forge import GitLabForge
 from czann_ci.publish.retry import RetryPolicy
@@ -22,9 +23,14 @@ from czann_ci.release.step import ReleaseOutcome, ReleaseRequest, ReleaseStep
 from czann_ci.render.model_card import CARD_END, CARD_START
 
 COMMITS = {name: name * 40 for name in "abcdef"}
-FORGES = ["github", "gitlab"]
-UPLOAD = {"github": ("POST", r"^/api/uploads/.*/assets$"), "gitlab": ("PUT", r"/packages/generic/")}
-CREATE_TAG = {"github": r"/git/refs$", "gitlab": r"/repository/tags$"}
+FORGES = ["github", "gitlab", "forgejo"]
+UPLOAD = {
+    "github": ("POST", r"^/api/uploads/.*/assets$"),
+    "gitlab": ("PUT", r"/packages/generic/"),
+    "forgejo": ("POST", r"/releases/\d+/assets$"),
+}
+CREATE_TAG = {"github": r"/git/refs$", "gitlab": r"/repository/tags$", "forgejo": r"/repos/acme/models/tags$"}
+TAG_TAKEN = {"github": 422, "gitlab": 409, "forgejo": 409}  # how each forge refuses a tag that exists
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +63,16 @@ class Lab:
         self.server = setup.server
         self.logs: list[str] = []
 
-    def forge(self) -> GitHubForge | GitLabForge:
+    def forge(self) -> GitHubForge | GitLabForge | ForgejoForge:
         retry = RetryPolicy(attempts=3, scale=0.001, timeout=5.0, upload_timeout=5.0)
+        if self.kind == "forgejo":
+            return ForgejoForge(
+                self.server.forgejo_api_url,
+                self.setup.forgejo_repo,
+                self.setup.token,
+                log=self.logs.append,
+                retry=retry,
+            )
         if self.kind == "github":
             return GitHubForge(
                 self.server.github_api_url,
@@ -102,12 +116,30 @@ class Lab:
 
     # -- what the forge holds ----------------------------------------------------------------------------
     def tags(self) -> dict[str, str]:
+        if self.kind == "forgejo":
+            return self.server.forgejo_tags(self.setup.forgejo_repo)
         if self.kind == "github":
             return self.server.github_tags(self.setup.github_repo)
         return self.server.gitlab_tags(self.setup.gitlab_project)
 
+    def add_tag(self, tag: str, commit: str) -> None:
+        """A tag set up directly on the forge (another run's, or one made by hand)."""
+        if self.kind == "forgejo":
+            self.server.add_forgejo_tag(self.setup.forgejo_repo, tag, commit)
+        elif self.kind == "github":
+            self.server.add_github_tag(self.setup.github_repo, tag, commit)
+        else:
+            self.server.add_gitlab_tag(self.setup.gitlab_project, tag, commit)
+
     def release(self, tag: str) -> dict[str, Any] | None:
         """{published, files, body} of the release of ``tag``, None when there is none."""
+        if self.kind == "forgejo":
+            found = [r for r in self.server.forgejo_releases(self.setup.forgejo_repo) if r["tag_name"] == tag]
+            assert len(found) <= 1, found  # Forgejo holds one release per tag
+            if not found:
+                return None
+            names = sorted(a["name"] for a in found[0]["assets"])
+            return {"published": not found[0]["draft"], "files": names, "body": found[0]["body"] or ""}
         if self.kind == "github":
             found = [r for r in self.server.github_releases(self.setup.github_repo) if r["tag_name"] == tag]
             assert len(found) <= 1, found
@@ -231,11 +263,11 @@ def test_other_prefixes_drafts_prereleases_and_unparsable_tags_are_ignored(
     assert cells.version == "1.0.0"
     lab.run(models["cells"], COMMITS["f"], tag_prefix="cells-v", bump="major", initial_version="5.0.0")
     for tag in ("nuclei-v9.9", "nuclei-latest", "nuclei-v7.0.0-rc.1"):
-        (lab.server.add_github_tag if lab.kind == "github" else lab.server.add_gitlab_tag)(
-            lab.setup.github_repo if lab.kind == "github" else lab.setup.gitlab_project, tag, COMMITS["e"]
-        )
-    if lab.kind == "github":  # GitHub alone has drafts and a pre-release flag
+        lab.add_tag(tag, COMMITS["e"])
+    if lab.kind == "github":  # GitHub and Forgejo have drafts and a pre-release flag
         lab.server.add_github_release(lab.setup.github_repo, "nuclei-v8.0.0", draft=True)
+    if lab.kind == "forgejo":
+        lab.server.add_forgejo_release(lab.setup.forgejo_repo, "nuclei-v8.0.0", draft=True)
     first = lab.run(models["v1"], COMMITS["a"], run="nuclei")
     assert (first.bump, first.version, first.previous_version) == ("initial", "1.0.0", "")
     second = lab.run(models["retrained"], COMMITS["b"], run="nuclei")
@@ -276,7 +308,7 @@ def test_two_concurrent_runs_end_with_two_distinct_versions(lab: Lab, models: di
         for r in lab.server.requests_seen
         if r.method == "POST" and r.path.endswith(CREATE_TAG[lab.kind][1:-1])
     ]
-    assert sorted(tag_posts) == [201, 201, 201, 409 if lab.kind == "gitlab" else 422]
+    assert sorted(tag_posts) == [201, 201, 201, TAG_TAKEN[lab.kind]]
     assert set(lab.tags()) == {"nuclei-v1.0.0", "nuclei-v1.1.0", "nuclei-v1.2.0"}
     if lab.kind == "github":
         assert all(not r["draft"] for r in lab.server.github_releases(lab.setup.github_repo))
@@ -317,9 +349,12 @@ def test_an_upload_failure_after_tagging_burns_no_version_and_the_rerun_releases
 def test_a_rerun_completes_what_a_stopped_run_left_at_its_commit(lab: Lab, models: dict[str, Path]) -> None:
     lab.run(models["v1"], COMMITS["a"])
     # A run of commit b was stopped after tagging and creating its release: no asset, no cleanup.
-    if lab.kind == "github":
-        lab.server.add_github_tag(lab.setup.github_repo, "nuclei-v1.1.0", COMMITS["b"])
-        release_id = lab.server.add_github_release(lab.setup.github_repo, "nuclei-v1.1.0", draft=True)
+    if lab.kind in ("github", "forgejo"):
+        lab.add_tag("nuclei-v1.1.0", COMMITS["b"])
+        add_release = (
+            lab.server.add_github_release if lab.kind == "github" else lab.server.add_forgejo_release
+        )
+        release_id = add_release(lab.setup.github_repo, "nuclei-v1.1.0", draft=True)
         forge = lab.forge()
         forge.client.request(
             "PATCH", f"{forge.repo_url}/releases/{release_id}", "seed", json={"body": "Reviewed by A. B."}
@@ -342,11 +377,7 @@ def test_a_rerun_completes_what_a_stopped_run_left_at_its_commit(lab: Lab, model
 
 def test_a_stopped_run_of_another_commit_blocks_with_a_clear_error(lab: Lab, models: dict[str, Path]) -> None:
     lab.run(models["v1"], COMMITS["a"])
-    (lab.server.add_github_tag if lab.kind == "github" else lab.server.add_gitlab_tag)(
-        lab.setup.github_repo if lab.kind == "github" else lab.setup.gitlab_project,
-        "nuclei-v1.1.0",
-        COMMITS["c"],
-    )
+    lab.add_tag("nuclei-v1.1.0", COMMITS["c"])
     mark = lab.mark()
     with pytest.raises(PublishError) as caught:
         lab.run(models["retrained"], COMMITS["b"], peer_wait=0.3)
@@ -358,10 +389,10 @@ def test_a_stopped_run_of_another_commit_blocks_with_a_clear_error(lab: Lab, mod
     assert lab.writes_since(mark) == []
 
 
+@pytest.mark.parametrize("lab", ["github", "forgejo"], indirect=True)  # the forges with drafts
 def test_a_draft_left_for_a_person_blocks_the_next_release_until_it_is_published(
-    forge: ForgeSetup, tmp_path: Path, models: dict[str, Path]
+    lab: Lab, models: dict[str, Path]
 ) -> None:
-    lab = Lab(forge, "github", tmp_path)
     lab.run(models["v1"], COMMITS["a"])
     draft = lab.run(models["retrained"], COMMITS["b"], draft=True)
     assert draft.version == "1.1.0" and lab.release("nuclei-v1.1.0")["published"] is False  # type: ignore[index]
@@ -370,9 +401,10 @@ def test_a_draft_left_for_a_person_blocks_the_next_release_until_it_is_published
     assert caught.value.message.startswith(
         f"nuclei-v1.1.0 is taken by commit {COMMITS['b'][:12]}: a draft holding its archive; waited for it"
     )
-    [release] = [
-        r for r in forge.server.github_releases(forge.github_repo) if r["tag_name"] == "nuclei-v1.1.0"
-    ]
+    listed = (lab.server.github_releases if lab.kind == "github" else lab.server.forgejo_releases)(
+        "acme/models"
+    )
+    [release] = [r for r in listed if r["tag_name"] == "nuclei-v1.1.0"]
     client = lab.forge()
     client.client.request(
         "PATCH", f"{client.repo_url}/releases/{release['id']}", "publish", json={"draft": False}
@@ -386,22 +418,17 @@ def test_an_unfinished_claim_of_this_commit_at_another_version_is_removed(
 ) -> None:
     lab.run(models["v1"], COMMITS["a"])
     # A run of commit b with bump: major was stopped after tagging; this run of b asks for auto.
-    (lab.server.add_github_tag if lab.kind == "github" else lab.server.add_gitlab_tag)(
-        lab.setup.github_repo if lab.kind == "github" else lab.setup.gitlab_project,
-        "nuclei-v2.0.0",
-        COMMITS["b"],
-    )
+    lab.add_tag("nuclei-v2.0.0", COMMITS["b"])
     outcome = lab.run(models["retrained"], COMMITS["b"])
     assert outcome.version == "1.1.0"
     assert set(lab.tags()) == {"nuclei-v1.0.0", "nuclei-v1.1.0"}
 
 
 def test_a_lost_answer_to_the_tag_creation_is_recognised_as_our_own_claim(
-    forge: ForgeSetup, tmp_path: Path, models: dict[str, Path]
+    lab: Lab, models: dict[str, Path]
 ) -> None:
-    lab = Lab(forge, "github", tmp_path)
     lab.run(models["v1"], COMMITS["a"])
-    forge.server.inject("POST", r"/git/refs$", kind="drop-after")
+    lab.server.inject("POST", CREATE_TAG[lab.kind], kind="drop-after")
     outcome = lab.run(models["retrained"], COMMITS["b"])
     assert outcome.version == "1.1.0"
     assert_released(lab, outcome, "nuclei-v1.1.0")
@@ -415,8 +442,11 @@ def test_prereleases_are_release_candidates_that_never_become_the_base(
     assert (rc1.version, rc1.release_tag) == ("1.1.0-rc.1", "nuclei-v1.1.0-rc.1")
     rc2 = lab.run(models["retrained-2"], COMMITS["c"], prerelease=True)
     assert (rc2.version, rc2.previous_version) == ("1.1.0-rc.2", "1.0.0")
-    if lab.kind == "github":
-        flags = {r["tag_name"]: r["prerelease"] for r in lab.server.github_releases(lab.setup.github_repo)}
+    if lab.kind in ("github", "forgejo"):
+        listed = (lab.server.github_releases if lab.kind == "github" else lab.server.forgejo_releases)(
+            "acme/models"
+        )
+        flags = {r["tag_name"]: r["prerelease"] for r in listed}
         assert flags == {"nuclei-v1.0.0": False, "nuclei-v1.1.0-rc.1": True, "nuclei-v1.1.0-rc.2": True}
     stable = lab.run(models["retrained-2"], COMMITS["c"])
     assert (stable.version, stable.previous_version) == ("1.1.0", "1.0.0")

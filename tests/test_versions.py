@@ -147,3 +147,19 @@ def test_a_prerelease_is_the_next_release_candidate(diffs: dict[str, ModelDiff])
     assert str(decision.version) == "1.3.0-rc.3"
     first = decide(None, None, initial=INITIAL, prerelease=True)
     assert str(first.version) == "1.0.0-rc.1"
+
+
+@pytest.mark.parametrize("version", ["1٢.0.0", "1.2.0\n", "1.2", "١.0.0", "1.2.0-rc.٣"])
+def test_publish_mode_and_release_mode_refuse_the_same_versions(version: str) -> None:
+    """One SemVer rule: a pushed tag's version (publish mode) is read by release/versions.py as release mode
+    reads its tags; a pattern of its own once let ``model-v1٢.0.0`` (an Arabic-Indic digit) be published."""
+    from czann_ci.action_inputs import CiContext, InputReader, _release_tag, _version_of
+
+    assert parse_version(version) is None
+    assert version_of_tag(f"model-v{version}", "model-v") is None
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_REF": f"refs/tags/model-v{version}", "GITHUB_SHA": "a" * 40}
+    ctx = CiContext.from_env(env)
+    tag = _release_tag(InputReader(env), ctx, "publish")
+    with pytest.raises(UsageError) as caught:
+        _version_of(tag, "model-v", ctx.commit)
+    assert caught.value.field == "release-tag" and "is not SemVer" in caught.value.message

@@ -1,8 +1,9 @@
-"""Publish built files as release assets on GitHub or GitLab, idempotently and with retries."""
+"""The forges: release assets, tags and comments on GitHub, GitLab and Forgejo/Gitea, idempotently and with
+retries. Each forge is a ``<name>_forge.py`` module with its row in ``forges.py`` (open one with
+``czann_ci.release.forge.open_forge``); ``publish_github`` and ``publish_gitlab`` are the asset upload
+protocols their forges use."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 from czann_ci.publish.github import publish_github
 from czann_ci.publish.gitlab import publish_gitlab
@@ -22,16 +23,6 @@ __all__ = [
     "GitLabTarget",
     "PublishResult",
     "RetryPolicy",
-    "publish",
     "publish_github",
     "publish_gitlab",
 ]
-
-
-def publish(
-    target: GitHubTarget | GitLabTarget, assets: list[Asset], log: Callable[[str], None] = print
-) -> PublishResult:
-    """Publish to whichever forge ``target`` describes."""
-    if isinstance(target, GitLabTarget):
-        return publish_gitlab(target, assets, log=log)
-    return publish_github(target, assets, log=log)

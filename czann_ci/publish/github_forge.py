@@ -9,12 +9,20 @@ created with the workflow's GITHUB_TOKEN start no other workflow, so the release
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from czann_ci.publish.forge_session import ForgeSession
+from czann_ci.publish.forges import (
+    CiContext,
+    ForgeRow,
+    pull_request_of,
+    pushed_tag_of,
+    register,
+    workspace_of,
+)
 from czann_ci.publish.github import ASSET_DOWNLOAD, check_github_repository, github_client, publish_github
 from czann_ci.publish.models import (
     GitHubTarget,
@@ -105,9 +113,13 @@ class GitHubForge(ForgeSession):
     def publish(self, upload: ReleaseUpload) -> PublishResult:
         """Create (or complete) the release of ``upload.tag`` and publish it; a body already on the
         release keeps what a person wrote (``upload.notes_for`` merges)."""
+        notes_for = upload.notes_for
         with self.redacted():
-            for release in (r for r in self.releases() if r.tag == upload.tag and not r.published):
-                notes = upload.notes_for(release.body)
+            unpublished = (
+                [r for r in self.releases() if r.tag == upload.tag and not r.published] if notes_for else []
+            )
+            for release in unpublished:
+                notes = notes_for(release.body) if notes_for else release.body
                 if notes != release.body:
                     url = f"{self.repo_url}/releases/{release.id}"
                     self.client.request(
@@ -119,10 +131,11 @@ class GitHubForge(ForgeSession):
             token=self.token,
             tag=upload.tag,
             release_name=upload.title,
-            release_body=upload.notes_for(None),
+            release_body=notes_for(None) if notes_for else None,
             draft=upload.draft,
             prerelease=upload.prerelease,
-            target_commitish=upload.commit,
+            overwrite=upload.overwrite,
+            target_commitish=upload.commit or None,
         )
         return publish_github(target, upload.assets, self.log, retry=self.retry)
 
@@ -146,3 +159,41 @@ class GitHubForge(ForgeSession):
                 url = f"{self.repo_url}/releases/{release.id}"
                 self.client.request("DELETE", url, "removing an unfinished draft", accept=(404,))
             self.remove_own_tag(upload.tag, upload.commit)
+
+
+def _context(env: Mapping[str, str]) -> CiContext:
+    return CiContext(
+        forge="github",
+        workspace=workspace_of(env, "GITHUB_WORKSPACE"),
+        pushed_tag=pushed_tag_of(env.get("GITHUB_REF", "")),
+        repository=env.get("GITHUB_REPOSITORY", ""),
+        api_url=env.get("GITHUB_API_URL", "https://api.github.com"),
+        default_token=env.get("GITHUB_TOKEN", ""),
+        server_url=env.get("GITHUB_SERVER_URL", ""),
+        commit=env.get("GITHUB_SHA", ""),
+        change_request=pull_request_of(env),
+    )
+
+
+def _open(
+    api_url: str, project: str, token: str, *, token_kind: str = "private", **options: Any
+) -> GitHubForge:
+    return GitHubForge(api_url, project, token, **options)  # one kind of token: the header is the same
+
+
+ROW = register(
+    ForgeRow(
+        name="github",
+        title="GitHub",
+        order=20,
+        # Only a real runner sets GITHUB_ACTIONS=true; a shell that exported GITHUB_REF is still local.
+        detect=lambda env: env.get("GITHUB_ACTIONS", "").lower() == "true",
+        context=_context,
+        open=_open,
+        workflow_commands=True,
+        api_url_variable="GITHUB_API_URL",
+        commit_variable="GITHUB_SHA",
+        repository_variable="GITHUB_REPOSITORY",
+        token_help="permissions: contents: write (plan mode: contents: read; a comment: pull-requests: write)",
+    )
+)

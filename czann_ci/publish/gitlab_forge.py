@@ -10,13 +10,14 @@ mode needs a project access token (``api`` scope) in CZANN_TOKEN.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from czann_ci.errors import UsageError
 from czann_ci.publish.forge_session import ForgeSession
+from czann_ci.publish.forges import CiContext, ForgeRow, positive_number, register, workspace_of
 from czann_ci.publish.gitlab import TOKEN_HEADERS, gitlab_client, project_url_of, publish_gitlab
 from czann_ci.publish.models import (
     GitLabTarget,
@@ -107,7 +108,7 @@ class GitLabForge(ForgeSession):
             url = f"{self.project_url}/repository/tags/{quote(tag, safe='')}"
             self.client.request("DELETE", url, f"deleting tag {tag}", accept=(404,))
 
-    def _target(self, upload: ReleaseUpload, description: str) -> GitLabTarget:
+    def _target(self, upload: ReleaseUpload, description: str | None) -> GitLabTarget:
         return GitLabTarget(
             api_url=self.api_url,
             project=self.project,
@@ -118,13 +119,16 @@ class GitLabForge(ForgeSession):
             package_version=upload.version,
             release_name=upload.title,
             release_description=description,
+            overwrite=upload.overwrite,
         )
 
     def publish(self, upload: ReleaseUpload) -> PublishResult:
         """Upload the package files, then create (or complete) the release and its links; a description
         already on the release keeps what a person wrote (``upload.notes_for`` merges)."""
-        existing = next((r for r in self.releases() if r.tag == upload.tag), None)
-        description = upload.notes_for(existing.body if existing else None)
+        description = None
+        if upload.notes_for is not None:
+            existing = next((r for r in self.releases() if r.tag == upload.tag), None)
+            description = upload.notes_for(existing.body if existing else None)
         if upload.draft:
             self.log("gitlab: GitLab releases have no drafts; draft: true has no effect")
         return publish_gitlab(self._target(upload, description), upload.assets, self.log, retry=self.retry)
@@ -153,3 +157,37 @@ class GitLabForge(ForgeSession):
                     url = f"{self.project_url}/packages/{package['id']}"
                     self.client.request("DELETE", url, "removing an unfinished package", accept=(404,))
             self.remove_own_tag(upload.tag, upload.commit)
+
+
+def _context(env: Mapping[str, str]) -> CiContext:
+    return CiContext(
+        forge="gitlab",
+        workspace=workspace_of(env, "CI_PROJECT_DIR"),
+        pushed_tag=env.get("CI_COMMIT_TAG", ""),
+        repository=env.get("CI_PROJECT_ID", "") or env.get("CI_PROJECT_PATH", ""),
+        api_url=env.get("CI_API_V4_URL", ""),
+        default_token=env.get("CI_JOB_TOKEN", ""),
+        server_url=env.get("CI_SERVER_URL", ""),
+        commit=env.get("CI_COMMIT_SHA", ""),
+        change_request=positive_number(env.get("CI_MERGE_REQUEST_IID", "")),
+    )
+
+
+ROW = register(
+    ForgeRow(
+        name="gitlab",
+        title="GitLab",
+        order=10,
+        detect=lambda env: env.get("GITLAB_CI", "").lower() == "true" or bool(env.get("CI_API_V4_URL")),
+        context=_context,
+        open=GitLabForge,
+        workflow_commands=False,
+        api_url_variable="CI_API_V4_URL",
+        commit_variable="CI_COMMIT_SHA",
+        repository_variable="CI_PROJECT_ID",
+        token_help="CI_JOB_TOKEN or CZANN_TOKEN for publish mode; release mode and comments: CZANN_TOKEN, a "
+        "project access token with the api scope",
+        job_token_refusal="release mode creates the tag through GitLab's tags API, which CI_JOB_TOKEN may not "
+        "call; set CZANN_TOKEN to a project access token with the api scope (Developer role or higher)",
+    )
+)

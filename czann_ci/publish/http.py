@@ -1,6 +1,6 @@
 """A small authenticated REST client on ``requests``: retries, pagination, token redaction.
 
-Both forges use it. Every error message and log line passes through ``redact`` so the token
+Every forge uses it. Every error message and log line passes through ``redact`` so the token
 cannot leak even if a server echoes it back.
 """
 
@@ -127,8 +127,10 @@ class ApiClient:
         log: Callable[[str], None],
         redact: Redactor,
         error_hint: ErrorHint,
+        page_size: tuple[str, int] = ("per_page", 100),
     ) -> None:
         self.session = requests.Session()
+        self.page_size = page_size  # the query parameter a listing's page size goes in, and the size
         self.session.headers.update(headers)
         self.policy = policy
         self.redact = redact
@@ -213,8 +215,8 @@ class ApiClient:
         return PublishError(self.redact(hint))
 
     def paginate(self, url: str, what: str, params: dict[str, Any] | None = None) -> Iterator[Any]:
-        """Follow ``Link: rel="next"`` (GitHub and GitLab both send it)."""
-        query: dict[str, Any] | None = {"per_page": 100, **(params or {})}
+        """Follow ``Link: rel="next"`` (every forge sends it)."""
+        query: dict[str, Any] | None = {self.page_size[0]: self.page_size[1], **(params or {})}
         next_url: str | None = url
         while next_url:
             response = self.request("GET", next_url, what, params=query)

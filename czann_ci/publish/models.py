@@ -145,14 +145,16 @@ class ReleaseRecord:
 
 @dataclass(frozen=True)
 class ReleaseUpload:
-    """A release for the step to create: its tag and assets, and how to write its notes."""
+    """What to publish to the release of ``tag``, in publish mode and release mode alike: its assets, and
+    how to write its title and notes (publish mode: None, what is on the forge is kept)."""
 
     tag: str
     version: str
-    title: str
-    commit: str
+    title: str | None  # None: the tag (a new release), or the existing title
+    commit: str  # where a missing tag is created ("" for the forge's default)
     assets: list[Asset]
-    notes_for: Callable[[str | None], str]  # the existing body (None: a new release) -> the body to keep
+    notes_for: Callable[[str | None], str] | None  # the existing body (None: a new release) -> the body
     package_name: str  # GitLab's generic package (its version is ``version``)
     draft: bool = False
     prerelease: bool = False
+    overwrite: str = "if-changed"  # an asset of that name with other content: never | if-changed | always

@@ -1,5 +1,5 @@
-"""The forge as the release step sees it (GitHubForge and GitLabForge in czann_ci.publish implement it),
-and the one place that picks the implementation for a CI run."""
+"""The forge as the CI step sees it (each ``czann_ci/publish/<name>_forge.py`` implements it, and registers
+its row in czann_ci/publish/forges.py), and the one place that opens it for a CI run."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Protocol
 
 from czann_ci.errors import UsageError
+from czann_ci.publish.forges import row_of, token_help
 from czann_ci.publish.models import PublishResult, ReleaseRecord, ReleaseUpload, RemoteFile
 from czann_ci.publish.retry import RetryPolicy
 
 
 class ReleaseForge(Protocol):
-    kind: str  # github | gitlab
+    kind: str  # its row's name: github | gitlab | forgejo
 
     def releases(self) -> list[ReleaseRecord]: ...
 
@@ -47,23 +48,19 @@ def check_release_access(forge: str, mode: str, project: str, token: str, token_
     create tags (plan only reads: without a token its requests are anonymous, enough for a public project)."""
     if not project:
         raise UsageError(
-            f"{mode} mode needs the repository (GITHUB_REPOSITORY or CI_PROJECT_ID) in the environment",
+            f"{mode} mode needs the repository ({row_of(forge).repository_variable}) in the environment",
             field="mode",
         )
     if mode != "release":
         return
     if not token:
         raise UsageError(
-            "is empty: release mode creates a tag and a release (GitHub: permissions: contents: write; "
-            "GitLab: CZANN_TOKEN, a project access token with the api scope)",
+            f"is empty: release mode creates a tag and a release ({token_help(forge)})",
             field="token",
         )
-    if forge == "gitlab" and token_kind == "job":
-        raise UsageError(
-            "release mode creates the tag through GitLab's tags API, which CI_JOB_TOKEN may not call; "
-            "set CZANN_TOKEN to a project access token with the api scope (Developer role or higher)",
-            field="token",
-        )
+    refusal = row_of(forge).job_token_refusal
+    if refusal and token_kind == "job":
+        raise UsageError(refusal, field="token")
 
 
 def open_forge(
@@ -77,12 +74,7 @@ def open_forge(
     log: Callable[[str], None] = print,
     retry: RetryPolicy | None = None,
 ) -> ReleaseForge:
-    """The forge a CI run releases to; UsageError when it cannot (no repository, a token that may not tag)."""
+    """The forge a CI run publishes or releases to (its row in czann_ci/publish/forges.py); UsageError when
+    it cannot (no repository, a token that may not tag)."""
     check_release_access(forge, mode, project, token, token_kind)
-    if forge == "gitlab":
-        from czann_ci.publish.gitlab_forge import GitLabForge
-
-        return GitLabForge(api_url, project, token, token_kind=token_kind, log=log, retry=retry)
-    from czann_ci.publish.github_forge import GitHubForge
-
-    return GitHubForge(api_url, project, token, log=log, retry=retry)
+    return row_of(forge).open(api_url, project, token, token_kind=token_kind, log=log, retry=retry)
