@@ -190,3 +190,15 @@ def test_a_pixel_type_zen_does_not_know_is_a_warning(tmp_path: Path) -> None:
     assert report["valid"]
     [finding] = [f for f in report["findings"] if f["code"] == "legacy-pixel-type"]
     assert finding["field"] == "Channels" and "'Grey8 Gray16'" in finding["message"]
+
+
+def test_a_zen_target_against_an_unestablished_minimum_is_not_established(corpus: dict[str, Path]) -> None:
+    """Legacy 3.2.0's first ZEN release is not known: asked about ZEN blue 3.4, validate neither passes
+    nor fails that check, and says so."""
+    done = runner.invoke(
+        app, ["validate", str(corpus["zen-legacy-3.2.0.czseg"]), "--zen-blue", "3.4", "--json"]
+    )
+    report = json.loads(done.stdout)
+    assert done.exit_code == 0 and report["valid"]
+    [zen] = [check for check in report["checks"] if check["name"] == "zen-version"]
+    assert zen["status"] == "not-established" and "not established" in zen["message"]

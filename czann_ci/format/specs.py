@@ -255,7 +255,7 @@ def spec_story(metadata: dict, *, legacy: bool = False, savedmodel: bool = False
     fitting = [
         spec
         for spec in unversioned
-        if (savedmodel <= spec.allows_savedmodel)
+        if (spec.allows_savedmodel or not savedmodel)
         and (scaling is None or (isinstance(scaling, list) and len(scaling) in (spec.scaling_items or ())))
     ]
     if fitting:
