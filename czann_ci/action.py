@@ -18,7 +18,6 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
 from czann_ci.action_gate import COMMENT_MARKER, comment_body
 from czann_ci.action_inputs import (
@@ -43,7 +42,7 @@ from czann_ci.format.archive import _missing_folders, _remove_folders, atomic_ou
 from czann_ci.format.metadata import MetadataFile
 from czann_ci.naming import file_slug
 from czann_ci.plan_inputs import default_output_name, metadata_of
-from czann_ci.publish.forges import uses_workflow_commands
+from czann_ci.publish.forges import row_of, uses_workflow_commands
 from czann_ci.redaction import short_secret
 from czann_ci.release import MODES as RELEASE_MODES
 from czann_ci.render.annotations import error_annotation, finding_annotations
@@ -177,7 +176,7 @@ def run_action(env: Mapping[str, str] = os.environ) -> int:
             if inputs.mode in RELEASE_MODES:
                 # the release step sets the outcome: released, planned or unchanged
                 phase = "publish"
-                _release(inputs, ctx, console, meta, archive, step, project_url=env.get("CI_PROJECT_URL", ""))
+                _release(inputs, ctx, console, meta, archive, step)
             else:
                 if inputs.gate is not None:
                     phase = "evaluate"
@@ -387,8 +386,6 @@ def _release(
     meta: MetadataFile,
     built: Path,
     step: StepResult,
-    *,
-    project_url: str = "",
 ) -> None:
     """Release and plan modes: decide the version from the diff with the previous release, then (release)
     tag, publish and write the model card (czann_ci/release/step.py)."""
@@ -432,7 +429,7 @@ def _release(
                 conversion=facts,
                 place=place,
                 gate=inputs.gate,
-                asset_link=_asset_link(ctx, project_url),
+                asset_link=_asset_link(ctx),
                 log=console.line,
             ).run()
             _report_quality(inputs, ctx, console, forge, outcome, step)
@@ -492,19 +489,10 @@ def _report_quality(
     console.line(f"comment: {done} on {ctx.change_request}")
 
 
-def _asset_link(ctx: CiContext, project_url: str) -> Callable[[str, str], str] | None:
-    """Where a release asset will be downloaded from, for the card's picture: GitHub's release download
-    URL, GitLab's permanent release link (direct_asset_path)."""
-    if ctx.forge == "gitlab":
-        if not project_url:
-            return None
-        return lambda tag, name: (
-            f"{project_url.rstrip('/')}/-/releases/{quote(tag, safe='')}/downloads/{name}"
-        )
-    if not (ctx.server_url and ctx.repository):
-        return None
-    base = f"{ctx.server_url.rstrip('/')}/{ctx.repository}/releases/download"
-    return lambda tag, name: f"{base}/{quote(tag, safe='')}/{quote(name)}"
+def _asset_link(ctx: CiContext) -> Callable[[str, str], str] | None:
+    """Where a release asset will be downloaded from, for the card's picture: the forge row's answer
+    (GitHub's and Forgejo's release download URL, GitLab's permanent release link)."""
+    return row_of(ctx.forge).asset_link(ctx)
 
 
 def _evaluate(inputs: ActionInputs, console: Console, archive: Path, step: StepResult) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from czann_ci.ci_paths import PathRule
 from czann_ci.errors import CzannError, ImageError, UsageError
+from czann_ci.publish.forges import row_of
 
 if TYPE_CHECKING:
     from czann_ci.action_inputs import InputReader
@@ -63,15 +64,12 @@ def read_gate(reader: InputReader, rule: PathRule, mode: str) -> GateRequest | N
 
 
 def read_comment(reader: InputReader, mode: str, forge: str, token_kind: str) -> bool:
-    """``comment: true``: plan mode writes one comment on the pull/merge request. GitLab's CI_JOB_TOKEN may
-    not write merge request notes, so there it needs a token of its own, refused before any work."""
+    """``comment: true``: plan mode writes one comment on the pull/merge request. A runner's own token that
+    may not write it (the forge row says so: GitLab's CI_JOB_TOKEN) is refused before any work."""
     comment = reader.boolean("comment")
-    if comment and mode == "plan" and forge == "gitlab" and token_kind == "job":
-        raise UsageError(
-            "is true, but CI_JOB_TOKEN may not write merge request notes: set CZANN_TOKEN to a project "
-            "access token with the api scope (Reporter role or higher)",
-            field="comment",
-        )
+    refusal = row_of(forge).job_token_comment_refusal
+    if comment and mode == "plan" and refusal and token_kind == "job":
+        raise UsageError(f"is true, but {refusal}", field="comment")
     return comment
 
 

@@ -47,9 +47,11 @@ from czann_ci.publish.forge_session import ForgeSession
 from czann_ci.publish.forges import (
     CiContext,
     ForgeRow,
+    project_page,
     pull_request_of,
     pushed_tag_of,
     register,
+    release_download_link,
     workspace_of,
 )
 from czann_ci.publish.github import check_github_repository
@@ -448,6 +450,7 @@ def _context(env: Mapping[str, str]) -> CiContext:
         default_token=variable("TOKEN"),
         server_url=variable("SERVER_URL"),
         commit=variable("SHA"),
+        web_url=project_page(variable("SERVER_URL"), variable("REPOSITORY")),
         change_request=pull_request_of(
             {**env, "GITHUB_EVENT_PATH": variable("EVENT_PATH"), "GITHUB_REF": variable("REF")}
         ),
@@ -466,6 +469,7 @@ ROW = register(
         api_url_variable="FORGEJO_API_URL",
         commit_variable="FORGEJO_SHA",
         repository_variable="FORGEJO_REPOSITORY",
+        asset_link=release_download_link,
         token_help="the job's token with write access to the repository, or a token with write:repository "
         "(a comment: write:issue)",
     )

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 LOCAL = "local"  # no forge's runner: a run on a workstation (GitHub's variables, when exported, are read)
 FALLBACK = "github"  # the row a local run reads its variables with
@@ -37,6 +38,7 @@ class CiContext:
     server_url: str = ""
     commit: str = ""
     change_request: int | None = None  # the pull request / merge request IID this run belongs to
+    web_url: str = ""  # the project's page (GitLab: CI_PROJECT_URL; GitHub, Forgejo: server/owner/name)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CiContext:
@@ -66,7 +68,9 @@ class ForgeRow:
     commit_variable: str
     repository_variable: str
     token_help: str  # what a token needs, per mode, in one clause
+    asset_link: Callable[[CiContext], Callable[[str, str], str] | None]  # (tag, name) -> a release file's URL
     job_token_refusal: str = ""  # why the runner's own token cannot create tags ("" when it can)
+    job_token_comment_refusal: str = ""  # why it cannot write the pull/merge request comment ("" when it can)
 
 
 _ROWS: dict[str, ForgeRow] = {}
@@ -106,6 +110,18 @@ def token_help(forge: str) -> str:
 
 def uses_workflow_commands(forge: str) -> bool:
     return forge != LOCAL and row_of(forge).workflow_commands
+
+
+def release_download_link(ctx: CiContext) -> Callable[[str, str], str] | None:
+    """``<project page>/releases/download/<tag>/<name>``: where GitHub and Forgejo serve a release's asset."""
+    if not ctx.web_url:
+        return None
+    base = f"{ctx.web_url.rstrip('/')}/releases/download"
+    return lambda tag, name: f"{base}/{quote(tag, safe='')}/{quote(name)}"
+
+
+def project_page(server_url: str, repository: str) -> str:
+    return f"{server_url.rstrip('/')}/{repository}" if server_url and repository else ""
 
 
 def pushed_tag_of(ref: str) -> str:

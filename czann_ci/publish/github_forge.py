@@ -18,9 +18,11 @@ from czann_ci.publish.forge_session import ForgeSession
 from czann_ci.publish.forges import (
     CiContext,
     ForgeRow,
+    project_page,
     pull_request_of,
     pushed_tag_of,
     register,
+    release_download_link,
     workspace_of,
 )
 from czann_ci.publish.github import ASSET_DOWNLOAD, check_github_repository, github_client, publish_github
@@ -172,6 +174,7 @@ def _context(env: Mapping[str, str]) -> CiContext:
         server_url=env.get("GITHUB_SERVER_URL", ""),
         commit=env.get("GITHUB_SHA", ""),
         change_request=pull_request_of(env),
+        web_url=project_page(env.get("GITHUB_SERVER_URL", ""), env.get("GITHUB_REPOSITORY", "")),
     )
 
 
@@ -194,6 +197,7 @@ ROW = register(
         api_url_variable="GITHUB_API_URL",
         commit_variable="GITHUB_SHA",
         repository_variable="GITHUB_REPOSITORY",
+        asset_link=release_download_link,
         token_help="permissions: contents: write (plan mode: contents: read; a comment: pull-requests: write)",
     )
 )

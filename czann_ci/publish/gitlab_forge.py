@@ -159,6 +159,14 @@ class GitLabForge(ForgeSession):
             self.remove_own_tag(upload.tag, upload.commit)
 
 
+def _permanent_link(ctx: CiContext) -> Callable[[str, str], str] | None:
+    """GitLab's permanent release link (the ``direct_asset_path`` every link gets): ``<project>/-/releases/
+    <tag>/downloads/<name>``."""
+    if not ctx.web_url:
+        return None
+    return lambda tag, name: f"{ctx.web_url.rstrip('/')}/-/releases/{quote(tag, safe='')}/downloads/{name}"
+
+
 def _context(env: Mapping[str, str]) -> CiContext:
     return CiContext(
         forge="gitlab",
@@ -170,6 +178,7 @@ def _context(env: Mapping[str, str]) -> CiContext:
         server_url=env.get("CI_SERVER_URL", ""),
         commit=env.get("CI_COMMIT_SHA", ""),
         change_request=positive_number(env.get("CI_MERGE_REQUEST_IID", "")),
+        web_url=env.get("CI_PROJECT_URL", ""),
     )
 
 
@@ -187,6 +196,9 @@ ROW = register(
         repository_variable="CI_PROJECT_ID",
         token_help="CI_JOB_TOKEN or CZANN_TOKEN for publish mode; release mode and comments: CZANN_TOKEN, a "
         "project access token with the api scope",
+        asset_link=_permanent_link,
+        job_token_comment_refusal="CI_JOB_TOKEN may not write merge request notes: set CZANN_TOKEN to a "
+        "project access token with the api scope (Reporter role or higher)",
         job_token_refusal="release mode creates the tag through GitLab's tags API, which CI_JOB_TOKEN may not "
         "call; set CZANN_TOKEN to a project access token with the api scope (Developer role or higher)",
     )
