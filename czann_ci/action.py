@@ -464,10 +464,10 @@ def _report_quality(
 ) -> None:
     """The gate's findings in the outputs and the plan's headline; plan mode's pull-request comment."""
     step.quality = outcome.quality
-    if outcome.bump == "none":
-        return
     step.headline = f"{outcome.release_tag} ({outcome.summary})"
-    if outcome.quality is not None:
+    if outcome.bump == "none":
+        step.headline = f"no release: {outcome.summary.removeprefix('none: ')}"
+    elif outcome.quality is not None:
         step.headline += f"; {outcome.quality.headline()}"
         if outcome.quality.refusal:
             step.headline += f"; refused: {outcome.quality.refusal}"

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from czann_ci.action_gate import GATE_INPUT_NAMES, read_gate
+from czann_ci.action_gate import GATE_INPUT_NAMES, read_comment, read_gate
 from czann_ci.ci_paths import PathRule
 from czann_ci.errors import UsageError
 from czann_ci.plan import LAYOUTS, OUTPUT_FORMATS, ConvertOptions
@@ -162,7 +162,7 @@ def read_inputs(reader: InputReader, ctx: CiContext) -> ActionInputs:
         bump=bump,
         initial_version=initial_version,
         gate=read_gate(reader, path_rule(reader, ctx), mode),
-        comment=reader.boolean("comment"),
+        comment=read_comment(reader, mode, ctx.forge, token_kind),
     )
 
 

@@ -110,11 +110,24 @@ class Repo:
             env[prefix + (key.upper() if self.kind == "github" else key.upper().replace("-", "_"))] = value
         return env
 
-    def run(self, threshold: float, commit: str, capsys: pytest.CaptureFixture[str], **inputs: str) -> Run:
+    def run(
+        self,
+        threshold: float,
+        commit: str,
+        capsys: pytest.CaptureFixture[str],
+        *,
+        on_change_request: int | None = None,
+        **inputs: str,
+    ) -> Run:
         ws = self.checkout(
             threshold, channels=int(inputs.pop("channels", 1)), images=inputs.pop("images", "labelled")
         )
         env = self.env(ws, commit, **inputs)
+        if on_change_request is not None:  # a pull request (GitHub) or merge request (GitLab) pipeline
+            if self.kind == "github":
+                env["GITHUB_REF"] = f"refs/pull/{on_change_request}/merge"
+            else:
+                env["CI_MERGE_REQUEST_IID"] = str(on_change_request)
         mark = len(self.server.requests_seen)
         code = run_action(env)
         writes = [f"{r.method} {r.path}" for r in self.server.requests_seen[mark:] if r.method in WRITES]
@@ -138,6 +151,11 @@ class Repo:
             return None
         names = sorted(link["name"] for link in release["assets"]["links"])
         return {"files": names, "body": release["description"], "draft": False}
+
+    def comments(self, number: int) -> list[dict[str, Any]]:
+        if self.kind == "github":
+            return self.server.github_comments(self.forge.github_repo, number)
+        return self.server.gitlab_notes(self.forge.gitlab_project_id, number)
 
     def asset(self, tag: str, name: str) -> bytes:
         if self.kind == "github":
@@ -334,3 +352,101 @@ def test_validate_mode_reports_the_score_and_gates_only_with_min_score(
     gated = repo.run(MISSES_DIM, SHA["a"], capsys, mode="validate", min_score="0.95")
     assert gated.code == 1 and "is below min-score 0.95" in gated.log
     assert forge.server.requests_seen == []
+
+
+# Finds no nucleus at all (above the bright ones): mean IoU about 0.49, far below a release that finds some.
+FINDS_NONE = 0.9
+
+
+def test_plan_mode_on_a_pull_request_keeps_one_comment_up_to_date(
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    misses = expected_misses()
+    assert repo.run(MISSES_DIM, SHA["a"], capsys).code == 0
+    first = repo.run(FINDS_ALL, SHA["b"], capsys, mode="plan", comment="true", on_change_request=7)
+    assert first.code == 0, first.log
+    comments_path = {"github": "/issues/7/comments", "gitlab": "/merge_requests/7/notes"}[repo.kind]
+    assert (
+        len(first.writes) == 1
+        and first.writes[0].startswith("POST ")
+        and first.writes[0].endswith(comments_path)
+    )
+    [comment] = repo.comments(7)
+    assert comment["body"].startswith("<!-- czann-ci:nuclei-v -->\n**czann plan:** nuclei-v1.1.0 (minor: ")
+    assert f"mean IoU {misses:.3f} -> 1.000 (+{1 - misses:.3f})" in comment["body"]
+    assert f"| mean IoU (score) | {misses:.3f} | 1.000 | +{1 - misses:.3f} |" in comment["body"]
+    assert (
+        "Picture (image | labels | previous | new): `dist/nuclei-1.1.0.czann.evaluation.png`"
+        in comment["body"]
+    )
+
+    # the next push to the pull request: a model that finds nothing; the plan is refused, the comment says so
+    second = repo.run(FINDS_NONE, SHA["c"], capsys, mode="plan", comment="true", on_change_request=7)
+    assert second.code == 1
+    assert (
+        "is below 1.0.0's" not in second.log
+        and f"below 1.0.0's {misses:.3f} (max-score-drop 0.02)" in second.log
+    )
+    edit = {"github": "PATCH", "gitlab": "PUT"}[repo.kind]
+    assert [write.split(" ")[0] for write in second.writes] == [edit]
+    [comment] = repo.comments(7)
+    assert "**Refused:** mean IoU" in comment["body"] and "set allow-score-drop: true" in comment["body"]
+    assert set(repo.tags()) == {"nuclei-v1.0.0"}
+
+
+def test_gitlab_comment_needs_a_token_that_may_write_notes(
+    forge: ForgeSetup, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = Repo(forge, "gitlab", tmp_path)
+    ws = repo.checkout(FINDS_ALL)
+    env = repo.env(ws, SHA["a"], mode="plan", comment="true")
+    del env["CZANN_TOKEN"]  # only CI_JOB_TOKEN
+    assert run_action(env) == 2
+    assert "comment: is true, but CI_JOB_TOKEN may not write merge request notes" in capsys.readouterr().out
+    assert forge.server.requests_seen == []
+
+
+def test_an_evaluation_that_fails_half_way_is_one_line_and_nothing_is_written(
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The second image is a truncated PNG: the first was evaluated, then the run stops (exit 6)."""
+    assert repo.run(MISSES_DIM, SHA["a"], capsys).code == 0
+    ws = repo.checkout(FINDS_ALL)
+    whole = (ws / "eval" / "cells.png").read_bytes()
+    (ws / "eval" / "zz_cut.png").write_bytes(whole[: len(whole) // 2])
+    (ws / "labels" / "zz_cut_labels.png").write_bytes((ws / "labels" / "cells_labels.png").read_bytes())
+    env = repo.env(ws, SHA["b"])
+    mark = len(repo.server.requests_seen)
+    assert run_action(env) == 6
+    log = capsys.readouterr().out
+    assert "zz_cut.png" in log and "Traceback" not in log
+    assert [r for r in repo.server.requests_seen[mark:] if r.method in WRITES] == []
+    assert set(repo.tags()) == {"nuclei-v1.0.0"}
+
+
+def test_an_unreadable_metrics_file_gives_no_history_and_blocks_nothing(tmp_path: Path) -> None:
+    from czann_ci.release.gate import read_history
+
+    said: list[str] = []
+    broken = tmp_path / "nuclei-1.0.0.czann.metrics.json"
+    broken.write_text('{"version": "1.0.0", "score": ', encoding="utf-8")
+    assert read_history(broken, said.append) == ()
+    assert said == [
+        "release: nuclei-1.0.0.czann.metrics.json cannot be read (JSONDecodeError); the card shows no score history"
+    ]
+    chained = tmp_path / "nuclei-1.1.0.czann.metrics.json"
+    chained.write_text(
+        json.dumps(
+            {
+                "version": "1.1.0",
+                "score": 0.9,
+                "images": ["a.png", "b.png"],
+                "history": [{"version": "1.0.0", "score": 0.8, "images": 2}],
+            }
+        ),
+        encoding="utf-8",
+    )
+    assert [(entry.version, entry.score, entry.images) for entry in read_history(chained, said.append)] == [
+        ("1.0.0", 0.8, 2),
+        ("1.1.0", 0.9, 2),
+    ]
