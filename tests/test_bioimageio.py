@@ -575,12 +575,12 @@ def test_the_example_with_scaling_exports_and_imports_back_unchanged(
 def test_a_refused_description_is_one_line_naming_the_field(tmp_path: Path) -> None:
     from pydantic import ValidationError
 
-    from czann_ci.format.bioimageio_package import _refusal
+    from czann_ci.format.bioimageio_package import bioimageio_refusal
 
     try:
         m.SpaceInputAxis(id=m.AxisId("y"), size=-3)
     except ValidationError as error:
-        refusal = _refusal(error, tmp_path / "model.czann")
+        refusal = bioimageio_refusal(error, tmp_path / "model.czann")
     assert isinstance(refusal, InvalidModelError)
     one_line(refusal, 1, "model.czann", "size", "bioimage.io refuses")
 

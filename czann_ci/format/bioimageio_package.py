@@ -132,11 +132,13 @@ def export_bioimageio(
         try:
             descr = _describe(Path(scratch), model_json, model_bytes, merged, czann)
         except Exception as error:
-            raise _refusal(error, czann) from None
+            raise bioimageio_refusal(error, czann) from None
         return _save(descr, output)
 
 
-def _refusal(error: Exception, file: Path) -> Exception:
+def bioimageio_refusal(
+    error: Exception, file: Path | str, what: str = "bioimage.io refuses the package"
+) -> Exception:
     """One line naming the description field bioimage.io refuses (pydantic's own text spans lines)."""
     if isinstance(error, (UsageError, InvalidModelError)):
         return error
@@ -147,11 +149,9 @@ def _refusal(error: Exception, file: Path) -> Exception:
         field = ".".join(str(part) for part in first.get("loc", ())) or None
         more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
         return InvalidModelError(
-            f"bioimage.io refuses the package: {first_line(first.get('msg', error))}{more}",
-            file=str(file),
-            field=field,
+            f"{what}: {first_line(first.get('msg', error))}{more}", file=str(file), field=field
         )
-    return InvalidModelError(f"bioimage.io refuses the package: {first_line(error)}", file=str(file))
+    return InvalidModelError(f"{what}: {first_line(error)}", file=str(file))
 
 
 def _save(descr: Any, output: Path) -> ExportResult:
@@ -165,7 +165,7 @@ def _save(descr: Any, output: Path) -> ExportResult:
         os.replace(temporary, output)
     except Exception as error:
         Path(temporary).unlink(missing_ok=True)
-        raise _refusal(error, output) from None
+        raise bioimageio_refusal(error, output) from None
     return ExportResult(output)
 
 

@@ -240,12 +240,18 @@ def _load(spec: Any, path: Path, format_version: str, where: str) -> Any:
         # IO checks a zipped package's weights were decompressed twice (3 s of 26 on a 118 MB model).
         descr = spec.load_model_description(path, format_version=format_version, perform_io_checks=False)
     except Exception as error:  # the spec raises pydantic, IO and value errors for unreadable files
-        text = " ".join(line.strip() for line in str(error).splitlines() if line.strip()) or first_line(error)
+        from pydantic import ValidationError
+
+        from czann_ci.format.bioimageio_package import bioimageio_refusal
+
         what = (
             "bioimageio.spec cannot bring this 0.4 description to 0.5"
             if format_version == "latest"
             else "not a readable bioimage.io model description"
         )
+        if isinstance(error, ValidationError):  # one line naming the field, not pydantic's block
+            raise bioimageio_refusal(error, where, what) from None
+        text = " ".join(line.strip() for line in str(error).splitlines() if line.strip()) or first_line(error)
         raise InvalidModelError(f"{what} ({text[:300]})", file=where) from None
     summary = getattr(descr, "validation_summary", None)
     if type(descr).__name__ == "InvalidDescr" or (summary is not None and summary.status == "failed"):
