@@ -38,7 +38,7 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CZANN_RETRY_SCALE", "0.001")
 
 
-@pytest.fixture(params=["github", "gitlab"])
+@pytest.fixture(params=["github", "gitlab", "forgejo"])
 def kind(request: pytest.FixtureRequest) -> str:
     return request.param
 
@@ -94,6 +94,22 @@ class Repo:
                 GITHUB_SERVER_URL="https://github.example",
             )
             prefix = "INPUT_"
+        elif self.kind == "forgejo":  # forgejo-runner sets each context variable as GITHUB_* and FORGEJO_*
+            context = {
+                "ACTIONS": "true",
+                "WORKSPACE": str(ws),
+                "REF": "refs/heads/main",
+                "SHA": commit,
+                "REPOSITORY": self.forge.forgejo_repo,
+                "SERVER_URL": self.server.forgejo_url,
+                "API_URL": self.server.forgejo_api_url,
+            }
+            for name, value in context.items():
+                env[f"GITHUB_{name}"] = env[f"FORGEJO_{name}"] = value
+            env.update(
+                GITHUB_OUTPUT=str(ws / "github_output"), GITHUB_STEP_SUMMARY=str(ws / "github_summary")
+            )
+            prefix = "INPUT_"
         else:
             env.update(
                 GITLAB_CI="true",
@@ -107,7 +123,7 @@ class Repo:
             )
             prefix = "CZANN_"
         for key, value in {"model": "models/nuclei.onnx", "metadata": "models/nuclei.json", **given}.items():
-            env[prefix + (key.upper() if self.kind == "github" else key.upper().replace("-", "_"))] = value
+            env[prefix + (key.upper() if prefix == "INPUT_" else key.upper().replace("-", "_"))] = value
         return env
 
     def run(
@@ -123,9 +139,11 @@ class Repo:
             threshold, channels=int(inputs.pop("channels", 1)), images=inputs.pop("images", "labelled")
         )
         env = self.env(ws, commit, **inputs)
-        if on_change_request is not None:  # a pull request (GitHub) or merge request (GitLab) pipeline
-            if self.kind == "github":
+        if on_change_request is not None:  # a pull request (GitHub, Forgejo) or merge request (GitLab)
+            if self.kind != "gitlab":
                 env["GITHUB_REF"] = f"refs/pull/{on_change_request}/merge"
+                if self.kind == "forgejo":
+                    env["FORGEJO_REF"] = env["GITHUB_REF"]
             else:
                 env["CI_MERGE_REQUEST_IID"] = str(on_change_request)
         mark = len(self.server.requests_seen)
@@ -137,14 +155,21 @@ class Repo:
     def tags(self) -> dict[str, str]:
         if self.kind == "github":
             return self.server.github_tags(self.forge.github_repo)
+        if self.kind == "forgejo":
+            return self.server.forgejo_tags(self.forge.forgejo_repo)
         return self.server.gitlab_tags(self.forge.gitlab_project_id)
 
     def release(self, tag: str) -> dict[str, Any] | None:
-        if self.kind == "github":
-            found = [r for r in self.server.github_releases(self.forge.github_repo) if r["tag_name"] == tag]
+        if self.kind != "gitlab":
+            listed = (
+                self.server.github_releases(self.forge.github_repo)
+                if self.kind == "github"
+                else self.server.forgejo_releases(self.forge.forgejo_repo)
+            )
+            found = [r for r in listed if r["tag_name"] == tag]
             if not found:
                 return None
-            names = sorted(a["name"] for a in found[0]["assets"] if a["state"] == "uploaded")
+            names = sorted(a["name"] for a in found[0]["assets"] if a.get("state", "uploaded") == "uploaded")
             return {"files": names, "body": found[0]["body"] or "", "draft": found[0]["draft"]}
         release = self.server.gitlab_release(self.forge.gitlab_project_id, tag)
         if release is None:
@@ -155,11 +180,15 @@ class Repo:
     def comments(self, number: int) -> list[dict[str, Any]]:
         if self.kind == "github":
             return self.server.github_comments(self.forge.github_repo, number)
+        if self.kind == "forgejo":
+            return self.server.forgejo_comments(self.forge.forgejo_repo, number)
         return self.server.gitlab_notes(self.forge.gitlab_project_id, number)
 
     def asset(self, tag: str, name: str) -> bytes:
         if self.kind == "github":
             return self.server.github_asset_bytes(self.forge.github_repo, tag, name)
+        if self.kind == "forgejo":
+            return self.server.forgejo_asset_bytes(self.forge.forgejo_repo, tag, name)
         version = tag.removeprefix("nuclei-v")
         return self.server.gitlab_file_bytes(self.forge.gitlab_project_id, "nuclei", version, name)
 
@@ -171,7 +200,7 @@ class Run:
         self.repo, self.ws, self.env, self.code, self.log, self.writes = repo, ws, env, code, log, writes
 
     def outputs(self) -> dict[str, str]:
-        if self.repo.kind == "github":
+        if self.repo.kind != "gitlab":
             text = Path(self.env["GITHUB_OUTPUT"]).read_text("utf-8")
             return {name: value for name, _, value in OUTPUT_RE.findall(text)}
         lines = (self.ws / "czann.env").read_text("utf-8").splitlines()
@@ -220,6 +249,7 @@ def test_a_better_model_releases_with_the_metrics_and_the_history(
     assert f"| mean IoU (score) | {misses:.3f} | 1.000 | +{1 - misses:.3f} |" in body
     link = {
         "github": "https://github.example/acme/models/releases/download/nuclei-v1.1.0/",
+        "forgejo": f"{repo.server.forgejo_url}/acme/models/releases/download/nuclei-v1.1.0/",
         "gitlab": "https://gitlab.example/acme/models/-/releases/nuclei-v1.1.0/downloads/",
     }[repo.kind]
     assert f"![image | labels | previous | new]({link}nuclei-1.1.0.czann.evaluation.png)" in body
@@ -317,6 +347,7 @@ def test_plan_mode_reports_the_score_and_writes_nothing(
         ({"eval-images": "eval/*.tif"}, 2, "eval-images: 'eval/*.tif' matches no file"),
         ({"eval-labels": "other"}, 6, "eval-labels: no label file pairs with this image"),
         ({"min-score": "1.5"}, 2, "min-score: must be between 0 and 1"),
+        ({"eval-labels": "", "min-score": "0.5"}, 2, "min-score: needs eval-labels"),
         ({"eval-images": "/etc"}, 2, "is outside the workspace"),
     ],
 )
@@ -365,7 +396,11 @@ def test_plan_mode_on_a_pull_request_keeps_one_comment_up_to_date(
     assert repo.run(MISSES_DIM, SHA["a"], capsys).code == 0
     first = repo.run(FINDS_ALL, SHA["b"], capsys, mode="plan", comment="true", on_change_request=7)
     assert first.code == 0, first.log
-    comments_path = {"github": "/issues/7/comments", "gitlab": "/merge_requests/7/notes"}[repo.kind]
+    comments_path = {
+        "github": "/issues/7/comments",
+        "forgejo": "/issues/7/comments",
+        "gitlab": "/merge_requests/7/notes",
+    }[repo.kind]
     assert (
         len(first.writes) == 1
         and first.writes[0].startswith("POST ")
@@ -387,7 +422,7 @@ def test_plan_mode_on_a_pull_request_keeps_one_comment_up_to_date(
         "is below 1.0.0's" not in second.log
         and f"below 1.0.0's {misses:.3f} (max-score-drop 0.02)" in second.log
     )
-    edit = {"github": "PATCH", "gitlab": "PUT"}[repo.kind]
+    edit = {"github": "PATCH", "forgejo": "PATCH", "gitlab": "PUT"}[repo.kind]
     assert [write.split(" ")[0] for write in second.writes] == [edit]
     [comment] = repo.comments(7)
     assert "**Refused:** mean IoU" in comment["body"] and "set allow-score-drop: true" in comment["body"]
@@ -450,3 +485,19 @@ def test_an_unreadable_metrics_file_gives_no_history_and_blocks_nothing(tmp_path
         ("1.0.0", 0.8, 2),
         ("1.1.0", 0.9, 2),
     ]
+
+
+def test_without_labels_the_agreement_is_reported_and_nothing_is_gated(
+    repo: Repo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = repo.run(FINDS_ALL, SHA["a"], capsys, images="unlabelled")
+    assert first.code == 0, first.log
+    assert "release: not scored (no eval-labels and no previous release to compare with)" in first.log
+    changed = repo.run(FINDS_NONE, SHA["b"], capsys, images="unlabelled")  # finds nothing: no score, no gate
+    assert changed.code == 0, changed.log
+    out = changed.outputs()
+    assert (out["version"], out.get("score", ""), out.get("previous-score", "")) == ("1.1.0", "", "")
+    body = repo.release("nuclei-v1.1.0")["body"]  # type: ignore[index]
+    assert "mean IoU agreement with 1.0.0: " in body and "(no labels)" in body
+    recorded = json.loads(repo.asset("nuclei-v1.1.0", "nuclei-1.1.0.czann.metrics.json"))
+    assert recorded["score"] is None and 0.0 <= recorded["agreement"] < 1.0

@@ -26,7 +26,7 @@ def job_summary(step: StepResult) -> str:
     if step.quality is not None and not step.card:  # the card holds the gate's section when there is one
         from czann_ci.render.quality import quality_markdown
 
-        lines += [*quality_markdown(step.quality, version=step.version or "new"), ""]
+        lines += [*quality_markdown(step.quality, version=step.version), ""]
     if step.card:  # release and plan modes: the model card, with what changed since the previous version
         lines += [step.card, ""]
     result = step.conversion

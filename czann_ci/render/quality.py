@@ -48,7 +48,11 @@ def quality_markdown(report: QualityReport, *, version: str, picture: str = "") 
 
 def _metrics_table(report: QualityReport, version: str) -> list[str]:
     previous = report.previous_score is not None
-    header = ["metric", *([report.previous_version] if previous else []), f"{version} (new)"]
+    header = [
+        "metric",
+        *([report.previous_version] if previous else []),
+        f"{version} (new)" if version else "new",
+    ]
     header += ["change"] if previous else []
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in report.rows:
