@@ -28,6 +28,8 @@ METRICS_SCHEMA = 1
 METRICS_SUFFIX = ".metrics.json"
 PICTURE_SUFFIX = ".evaluation.png"
 DEFAULT_MAX_DROP = 0.02
+# The overall rate that is the score itself (segmentation: the mean IoU), not repeated in the table.
+_SCORE_RATE = {"segmentation": "iou"}
 _EPSILON = 1e-9  # scores are rounded to 3 places in messages; a drop of exactly max-score-drop passes
 
 
@@ -203,7 +205,11 @@ def measure(
         old_rates = old.metrics.as_dict()["overall"] if old is not None else {}
         rows = (
             MetricRow("score", old.score if old is not None else None, overall.score),
-            *(MetricRow(rate, old_rates.get(rate), value) for rate, value in new_rates.items()),
+            *(
+                MetricRow(rate, old_rates.get(rate), value)
+                for rate, value in new_rates.items()
+                if rate != _SCORE_RATE.get(evaluation.kind)
+            ),
         )
     agreement = evaluation.agreement
     report = QualityReport(
