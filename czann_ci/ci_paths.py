@@ -2,7 +2,7 @@
 
 A CI step runs with a publishing token in its environment and uploads what it builds, so a path that
 comes from an input or from a metadata file (``model``, ``metadata``, ``license``, ``output``,
-``ModelPath``, ``LicenseFile``) must resolve, symlinks followed, inside the workspace, or inside a
+``eval-images``, ``eval-labels``, ``ModelPath``, ``LicenseFile``) must resolve, symlinks followed, inside the workspace, or inside a
 folder the ``allow-outside`` input names. Outputs are never written through a symlink: no part of an
 output's path below the workspace may be one. (The ``czann`` command reads what its user points at.)
 """
