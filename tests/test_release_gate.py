@@ -501,3 +501,45 @@ def test_without_labels_the_agreement_is_reported_and_nothing_is_gated(
     assert "mean IoU agreement with 1.0.0: " in body and "(no labels)" in body
     recorded = json.loads(repo.asset("nuclei-v1.1.0", "nuclei-1.1.0.czann.metrics.json"))
     assert recorded["score"] is None and 0.0 <= recorded["agreement"] < 1.0
+
+
+@pytest.mark.parametrize(
+    ("score", "previous", "limits", "refusal"),
+    [
+        (0.70, 0.72, {}, ""),  # a drop of exactly max-score-drop releases
+        (0.70, 0.73, {}, "mean IoU 0.700 is 0.030 below 1.0.0's 0.730 (max-score-drop 0.02)"),
+        (0.70, 0.73, {"max_drop": 0.05}, ""),
+        (0.70, 0.73, {"allow_drop": True}, ""),
+        (0.70, 0.73, {"allow_drop": True, "min_score": 0.75}, "mean IoU 0.700 is below min-score 0.75"),
+        (0.75, None, {"min_score": 0.75}, ""),  # a first release at the floor
+        (0.70, 0.90, {"gating": False}, ""),  # validate/package/publish without min-score: reported only
+    ],
+)
+def test_the_limits(score: float, previous: float | None, limits: dict, refusal: str) -> None:
+    from czann_ci.release.gate import GateRequest, QualityReport, judge
+
+    report = QualityReport(
+        kind="segmentation",
+        score=score,
+        previous_version="1.0.0" if previous else "",
+        previous_score=previous,
+    )
+    judge(report, GateRequest(pairs=(), **limits))
+    assert report.refusal.startswith(refusal) and bool(report.refusal) == bool(refusal)
+    assert report.allowed_drop == (limits.get("allow_drop", False) and not refusal)
+
+
+def test_publish_mode_with_min_score_uploads_nothing_below_it(
+    forge: ForgeSetup, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = Repo(forge, "github", tmp_path)
+    refused = repo.run(
+        MISSES_DIM, SHA["a"], capsys, mode="publish", release_tag="nuclei-v1.0.0", min_score="0.9"
+    )
+    assert refused.code == 1 and "score: mean IoU" in refused.log and "is below min-score 0.9" in refused.log
+    assert refused.writes == [] and repo.release("nuclei-v1.0.0") is None
+    published = repo.run(
+        FINDS_ALL, SHA["a"], capsys, mode="publish", release_tag="nuclei-v1.0.0", min_score="0.9"
+    )
+    assert published.code == 0, published.log
+    assert float(published.outputs()["score"]) == 1.0 and repo.release("nuclei-v1.0.0") is not None
