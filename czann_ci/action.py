@@ -341,7 +341,6 @@ def _hand_over(paths: list[Path], workspace: Path) -> None:
 def _publish(inputs: ActionInputs, ctx: CiContext, console: Console, archive: Path) -> PublishResult:
     from czann_ci.publish import Asset
     from czann_ci.publish.models import ReleaseUpload, write_checksum_file
-    from czann_ci.release.forge import open_forge
 
     assets = [Asset.from_file(archive)]
     if inputs.checksum:
@@ -363,7 +362,20 @@ def _publish(inputs: ActionInputs, ctx: CiContext, console: Console, archive: Pa
         prerelease=inputs.prerelease,
         overwrite=inputs.overwrite,
     )
-    forge = open_forge(
+    forge = _open_forge(inputs, ctx, console)
+    try:
+        with console.group(f"Publish {archive.name} to {inputs.release_tag}"):
+            return forge.publish(upload)
+    finally:
+        forge.close()
+
+
+def _open_forge(inputs: ActionInputs, ctx: CiContext, console: Console) -> ReleaseForge:
+    """The run's forge (its row in czann_ci/publish/forges.py), the same for publish, release and plan modes;
+    UsageError when the mode cannot use it (no repository, a token that may not tag)."""
+    from czann_ci.release.forge import open_forge
+
+    return open_forge(
         ctx.forge,
         api_url=inputs.api_url,
         project=ctx.repository,
@@ -372,11 +384,6 @@ def _publish(inputs: ActionInputs, ctx: CiContext, console: Console, archive: Pa
         mode=inputs.mode,
         log=console.line,
     )
-    try:
-        with console.group(f"Publish {archive.name} to {inputs.release_tag}"):
-            return forge.publish(upload)
-    finally:
-        forge.close()
 
 
 def _release(
@@ -389,7 +396,6 @@ def _release(
 ) -> None:
     """Release and plan modes: decide the version from the diff with the previous release, then (release)
     tag, publish and write the model card (czann_ci/release/step.py)."""
-    from czann_ci.release.forge import open_forge
     from czann_ci.release.step import ReleaseRequest, ReleaseStep
     from czann_ci.render.model_card import ConversionFacts
 
@@ -408,15 +414,7 @@ def _release(
     )
     source = workspace_relative(Path(model) if isinstance(model, Path) else meta.path, ctx.workspace)
     facts = ConversionFacts.of(step.conversion, source=source, commit=ctx.commit)
-    forge = open_forge(
-        ctx.forge,
-        api_url=inputs.api_url,
-        project=ctx.repository,
-        token=inputs.token,
-        token_kind=inputs.token_kind,
-        mode=inputs.mode,
-        log=console.line,
-    )
+    forge = _open_forge(inputs, ctx, console)
     from czann_ci.release.gate import QualityGateError
 
     try:

@@ -9,7 +9,15 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from czann_ci.publish.http import ApiClient, Redactor, body_of, redacting
-from czann_ci.publish.models import TagExistsError
+from czann_ci.publish.models import (
+    GitHubTarget,
+    PublishResult,
+    ReleaseRecord,
+    ReleaseUpload,
+    RemoteFile,
+    TagExistsError,
+    check_repository,
+)
 from czann_ci.publish.retry import RetryPolicy
 
 COMMENT_CREATED, COMMENT_UPDATED, COMMENT_UNCHANGED = "created", "updated", "unchanged"
@@ -118,3 +126,101 @@ class ForgeSession(ABC):
             )
             self.log(f"{self.name.lower()}: updated comment {oldest['id']} on {where}")
             return COMMENT_UPDATED
+
+
+class RepositoryForge(ForgeSession):
+    """The shape GitHub and Forgejo share: an ``owner/name`` repository at ``<api>/repos/<owner>/<name>``,
+    releases by id with drafts and a body, a publishing protocol taking a GitHubTarget, and pull request
+    comments through the issues API."""
+
+    publish_assets: Callable[..., PublishResult]  # (target, assets, log, *, retry): the forge's protocol
+
+    def __init__(
+        self,
+        api_url: str,
+        repository: str,
+        token: str,
+        log: Callable[[str], None],
+        retry: RetryPolicy | None,
+        client: Callable[[str, str, str, RetryPolicy, Callable[[str], None]], ApiClient],
+    ) -> None:
+        check_repository(api_url, repository, token, needs=None)  # open_forge checks the token per mode
+        self.api_url = api_url.rstrip("/")
+        self.repository = repository
+        self.repo_url = f"{self.api_url}/repos/{repository}"
+        super().__init__(
+            token,
+            repository,
+            log,
+            retry,
+            lambda policy, say: client(self.api_url, repository, token, policy, say),
+        )
+
+    @abstractmethod
+    def files_of(self, release: dict[str, Any]) -> tuple[RemoteFile, ...]:
+        """A release's downloadable assets, as the forge's API lists them."""
+
+    def record(self, release: dict[str, Any]) -> ReleaseRecord:
+        """One release as the forge's API answers it, as the release step reads it."""
+        return ReleaseRecord(
+            id=str(release["id"]),
+            tag=str(release.get("tag_name") or ""),
+            published=not release.get("draft"),
+            prerelease=bool(release.get("prerelease")),
+            body=release.get("body") or "",
+            files=self.files_of(release),
+            url=release.get("html_url", ""),
+        )
+
+    def releases(self) -> list[ReleaseRecord]:
+        listing = self.listing(f"{self.repo_url}/releases", f"listing releases of {self.repository}")
+        return [self.record(release) for release in listing]
+
+    def publish(self, upload: ReleaseUpload) -> PublishResult:
+        """Create (or complete) the release of ``upload.tag`` and publish it; a body already on an unpublished
+        release keeps what a person wrote (``upload.notes_for`` merges; publish mode leaves it alone)."""
+        notes_for = upload.notes_for
+        if notes_for is not None:
+            with self.redacted():
+                for release in (r for r in self.releases() if r.tag == upload.tag and not r.published):
+                    notes = notes_for(release.body)
+                    if notes != release.body:
+                        url = f"{self.repo_url}/releases/{release.id}"
+                        self.client.request(
+                            "PATCH", url, f"writing the notes of {upload.tag}", json={"body": notes}
+                        )
+        target = GitHubTarget(
+            api_url=self.api_url,
+            repository=self.repository,
+            token=self.token,
+            tag=upload.tag,
+            release_name=upload.title,
+            release_body=notes_for(None) if notes_for else None,
+            draft=upload.draft,
+            prerelease=upload.prerelease,
+            overwrite=upload.overwrite,
+            target_commitish=upload.commit or None,
+        )
+        return type(self).publish_assets(target, upload.assets, self.log, retry=self.retry)
+
+    def discard(self, upload: ReleaseUpload) -> None:
+        """Undo an unfinished release: its drafts, then its tag when it still points at our commit (the
+        release goes first: Forgejo keeps a tag a release holds). A published release is left alone."""
+        forge = self.name.lower()
+        with self.redacted():
+            mine = [r for r in self.releases() if r.tag == upload.tag]
+            if any(r.published for r in mine):
+                self.log(f"{forge}: {upload.tag} is published; nothing to undo")
+                return
+            for release in mine:
+                self.log(f"{forge}: removing the unfinished draft release {release.id} of {upload.tag}")
+                url = f"{self.repo_url}/releases/{release.id}"
+                self.client.request("DELETE", url, "removing an unfinished draft", accept=(404,))
+            self.remove_own_tag(upload.tag, upload.commit)
+
+    # -- comments: a pull request's conversation is served by the issues API -------------------------------
+    def comments_url(self, change_request: int) -> str:
+        return f"{self.repo_url}/issues/{change_request}/comments"
+
+    def comment_url(self, change_request: int, comment_id: int) -> str:
+        return f"{self.repo_url}/issues/comments/{comment_id}"

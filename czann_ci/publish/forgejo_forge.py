@@ -37,13 +37,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from czann_ci.errors import PublishError
-from czann_ci.publish.forge_session import ForgeSession
+from czann_ci.publish.forge_session import RepositoryForge
 from czann_ci.publish.forges import (
     CiContext,
     ForgeRow,
@@ -54,7 +53,6 @@ from czann_ci.publish.forges import (
     release_download_link,
     workspace_of,
 )
-from czann_ci.publish.github import check_github_repository
 from czann_ci.publish.http import ApiClient, Redactor, run_redacted
 from czann_ci.publish.models import (
     REPLACED,
@@ -62,15 +60,16 @@ from czann_ci.publish.models import (
     UPLOADED,
     Asset,
     AssetResult,
+    GitHubTarget,
     PublishResult,
-    ReleaseRecord,
-    ReleaseUpload,
     RemoteFile,
     check_common,
+    check_repository,
 )
 from czann_ci.publish.retry import RetryPolicy, run_with_retries
 
 PAGE_SIZE = ("limit", 50)  # Forgejo's default maximum page size
+FORGEJO_TOKEN_NEEDS = "publishing to Forgejo needs a token with write access to the repository"
 
 
 def _hint(repository: str, host: str, anonymous: bool) -> Callable[[int, Any, str], str]:
@@ -117,24 +116,15 @@ def forgejo_client(
     )
 
 
-@dataclass(frozen=True)
-class ForgejoTarget:
-    api_url: str
-    repository: str
-    token: str = field(repr=False)
-    tag: str
-    release_name: str | None = None
-    release_body: str | None = None
-    draft: bool = False
-    prerelease: bool = False
-    overwrite: str = "if-changed"
-    target_commitish: str | None = None
+class ForgejoTarget(GitHubTarget):
+    """A Forgejo release to publish to: the same fields as GitHub's (owner/name, tag, name, body, draft,
+    prerelease, overwrite, target_commitish)."""
 
 
 class _ForgejoRelease:
     """One publishing run against one repository and tag."""
 
-    def __init__(self, target: ForgejoTarget, policy: RetryPolicy, log: Callable[[str], None]) -> None:
+    def __init__(self, target: GitHubTarget, policy: RetryPolicy, log: Callable[[str], None]) -> None:
         self.target = target
         self.api = target.api_url.rstrip("/")
         self.repo_url = f"{self.api}/repos/{target.repository}"
@@ -291,7 +281,7 @@ def _token_only_for(api_url: str, url: str) -> dict[str, str | None] | None:
 
 
 def publish_forgejo(
-    target: ForgejoTarget,
+    target: GitHubTarget,
     assets: list[Asset],
     log: Callable[[str], None] = print,
     *,
@@ -300,32 +290,16 @@ def publish_forgejo(
     """Attach ``assets`` to the release of ``target.tag`` (created as a draft, published after the uploads
     unless ``target.draft``). UsageError for bad inputs, PublishError otherwise."""
     check_common(assets, target.overwrite, target.api_url, target.tag)
-    check_github_repository(target.api_url, target.repository, target.token)  # owner/name, as on GitHub
+    check_repository(target.api_url, target.repository, target.token, needs=FORGEJO_TOKEN_NEEDS)
     redact = Redactor(target.token)
     run = _ForgejoRelease(target, retry or RetryPolicy(), lambda message: log(redact(message)))
     return run_redacted(run, assets, redact, "Forgejo")
 
 
-def _record(release: dict[str, Any]) -> ReleaseRecord:
-    files = tuple(
-        RemoteFile(str(a["name"]), str(a.get("browser_download_url") or ""), a.get("size"))
-        for a in release.get("assets") or []
-        if a.get("name")
-    )
-    return ReleaseRecord(
-        id=str(release["id"]),
-        tag=str(release.get("tag_name") or ""),
-        published=not release.get("draft"),
-        prerelease=bool(release.get("prerelease")),
-        body=release.get("body") or "",
-        files=files,
-        url=release.get("html_url", ""),
-    )
-
-
-class ForgejoForge(ForgeSession):
+class ForgejoForge(RepositoryForge):
     kind = "forgejo"
     name = "Forgejo"
+    publish_assets = staticmethod(publish_forgejo)
 
     def __init__(
         self,
@@ -337,23 +311,17 @@ class ForgejoForge(ForgeSession):
         log: Callable[[str], None] = print,
         retry: RetryPolicy | None = None,
     ) -> None:
-        check_github_repository(api_url, repository, token, token_needed=False)  # open_forge: per mode
-        self.api_url = api_url.rstrip("/")
-        self.repository = repository
-        self.repo_url = f"{self.api_url}/repos/{repository}"
-        super().__init__(
-            token,
-            repository,
-            log,
-            retry,
-            lambda policy, say: forgejo_client(self.api_url, repository, token, policy, say),
+        super().__init__(api_url, repository, token, log, retry, forgejo_client)
+
+    def files_of(self, release: dict[str, Any]) -> tuple[RemoteFile, ...]:
+        """Attachments (no upload state: an attachment exists once its upload finished)."""
+        return tuple(
+            RemoteFile(str(a["name"]), str(a.get("browser_download_url") or ""), a.get("size"))
+            for a in release.get("assets") or []
+            if a.get("name")
         )
 
     # -- reading --------------------------------------------------------------------------------------
-    def releases(self) -> list[ReleaseRecord]:
-        listing = self.listing(f"{self.repo_url}/releases", f"listing releases of {self.repository}")
-        return [_record(release) for release in listing]
-
     def tags(self, prefix: str) -> dict[str, str]:
         listing = self.listing(f"{self.repo_url}/tags", f"listing tags {prefix}*")
         return {
@@ -378,56 +346,6 @@ class ForgejoForge(ForgeSession):
         with self.redacted():
             url = f"{self.repo_url}/tags/{quote(tag, safe='')}"
             self.client.request("DELETE", url, f"deleting tag {tag}", accept=(404,))
-
-    def publish(self, upload: ReleaseUpload) -> PublishResult:
-        """Create (or complete) the release of ``upload.tag`` and publish it; a body already on the release
-        keeps what a person wrote (``upload.notes_for`` merges)."""
-        notes_for = upload.notes_for
-        with self.redacted():
-            unpublished = (
-                [r for r in self.releases() if r.tag == upload.tag and not r.published] if notes_for else []
-            )
-            for release in unpublished:
-                notes = notes_for(release.body) if notes_for else release.body
-                if notes != release.body:
-                    url = f"{self.repo_url}/releases/{release.id}"
-                    self.client.request(
-                        "PATCH", url, f"writing the notes of {upload.tag}", json={"body": notes}
-                    )
-        target = ForgejoTarget(
-            api_url=self.api_url,
-            repository=self.repository,
-            token=self.token,
-            tag=upload.tag,
-            release_name=upload.title,
-            release_body=notes_for(None) if notes_for else None,
-            draft=upload.draft,
-            prerelease=upload.prerelease,
-            overwrite=upload.overwrite,
-            target_commitish=upload.commit or None,
-        )
-        return publish_forgejo(target, upload.assets, self.log, retry=self.retry)
-
-    def discard(self, upload: ReleaseUpload) -> None:
-        """Undo an unfinished release: its draft, then its tag when it still points at our commit (Forgejo
-        keeps a release's tag while the release exists). A published release is left alone."""
-        with self.redacted():
-            mine = [r for r in self.releases() if r.tag == upload.tag]
-            if any(r.published for r in mine):
-                self.log(f"forgejo: {upload.tag} is published; nothing to undo")
-                return
-            for release in mine:
-                self.log(f"forgejo: removing the unfinished draft release {release.id} of {upload.tag}")
-                url = f"{self.repo_url}/releases/{release.id}"
-                self.client.request("DELETE", url, "removing an unfinished draft", accept=(404,))
-            self.remove_own_tag(upload.tag, upload.commit)
-
-    # -- comments: a pull request is an issue ------------------------------------------------------------
-    def comments_url(self, change_request: int) -> str:
-        return f"{self.repo_url}/issues/{change_request}/comments"
-
-    def comment_url(self, change_request: int, comment_id: int) -> str:
-        return f"{self.repo_url}/issues/comments/{comment_id}"
 
 
 def _detect(env: Mapping[str, str]) -> bool:

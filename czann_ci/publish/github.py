@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from czann_ci.errors import PublishError, UsageError
+from czann_ci.errors import PublishError
 from czann_ci.publish.http import ApiClient, Redactor, body_of, run_redacted
 from czann_ci.publish.models import (
     REPLACED,
@@ -34,11 +34,12 @@ from czann_ci.publish.models import (
     GitHubTarget,
     PublishResult,
     check_common,
+    check_repository,
 )
 from czann_ci.publish.retry import RetryPolicy, TransientError, run_with_retries
 
-REPOSITORY_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 ASSET_DOWNLOAD: dict[str, str | None] = {"Accept": "application/octet-stream"}
+GITHUB_TOKEN_NEEDS = "publishing to GitHub needs a token with contents: write"
 TEMP_PREFIX = "tmp-"
 
 
@@ -117,17 +118,6 @@ def github_client(
         redact=Redactor(token),
         error_hint=_github_hint(repository, api_url, anonymous=not token),
     )
-
-
-def check_github_repository(api_url: str, repository: str, token: str, *, token_needed: bool = True) -> None:
-    """Raise UsageError naming the field that cannot address a GitHub repository (``token_needed``: or
-    a missing token, which only reads of a public repository do without)."""
-    if not api_url.startswith(("http://", "https://")):
-        raise UsageError(f"must be an http(s) URL, got {api_url!r}", field="api-url")
-    if not REPOSITORY_RE.match(repository):
-        raise UsageError(f"must be owner/name, got {repository!r}", field="repository")
-    if token_needed and not token:
-        raise UsageError("is empty: publishing to GitHub needs a token with contents: write", field="token")
 
 
 def _already_exists(body: Any) -> bool:
@@ -393,7 +383,7 @@ def publish_github(
     """Attach ``assets`` to the release ``target.tag`` (created as a draft and published after the
     upload unless ``target.draft``). Raises UsageError for bad inputs, PublishError otherwise."""
     check_common(assets, target.overwrite, target.api_url, target.tag)
-    check_github_repository(target.api_url, target.repository, target.token)
+    check_repository(target.api_url, target.repository, target.token, needs=GITHUB_TOKEN_NEEDS)
     redact = Redactor(target.token)
     run = _GitHubRelease(target, retry or RetryPolicy(), lambda message: log(redact(message)))
     return run_redacted(run, assets, redact, "GitHub")

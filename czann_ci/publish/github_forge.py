@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from czann_ci.publish.forge_session import ForgeSession
+from czann_ci.publish.forge_session import RepositoryForge
 from czann_ci.publish.forges import (
     CiContext,
     ForgeRow,
@@ -25,37 +25,17 @@ from czann_ci.publish.forges import (
     release_download_link,
     workspace_of,
 )
-from czann_ci.publish.github import ASSET_DOWNLOAD, check_github_repository, github_client, publish_github
+from czann_ci.publish.github import ASSET_DOWNLOAD, github_client, publish_github
 from czann_ci.publish.models import (
-    GitHubTarget,
-    PublishResult,
-    ReleaseRecord,
-    ReleaseUpload,
     RemoteFile,
 )
 from czann_ci.publish.retry import RetryPolicy
 
 
-def _record(release: dict[str, Any]) -> ReleaseRecord:
-    files = tuple(
-        RemoteFile(asset["name"], asset["url"], asset.get("size"))
-        for asset in release.get("assets") or []
-        if asset.get("state", "uploaded") == "uploaded"
-    )
-    return ReleaseRecord(
-        id=str(release["id"]),
-        tag=str(release.get("tag_name") or ""),
-        published=not release.get("draft"),
-        prerelease=bool(release.get("prerelease")),
-        body=release.get("body") or "",
-        files=files,
-        url=release.get("html_url", ""),
-    )
-
-
-class GitHubForge(ForgeSession):
+class GitHubForge(RepositoryForge):
     kind = "github"
     name = "GitHub"
+    publish_assets = staticmethod(publish_github)
 
     def __init__(
         self,
@@ -66,23 +46,17 @@ class GitHubForge(ForgeSession):
         log: Callable[[str], None] = print,
         retry: RetryPolicy | None = None,
     ) -> None:
-        check_github_repository(api_url, repository, token, token_needed=False)  # open_forge: per mode
-        self.api_url = api_url.rstrip("/")
-        self.repository = repository
-        self.repo_url = f"{self.api_url}/repos/{repository}"
-        super().__init__(
-            token,
-            repository,
-            log,
-            retry,
-            lambda policy, say: github_client(self.api_url, repository, token, policy, say),
+        super().__init__(api_url, repository, token, log, retry, github_client)
+
+    def files_of(self, release: dict[str, Any]) -> tuple[RemoteFile, ...]:
+        """Uploaded assets (a half-created one is no file), downloaded through the API's asset URL."""
+        return tuple(
+            RemoteFile(asset["name"], asset["url"], asset.get("size"))
+            for asset in release.get("assets") or []
+            if asset.get("state", "uploaded") == "uploaded"
         )
 
     # -- reading --------------------------------------------------------------------------------------
-    def releases(self) -> list[ReleaseRecord]:
-        listing = self.listing(f"{self.repo_url}/releases", f"listing releases of {self.repository}")
-        return [_record(release) for release in listing]
-
     def _commit_of(self, ref: dict[str, Any]) -> str:
         target = ref.get("object") or {}
         if target.get("type") == "tag":  # an annotated tag: its tag object names the commit
@@ -111,56 +85,6 @@ class GitHubForge(ForgeSession):
             # 422 "Reference does not exist": gone already.
             url = f"{self.repo_url}/git/refs/tags/{quote(tag, safe='')}"
             self.client.request("DELETE", url, f"deleting tag {tag}", accept=(404, 422))
-
-    def publish(self, upload: ReleaseUpload) -> PublishResult:
-        """Create (or complete) the release of ``upload.tag`` and publish it; a body already on the
-        release keeps what a person wrote (``upload.notes_for`` merges)."""
-        notes_for = upload.notes_for
-        with self.redacted():
-            unpublished = (
-                [r for r in self.releases() if r.tag == upload.tag and not r.published] if notes_for else []
-            )
-            for release in unpublished:
-                notes = notes_for(release.body) if notes_for else release.body
-                if notes != release.body:
-                    url = f"{self.repo_url}/releases/{release.id}"
-                    self.client.request(
-                        "PATCH", url, f"writing the notes of {upload.tag}", json={"body": notes}
-                    )
-        target = GitHubTarget(
-            api_url=self.api_url,
-            repository=self.repository,
-            token=self.token,
-            tag=upload.tag,
-            release_name=upload.title,
-            release_body=notes_for(None) if notes_for else None,
-            draft=upload.draft,
-            prerelease=upload.prerelease,
-            overwrite=upload.overwrite,
-            target_commitish=upload.commit or None,
-        )
-        return publish_github(target, upload.assets, self.log, retry=self.retry)
-
-    # -- comments: the issues API serves pull requests' conversation too (needs pull-requests: write) -------
-    def comments_url(self, change_request: int) -> str:
-        return f"{self.repo_url}/issues/{change_request}/comments"
-
-    def comment_url(self, change_request: int, comment_id: int) -> str:
-        return f"{self.repo_url}/issues/comments/{comment_id}"
-
-    def discard(self, upload: ReleaseUpload) -> None:
-        """Undo an unfinished release: its drafts, then its tag when it still points at our commit. A
-        published release is left alone (the version is released)."""
-        with self.redacted():
-            mine = [r for r in self.releases() if r.tag == upload.tag]
-            if any(r.published for r in mine):
-                self.log(f"github: {upload.tag} is published; nothing to undo")
-                return
-            for release in mine:
-                self.log(f"github: removing the unfinished draft release {release.id} of {upload.tag}")
-                url = f"{self.repo_url}/releases/{release.id}"
-                self.client.request("DELETE", url, "removing an unfinished draft", accept=(404,))
-            self.remove_own_tag(upload.tag, upload.commit)
 
 
 def _context(env: Mapping[str, str]) -> CiContext:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +99,20 @@ def check_common(assets: list[Asset], overwrite: str, api_url: str, tag: str) ->
     for asset in assets:
         if not asset.path.is_file():
             raise UsageError("file to publish does not exist", file=str(asset.path))
+
+
+REPOSITORY_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+
+def check_repository(api_url: str, repository: str, token: str, *, needs: str | None) -> None:
+    """Raise UsageError naming the field that cannot address an ``owner/name`` repository (GitHub, Forgejo);
+    ``needs``: why a token is required (None: reads of a public repository do without one)."""
+    if not api_url.startswith(("http://", "https://")):
+        raise UsageError(f"must be an http(s) URL, got {api_url!r}", field="api-url")
+    if not REPOSITORY_RE.match(repository):
+        raise UsageError(f"must be owner/name, got {repository!r}", field="repository")
+    if needs and not token:
+        raise UsageError(f"is empty: {needs}", field="token")
 
 
 def write_checksum_file(archive: Path, sha256: str) -> Path:
