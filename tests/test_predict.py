@@ -442,3 +442,35 @@ def test_regression_on_16_bit_images_where_napari_czann_segment_returns_zeros(
     assert theirs.dtype == np.uint16 and not theirs.any()
     assert ours.dtype == np.float32
     np.testing.assert_allclose(ours[..., 0], pixels / 65535, atol=1e-7)
+
+
+def test_a_graph_that_does_not_take_its_input_shape_is_one_line(tmp_path: Path) -> None:
+    """model.json says 64 x 64 tiles, the graph takes 32 x 32: ZEN would feed what the metadata says."""
+    from czann_ci.format.archive import write_czann
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["tile"], ["values"])],
+        "identity",
+        [helper.make_tensor_value_info("tile", TensorProto.FLOAT, ["N", 32, 32, 1])],
+        [helper.make_tensor_value_info("values", TensorProto.FLOAT, ["N", 32, 32, 1])],
+    )
+    meta = {
+        "Type": "Regression",
+        "ModelName": "fixed",
+        "InputShape": [TILE, TILE, 1],
+        "OutputShape": [TILE, TILE, 1],
+    }
+    model = tmp_path / "fixed.czann"
+    write_czann(
+        model, meta, helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+    )
+    image = write_png(tmp_path / "gray.png", np.zeros((40, 40), np.uint8))
+
+    done = czann("predict", str(model), str(image), "-o", str(tmp_path / "out" / "x.ome.tif"))
+
+    assert done.returncode == 1
+    assert done.stderr.startswith(
+        f"error: {model}: onnxruntime cannot run the model on a [1, 64, 64, 1] tile: "
+    )
+    assert len(done.stderr.strip().splitlines()) == 1
+    _assert_nothing_written(tmp_path / "out")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from czann_ci.errors import InvalidModelError
+from czann_ci.errors import InvalidModelError, first_line
 from czann_ci.format.archive import read_archive
 from czann_ci.format.kinds import ArchiveKind
 from czann_ci.format.metadata import ModelType
@@ -43,7 +43,13 @@ class ZenModel:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """float32 [N, H, W, C] -> the model's [N, H, W, K]."""
-        return self.session.run(None, {self.input_name: batch})[0]
+        try:
+            return self.session.run(None, {self.input_name: batch})[0]
+        except Exception as exc:  # onnxruntime's own errors have no common base class
+            raise InvalidModelError(
+                f"onnxruntime cannot run the model on a {list(batch.shape)} tile: {first_line(exc)}",
+                file=str(self.path),
+            ) from None
 
 
 def load_model(path: Path, settings: SessionSettings | None = None) -> ZenModel:
@@ -81,7 +87,7 @@ def load_model(path: Path, settings: SessionSettings | None = None) -> ZenModel:
         path=path,
         session=session,
         input_name=model_input.name,
-        batch_dynamic=not isinstance(dims[0], int) or dims[0] != 1,
+        batch_dynamic=not isinstance(dims[0], int),
         output_channels=int(output_channels),
         **fields,
     )
