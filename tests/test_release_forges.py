@@ -240,3 +240,15 @@ def test_forgejo_sends_its_token_only_to_its_own_server(forge: ForgeSetup, tmp_p
     with pytest.raises(PublishError) as caught:
         client.download(foreign, tmp_path / "x.czann")
     assert "401" in caught.value.message and forge.token not in caught.value.message  # sent without it
+
+
+def test_forgejo_reads_any_409_on_tag_creation_as_a_taken_name(forge: ForgeSetup) -> None:
+    """Forgejo's swagger documents 409 for a tag that exists; its wording is not relied on."""
+    forge.server.inject("POST", r"/repos/acme/models/tags$", kind="status", status=409)
+    with pytest.raises(TagExistsError) as caught:
+        forgejo(forge).create_tag("nuclei-v1.0.0", SHA_A)
+    assert caught.value.tag == "nuclei-v1.0.0"
+    forge.server.inject("POST", r"/git/refs$", kind="status", status=422)  # GitHub's 422 may mean a bad ref
+    with pytest.raises(PublishError) as other:
+        github(forge).create_tag("nuclei-v1.0.0", SHA_A)
+    assert not isinstance(other.value, TagExistsError)

@@ -58,9 +58,17 @@ class ForgeSession(ABC):
             yield from self.client.paginate(url, what, params)
 
     def post_tag(
-        self, url: str, payload: dict[str, Any], tag: str, commit: str, refused: tuple[int, ...]
+        self,
+        url: str,
+        payload: dict[str, Any],
+        tag: str,
+        commit: str,
+        refused: tuple[int, ...],
+        *,
+        refusal_means_taken: bool = False,
     ) -> None:
-        """Create a tag; a refusal (``refused`` statuses) saying "already exists" is TagExistsError."""
+        """Create a tag; a refusal (``refused`` statuses) saying "already exists" is TagExistsError (every
+        refusal, with ``refusal_means_taken``: a status the API documents for a taken name only)."""
         what = f"creating tag {tag} at {commit[:12]}"
         with self.redacted():
             response = self.client.request("POST", url, what, json=payload, accept=refused)
@@ -69,7 +77,7 @@ class ForgeSession(ABC):
                 return
             body = body_of(response)
             message = body.get("message", "") if isinstance(body, dict) else body
-            if "already exists" in str(message).lower():
+            if refusal_means_taken or "already exists" in str(message).lower():
                 raise TagExistsError(f"{what}: the tag exists already", tag=tag)
             raise self.client.failure(response, what)
 

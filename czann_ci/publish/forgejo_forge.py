@@ -337,10 +337,10 @@ class ForgejoForge(RepositoryForge):
 
     # -- writing --------------------------------------------------------------------------------------
     def create_tag(self, tag: str, commit: str) -> None:
-        # 409 "tag already exists [name: T]" when the name is taken
-        self.post_tag(
-            f"{self.repo_url}/tags", {"tag_name": tag, "target": commit}, tag, commit, refused=(409,)
-        )
+        # 409 is the swagger's answer to a taken name ("tag already exists [name: T]"), whatever its wording
+        url = f"{self.repo_url}/tags"
+        payload = {"tag_name": tag, "target": commit}
+        self.post_tag(url, payload, tag, commit, refused=(409,), refusal_means_taken=True)
 
     def delete_tag(self, tag: str) -> None:
         with self.redacted():
