@@ -474,3 +474,40 @@ def test_a_graph_that_does_not_take_its_input_shape_is_one_line(tmp_path: Path) 
     )
     assert len(done.stderr.strip().splitlines()) == 1
     _assert_nothing_written(tmp_path / "out")
+
+
+def test_napari_czann_segment_differences_12_bit_small_images_multi_class(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    """Three more documented differences. It scales by the array's dtype (65535 for a 12-bit camera's uint16),
+    we by ComponentBitCount (4095): with --bit-depth 16 ours equals its labels again. An image smaller than
+    a tile, whose one cztile tile starts before the image, fails there; here it runs. A multi-class model
+    gives it an all-zero result."""
+    predict_ndarray = _napari_predict()
+    image, truth = nuclei(200, 260, seed=10)
+    twelve = as_uint(image, 12)
+    path = write_czi(tmp_path / "camera12.czi", {(0, 0): twelve}, component_bits=12)
+    model = load_model(models["nuclei"])
+
+    _, theirs = predict_ndarray(str(models["nuclei"]), twelve)
+    ours = predict_image(model, path).labels
+
+    assert not (theirs.astype(np.int64) - 1).any()  # / 65535: everything is dark, all background
+    assert (ours == truth).mean() > 0.95
+    assert np.array_equal(predict_image(model, path, bit_depth=16).labels, theirs.astype(np.int64) - 1)
+
+    small = as_uint(nuclei(30, 40, seed=11)[0], 16)
+    with pytest.raises(ValueError, match="could not broadcast"):
+        predict_ndarray(str(models["nuclei"]), small)
+    assert predict_image(model, write_czi(tmp_path / "small.czi", {(0, 0): small})).labels.shape == (30, 40)
+
+    # a MultiClassSemanticSegmentation model: its tile loop writes nothing (all 0), ours labels the nuclei
+    multi = convert(
+        tmp_path, "multi", threshold_graph(), {**NUCLEI_MODEL_META, "Type": "MultiClassSemanticSegmentation"}
+    )
+    _, nothing = predict_ndarray(str(multi), as_uint(image, 16))
+    assert not nothing.any()
+    assert (
+        predict_image(load_model(multi), write_czi(tmp_path / "c16.czi", {(0, 0): as_uint(image, 16)})).labels
+        == truth
+    ).mean() > 0.95
