@@ -18,6 +18,7 @@ from czann_ci.publish.forges import row_of
 
 if TYPE_CHECKING:
     from czann_ci.action_inputs import InputReader
+    from czann_ci.evaluation import ImagePair
     from czann_ci.release.gate import GateRequest, QualityReport
 
 GATE_INPUT_NAMES = (
@@ -124,7 +125,7 @@ def _files(rule: PathRule, text: str, name: str) -> list[Path]:
     return list(dict.fromkeys(files))
 
 
-def _pairs(images: list[Path], labels: list[Path] | None) -> list:
+def _pairs(images: list[Path], labels: list[Path] | None) -> list[ImagePair]:
     """``pair_images`` with its errors naming the step's inputs rather than the command's flags."""
     from czann_ci.evaluation import pair_images
 

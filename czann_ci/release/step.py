@@ -40,6 +40,7 @@ from czann_ci.release.gate import (
     METRICS_SUFFIX,
     PICTURE_SUFFIX,
     GateRequest,
+    HistoryEntry,
     QualityReport,
     judge,
     measure,
@@ -200,7 +201,7 @@ class ReleaseStep:
             self.qualities[key] = report
         return self.qualities[key]
 
-    def _history(self, base: TaggedVersion, scratch: Path) -> tuple:
+    def _history(self, base: TaggedVersion, scratch: Path) -> tuple[HistoryEntry, ...]:
         """The scores recorded by the base release's ``.metrics.json`` (none before the gate was used)."""
         assert base.release is not None
         found = [f for f in base.release.files if f.name.endswith(METRICS_SUFFIX)]
