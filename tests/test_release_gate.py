@@ -43,6 +43,19 @@ def kind(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+def metrics_schema_errors(document: dict[str, Any]) -> list[str]:
+    """docs/metrics.schema.json's verdict on a .metrics.json (its metrics are evaluation.schema.json's)."""
+    import jsonschema
+    from referencing import Registry, Resource
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    evaluation = json.loads((docs / "evaluation.schema.json").read_text("utf-8"))
+    schema = json.loads((docs / "metrics.schema.json").read_text("utf-8"))
+    registry = Registry().with_resources([(evaluation["$id"], Resource.from_contents(evaluation))])
+    validator = jsonschema.Draft202012Validator(schema, registry=registry)
+    return [error.message for error in validator.iter_errors(document)]
+
+
 def expected_misses() -> float:
     _, bright, dim = nuclei()
     return misses_dim_expected(int(bright.sum()), int(dim.sum()), int((~(bright | dim)).sum()))["score"]
@@ -258,6 +271,7 @@ def test_a_better_model_releases_with_the_metrics_and_the_history(
     assert recorded["previous"] == {"version": "1.0.0", "score": pytest.approx(misses)}
     assert recorded["history"] == [{"version": "1.0.0", "score": pytest.approx(misses), "images": 1}]
     assert recorded["metrics"]["overall"]["iou"] == 1.0
+    assert metrics_schema_errors(recorded) == []
     picture = repo.asset("nuclei-v1.1.0", "nuclei-1.1.0.czann.evaluation.png")
     assert picture.startswith(b"\x89PNG")
 
@@ -501,6 +515,7 @@ def test_without_labels_the_agreement_is_reported_and_nothing_is_gated(
     assert "mean IoU agreement with 1.0.0: " in body and "(no labels)" in body
     recorded = json.loads(repo.asset("nuclei-v1.1.0", "nuclei-1.1.0.czann.metrics.json"))
     assert recorded["score"] is None and 0.0 <= recorded["agreement"] < 1.0
+    assert metrics_schema_errors(recorded) == []
 
 
 @pytest.mark.parametrize(
