@@ -24,6 +24,7 @@ from image_factory import (
 from model_archives import build_archive
 from model_factory import write_json
 from onnx import TensorProto, helper, numpy_helper
+from requires import missing
 from test_cli import czann
 
 from czann_ci.errors import ImageError
@@ -32,10 +33,6 @@ from czann_ci.inference.tiling import tile_rows, tile_strategy
 from czann_ci.pipeline import ConvertOptions, convert_model
 
 TILE = 64
-NAPARI_INSTALL = (
-    "pip install --no-deps napari-czann-segment==0.1.2 czmodel==6.2.0 ryomen==0.0.10 tiler==0.6.0 "
-    "&& pip install defusedxml dask xarray tqdm"
-)
 
 
 def threshold_graph(channels: int = 1) -> onnx.ModelProto:
@@ -405,7 +402,7 @@ def _napari_predict() -> object:
     try:
         from napari_czann_segment.predict import predict_ndarray
     except ImportError:
-        pytest.skip(f"napari-czann-segment is not installed; install it with: {NAPARI_INSTALL}")
+        pytest.skip(missing("napari_czann_segment"))
     return predict_ndarray
 
 
