@@ -558,3 +558,27 @@ def test_publish_mode_with_min_score_uploads_nothing_below_it(
     )
     assert published.code == 0, published.log
     assert float(published.outputs()["score"]) == 1.0 and repo.release("nuclei-v1.0.0") is not None
+
+
+def test_a_token_that_may_not_comment_fails_the_plan_in_one_line(
+    forge: ForgeSetup, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pull request from a fork gets a read-only token: the plan is made, the comment is refused (exit 4)."""
+    repo = Repo(forge, "github", tmp_path)
+    assert repo.run(MISSES_DIM, SHA["a"], capsys).code == 0
+    reader = "czt_" + "r" * 32
+    forge.server.add_token(reader, access="read")
+    plan = repo.run(
+        FINDS_ALL, SHA["b"], capsys, mode="plan", comment="true", token=reader, on_change_request=7
+    )
+    assert plan.code == 4
+    error = [line for line in plan.log.splitlines() if line.startswith("::error")]
+    assert (
+        len(error) == 1
+        and "pull request 7" in error[0]
+        and reader not in plan.log.replace(f"::add-mask::{reader}", "")
+    )
+    assert (
+        plan.writes == [f"POST /api/v3/repos/{forge.github_repo}/issues/7/comments"]
+        and repo.comments(7) == []
+    )
