@@ -178,3 +178,20 @@ def test_forgejo_reads_its_own_variables_before_githubs(tmp_path: Path) -> None:
         "model-v1.0.0",
     )
     assert (ctx.default_token, ctx.change_request) == ("forgejo-token-0123456789", 12)
+
+
+def test_plan_reads_a_public_forgejo_repository_without_any_token(
+    forge: ForgeSetup, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    forge.server.add_forgejo_repo("acme/public", public=True)
+    first = forgejo_env(workspace_with(tmp_path), forge, SHA["a"])
+    first["GITHUB_REPOSITORY"] = first["FORGEJO_REPOSITORY"] = "acme/public"
+    assert run_action(first) == 0, capsys.readouterr().out
+    plan = forgejo_env(workspace_with(tmp_path, seed=1), forge, SHA["b"], mode="plan")
+    plan.update(GITHUB_REPOSITORY="acme/public", FORGEJO_REPOSITORY="acme/public", INPUT_TOKEN="")
+    plan["GITHUB_TOKEN"] = plan["FORGEJO_TOKEN"] = ""
+    mark = len(forge.server.requests_seen)
+    assert run_action(plan) == 0, capsys.readouterr().out
+    assert outputs_of(plan)["version"] == "1.1.0"
+    seen = forge.server.requests_seen[mark:]
+    assert seen and all(r.method == "GET" and r.status == 200 for r in seen), seen
