@@ -430,17 +430,18 @@ def _release(
                 asset_link=_asset_link(ctx),
                 log=console.line,
             ).run()
+            _hand_over(outcome.written, ctx.workspace)
+            step.czann_path = workspace_relative(outcome.archive, ctx.workspace)
+            step.version, step.previous_version = outcome.version, outcome.previous_version
+            step.bump, step.release_tag, step.card = outcome.bump, outcome.release_tag, outcome.card
+            step.published = outcome.published
+            # after the step's fields: a comment that cannot be written leaves the plan in the summary
             _report_quality(inputs, ctx, console, forge, outcome, step)
     except QualityGateError as refused:
         step.quality = refused.report  # the summary shows what was measured
         raise
     finally:
         forge.close()
-    _hand_over(outcome.written, ctx.workspace)
-    step.czann_path = workspace_relative(outcome.archive, ctx.workspace)
-    step.version, step.previous_version = outcome.version, outcome.previous_version
-    step.bump, step.release_tag, step.card = outcome.bump, outcome.release_tag, outcome.card
-    step.published = outcome.published
     unchanged = outcome.bump == "none"
     step.outcome = (
         Outcome.UNCHANGED if unchanged else Outcome.PLANNED if inputs.mode == "plan" else Outcome.RELEASED

@@ -578,6 +578,7 @@ def test_a_token_that_may_not_comment_fails_the_plan_in_one_line(
         and "pull request 7" in error[0]
         and reader not in plan.log.replace(f"::add-mask::{reader}", "")
     )
+    assert "**nuclei-v1.1.0 (minor: " in plan.summary() and "| mean IoU (score) |" in plan.summary()
     assert (
         plan.writes == [f"POST /api/v3/repos/{forge.github_repo}/issues/7/comments"]
         and repo.comments(7) == []
