@@ -112,7 +112,11 @@ def test_every_input_in_action_yml_is_read_by_the_step() -> None:
                 read.add(node.args[0].value)
         # the number/zen helpers receive the name as their second argument
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.startswith("_"):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id.startswith("_")
+            ):
                 read |= {a.value for a in node.args if isinstance(a, ast.Constant) and a.value in declared}
     assert declared <= read, f"declared but never read: {sorted(declared - read)}"
 
