@@ -261,7 +261,17 @@ CORPUS: tuple[Kind, ...] = (
     Kind(
         "contradicting-channels.czann",
         contradicting,
-        Expected(False, "1.1.0 or 2.0.0", "3.5", errors=("shape",), refusal_words=("InputShape",)),
+        Expected(
+            False,
+            "1.1.0 or 2.0.0",
+            "3.5",
+            errors=("shape",),
+            refusal_words=(
+                "InputShape",
+                "dimension 3 is 3 but 5 is declared",
+                "fix: make InputShape describe",
+            ),
+        ),
     ),
     Kind("ambiguous-2.0.0.czann", ambiguous_2_0_0, Expected(True, "1.1.0 or 2.0.0", "3.5")),
 )

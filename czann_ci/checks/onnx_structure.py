@@ -116,7 +116,7 @@ def _check_tensor(
         summary.error(
             "shape",
             f"model {role} '{value.name}' is {_fmt(dims)}, which does not fit {field} {list(declared or [])} "
-            f"([batch, *{field}]): {reason}",
+            f"([batch, *{field}]): {reason}; fix: make {field} describe the model (or pack the model it describes)",
             field=field,
             **where,
         )
