@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "1.0.0"  # a plain literal: pyproject reads it with setuptools' attr
+# A plain literal alone on its line: setuptools' attr and .ci/build-and-push's sed both read it.
+__version__ = "1.0.0"
 
 # name -> the module that defines it; a name equal to its module's last part is that module itself
 # (czann_ci.convert and its siblings: the czmodel 3.0.1 import paths, aliases of czann_ci.compat.*).
