@@ -77,10 +77,8 @@ def parse_legacy_xml(data: bytes, source: str) -> dict[str, Any]:
                 {
                     "Name": item.get("Name"),
                     "LabelValue": item.get("LabelValue"),
-                    # czmodel writes colR/colG/colB; ZEN's and APEER's own exports one Color attribute
-                    "Color": [item.get("Color")]
-                    if item.get("Color") is not None
-                    else [item.get("colR"), item.get("colG"), item.get("colB")],
+                    # czmodel and ZEN's own exports alike (napari-czann-segment's .czseg) write colR/colG/colB
+                    "Color": [item.get("colR"), item.get("colG"), item.get("colB")],
                 }
                 for item in child.findall("Item")
             ]
