@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 GATE_INPUT_NAMES = (
     "eval-images",
     "eval-labels",
+    "eval-label-values",
     "min-score",
     "max-score-drop",
     "allow-score-drop",
@@ -39,7 +40,7 @@ def read_gate(reader: InputReader, rule: PathRule, mode: str) -> GateRequest | N
 
     images_text, labels_text = reader.text("eval-images"), reader.text("eval-labels")
     if not images_text:
-        for name in ("eval-labels", "min-score", "max-score-drop", "allow-score-drop"):
+        for name in ("eval-labels", "eval-label-values", "min-score", "max-score-drop", "allow-score-drop"):
             if reader.text(name):
                 raise UsageError(
                     "is set but eval-images is empty: name the images to evaluate on", field=name
@@ -53,10 +54,17 @@ def read_gate(reader: InputReader, rule: PathRule, mode: str) -> GateRequest | N
             "release",
             field="min-score",
         )
+    label_values = reader.text("eval-label-values") or None
+    if label_values is not None and not labels_text:
+        raise UsageError(
+            "is set but eval-labels is empty: it says what the label images' values mean",
+            field="eval-label-values",
+        )
     images = _files(rule, images_text, "eval-images")
     labels = _files(rule, labels_text, "eval-labels") if labels_text else None
     return GateRequest(
         pairs=tuple(_pairs(images, labels)),
+        label_values=label_values,
         min_score=min_score,
         max_drop=DEFAULT_MAX_DROP if max_drop is None else max_drop,
         allow_drop=reader.boolean("allow-score-drop"),

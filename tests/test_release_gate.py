@@ -583,3 +583,26 @@ def test_a_token_that_may_not_comment_fails_the_plan_in_one_line(
         plan.writes == [f"POST /api/v3/repos/{forge.github_repo}/issues/7/comments"]
         and repo.comments(7) == []
     )
+
+
+def test_zen_label_values_map_labels_of_another_convention(
+    forge: ForgeSetup, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ZEN's training labels use 1..n: background 1, nuclei 2. Without eval-label-values a 2 is no class."""
+    repo = Repo(forge, "github", tmp_path)
+    ws = repo.checkout(FINDS_ALL)
+    _, bright, dim = nuclei()
+    write_image(ws / "labels" / "cells_labels.png", (bright | dim).astype(np.uint8) + 1)
+    env = repo.env(ws, SHA["a"], mode="validate", eval_label_values="1,2")
+    assert run_action(env) == 0, capsys.readouterr().out
+    assert float(Run(repo, ws, env, 0, "", []).outputs()["score"]) == 1.0
+    env = repo.env(ws, SHA["a"], mode="validate")
+    (ws / "github_output").unlink()
+    assert run_action(env) == 6
+    log = capsys.readouterr().out
+    assert (
+        "values: value 2 is no class (the classes are background=0, nuclei=1; eval-label-values gives" in log
+    )
+    env = repo.env(ws, SHA["a"], mode="validate", eval_label_values="1,2,3")
+    assert run_action(env) == 2
+    assert "eval-label-values: gives 3 values for the model's 2 classes" in capsys.readouterr().out

@@ -20,7 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from czann_ci.errors import CzannError, ImageError, IncomparableBaselineError, InvalidModelError, first_line
+from czann_ci.errors import (
+    CzannError,
+    ImageError,
+    IncomparableBaselineError,
+    InvalidModelError,
+    UsageError,
+    first_line,
+)
 from czann_ci.evaluation import Evaluation, ImagePair, evaluate
 from czann_ci.evaluation.results import SCORE_NAMES
 
@@ -52,7 +59,10 @@ class EvaluationFailedError(ImageError):
 def _evaluate(archive: Path, pairs: list[ImagePair], **options: Any) -> Evaluation:
     try:
         return evaluate(archive, pairs, **options)
-    except CzannError:
+    except CzannError as exc:
+        if "--label-values" in exc.message:  # the command's flag is the step's input
+            exc.message = exc.message.replace("--label-values", "eval-label-values")
+            exc.args = (exc.one_line(),)
         raise
     except Exception as exc:  # onnxruntime, a reader library: one line, not a traceback
         raise EvaluationFailedError(
@@ -65,6 +75,7 @@ class GateRequest:
     """What the gate evaluates and the limits it holds the new model to."""
 
     pairs: tuple[ImagePair, ...]
+    label_values: str | None = None  # "1,2": each class's value in the label images (default 0..n-1)
     min_score: float | None = None
     max_drop: float = DEFAULT_MAX_DROP
     allow_drop: bool = False
@@ -178,11 +189,14 @@ def measure(
 
     pairs = list(request.pairs)
     previews = SHEET_IMAGES if picture is not None else 0
+    label_values = _label_values(archive, request.label_values)
     note = ""
     baseline = previous
     if previous is not None:
         try:
-            evaluation = _evaluate(archive, pairs, baseline=previous, previews=previews)
+            evaluation = _evaluate(
+                archive, pairs, baseline=previous, previews=previews, label_values=label_values
+            )
         except IncomparableBaselineError as exc:
             note = f"{previous_version} cannot be evaluated on these images ({exc.without_file()}): nothing compared"
             baseline = None
@@ -197,7 +211,7 @@ def measure(
                 note=note or "no eval-labels and no previous release to compare with",
                 history=history,
             )
-        evaluation = _evaluate(archive, pairs, previews=previews)
+        evaluation = _evaluate(archive, pairs, previews=previews, label_values=label_values)
     overall, old = evaluation.overall, evaluation.baseline
     rows: tuple[MetricRow, ...] = ()
     if overall is not None:
@@ -285,6 +299,24 @@ def write_document(path: Path, document: dict[str, Any]) -> Path:
     with atomic_output(path, force=True) as stream:
         stream.write((json.dumps(document, indent=2) + "\n").encode("utf-8"))
     return path
+
+
+def _label_values(archive: Path, text: str | None) -> tuple[int, ...] | None:
+    """``eval-label-values`` against the new model's classes (known once it is converted)."""
+    if text is None:
+        return None
+    from czann_ci.evaluation.labels import parse_label_values
+    from czann_ci.evaluation.run import model_info
+
+    info = model_info(archive)
+    if info.kind != "segmentation":
+        raise UsageError(
+            "is for segmentation models; this one is a regression model", field="eval-label-values"
+        )
+    try:
+        return parse_label_values(text, info.classes)
+    except UsageError as exc:
+        raise UsageError(exc.message, field="eval-label-values") from None
 
 
 def _kind(archive: Path) -> str:
