@@ -427,3 +427,5 @@ def test_version_is_a_literal_setuptools_reads_without_importing() -> None:
         if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["__version__"]
     ]
     assert isinstance(assignment.value, ast.Constant) and assignment.value.value == czann_ci.__version__
+    # .ci/build-and-push reads it with sed: the assignment alone on its line, nothing after it
+    assert f'__version__ = "{czann_ci.__version__}"' in source.splitlines()
