@@ -508,3 +508,29 @@ def test_napari_czann_segment_differences_12_bit_small_images_multi_class(
         predict_image(load_model(multi), write_czi(tmp_path / "c16.czi", {(0, 0): as_uint(image, 16)})).labels
         == truth
     ).mean() > 0.95
+
+
+def test_several_images_stop_at_the_first_bad_one_keeping_the_complete_outputs(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    write_png(folder / "a.png", as_uint(nuclei(60, 70, seed=12)[0], 8, np.uint8))
+    (folder / "b.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    write_png(folder / "c.png", as_uint(nuclei(60, 70, seed=13)[0], 8, np.uint8))
+    out = tmp_path / "labels"
+
+    done = czann("predict", str(models["nuclei"]), str(folder), "-o", str(out), "--channels", "0")
+
+    assert done.returncode == 6 and f"error: {folder / 'b.png'}: pixels: cannot be decoded" in done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a.ome.tif"]  # b left nothing, c never ran
+    bad_flag = czann(
+        "predict",
+        str(models["nuclei"]),
+        str(folder / "a.png"),
+        "-o",
+        str(out / "x.ome.tif"),
+        "--channels",
+        "0,x",
+    )
+    assert bad_flag.returncode == 2 and "--channels: '0,x' is not a comma-separated list" in bad_flag.stderr
