@@ -8,7 +8,7 @@ with ``keras_to_onnx`` at opset 12 (spec <= 2.0.0) and 18 (spec 2.1.0), checked 
 The default run converts a few fast backbones; the rest are marked ``slow``:
 ``python -m pytest -m slow tests/test_architectures.py``. Running this file as a script measures
 every backbone (conversion time, max abs difference, output spread) and prints the Markdown table
-of the README: ``python tests/test_architectures.py [NAME ...]``.
+of docs/explanation/architectures.md: ``python tests/test_architectures.py [NAME ...]``.
 """
 
 from __future__ import annotations

@@ -586,8 +586,8 @@ def test_a_refused_description_is_one_line_naming_the_field(tmp_path: Path) -> N
 
 
 def test_an_older_0_5_package_is_read(tmp_path: Path) -> None:
-    """A package that states an older 0.5 format (0.5.3) converts as one written in the newest (README:
-    which versions are tested)."""
+    """A package that states an older 0.5 format (0.5.3) converts as one written in the newest
+    (docs/how-to/bioimageio.md: versions tested)."""
     import re
 
     package = gray_package(tmp_path, "current", [], SOFTMAX)

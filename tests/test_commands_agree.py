@@ -139,8 +139,9 @@ def test_the_legacy_card_says_what_a_legacy_file_is(same_model_both_kinds: dict[
 def test_the_example_czann_against_its_czmodel(
     example_conversion: tuple[Path, object], tmp_path: Path
 ) -> None:
-    """The README's claim on the bundled example: one major row, the format. (The opset and the graph
-    tf2onnx writes for fixed spatial dims differ for real, so they show beside it as minor.)"""
+    """The bump rules' claim (docs/reference/bump-rules.md) on the bundled example: one major row, the
+    format. (The opset and the graph tf2onnx writes for fixed spatial dims differ for real, so they show
+    beside it as minor.)"""
     czmodel = tmp_path / "nuclei.czmodel"
     done = czann(
         "convert",

@@ -399,6 +399,7 @@ def test_the_gitlab_template_matches_the_schema_and_keeps_the_floating_image() -
 
 DOCS = [
     REPO / "README.md",
+    *sorted((REPO / "docs").rglob("*.md")),
     GITLAB_TEMPLATE,
     COMPONENT,
     *sorted((REPO / "examples").rglob("*.yml")),

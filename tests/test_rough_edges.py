@@ -1,5 +1,5 @@
 """The smaller rough edges a new user met in the second hour (issue 21): what the commands print when a
-flag changes what they do, and what the README promises about them."""
+flag changes what they do, and what the CLI reference (docs/reference/cli.md) promises about them."""
 
 from __future__ import annotations
 
@@ -18,13 +18,12 @@ from test_cli import EXAMPLE, REPO, convert_example, czann
 
 from czann_ci.cli import app
 
-README = REPO / "README.md"
+CLI_REFERENCE = REPO / "docs" / "reference" / "cli.md"
 SPEC_1_META = EXAMPLE / "nuclei.spec-1.0.0.json"
 
 
-def readme_section(title: str) -> str:
-    text = README.read_text(encoding="utf-8")
-    return text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+def cli_reference() -> str:
+    return CLI_REFERENCE.read_text(encoding="utf-8")
 
 
 # --- --savedmodel ------------------------------------------------------------------------------------
@@ -36,10 +35,10 @@ def test_the_spec_1_metadata_is_the_example_without_scaling() -> None:
     assert json.loads(SPEC_1_META.read_text(encoding="utf-8")) == example
 
 
-def test_the_readme_savedmodel_command_runs_and_names_no_opset(tmp_path: Path) -> None:
+def test_the_cli_reference_savedmodel_command_runs_and_names_no_opset(tmp_path: Path) -> None:
     [command] = [
         line.strip()
-        for line in readme_section("The `czann` command").splitlines()
+        for line in cli_reference().splitlines()
         if line.startswith("czann convert") and "--savedmodel" in line
     ]
     args = shlex.split(command)[1:]
@@ -203,7 +202,7 @@ def test_an_installed_package_gets_the_pypi_form_only(tmp_path: Path) -> None:
     assert line == "error: Keras models need the tensorflow extra: pip install 'czann-ci[tensorflow]'"
 
 
-# --- help and README agree -----------------------------------------------------------------------------
+# --- help and the CLI reference agree ---------------------------------------------------------------
 
 
 def test_diff_help_says_a_missing_file_is_exit_2() -> None:
@@ -229,8 +228,8 @@ def test_validate_names_the_zen_minimum_without_a_yaml_hint(tmp_path: Path) -> N
 
 
 def synopsis() -> dict[str, str]:
-    """command -> its line in the README's synopsis block."""
-    block = readme_section("The `czann` command").split("```\n", 2)[1]
+    """command -> its line in the CLI reference's synopsis block."""
+    block = cli_reference().split("```\n", 2)[1]
     lines = {}
     for line in block.splitlines():
         words = line.split()
@@ -240,13 +239,13 @@ def synopsis() -> dict[str, str]:
 
 
 def options_table() -> set[str]:
-    """The long options the README's convert table names."""
-    section = readme_section("The `czann` command")
+    """The long options the CLI reference's convert table names."""
+    section = cli_reference()
     rows = [line for line in section.splitlines() if line.startswith("| `--")]
     return {flag for row in rows for flag in re.findall(r"`(--[a-z0-9-]+)", row.split(" | ")[0])}
 
 
-def test_the_readme_synopsis_names_every_command_and_option_there_is() -> None:
+def test_the_cli_reference_synopsis_names_every_command_and_option_there_is() -> None:
     lines, table = synopsis(), options_table()
     commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
     assert sorted(lines) == sorted(commands)
@@ -256,9 +255,9 @@ def test_the_readme_synopsis_names_every_command_and_option_there_is() -> None:
         written = set(re.findall(r"(?<![\w-])(--?[a-z][a-z0-9-]*)", lines[name]))
         # convert's line ends in "[options]": the table below it lists the rest
         named = written | (table if name == "convert" else set())
-        assert written <= real, f"{name}: the README names options the command lacks: {written - real}"
+        assert written <= real, f"{name}: the CLI reference names options the command lacks: {written - real}"
         missing = [param.opts[0] for param in options if not named & set(param.opts)]
-        assert not missing, f"{name}: the README does not name {missing}"
+        assert not missing, f"{name}: the CLI reference does not name {missing}"
     convert = {opt for param in commands["convert"].params for opt in param.opts}
     assert table <= convert, f"the convert table names options convert lacks: {table - convert}"
 
