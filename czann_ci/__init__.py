@@ -1,6 +1,6 @@
 """czann-ci: convert, validate and publish ZEISS ZEN .czann models.
 
-The supported Python API is the names in ``__all__`` (docs/python-api.md); every other module is
+The supported Python API is the names in ``__all__`` (docs/reference/python-api.md); every other module is
 internal. They are imported on first use (PEP 562), so ``import czann_ci`` loads neither onnx nor
 onnxruntime, numpy or TensorFlow.
 """

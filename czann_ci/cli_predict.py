@@ -1,4 +1,4 @@
-"""`czann predict MODEL IMAGE... -o OUT`: run a model over whole images the way ZEN does (docs/images.md)."""
+"""`czann predict MODEL IMAGE... -o OUT`: run a model over whole images the way ZEN does (docs/how-to/your-images.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """What an evaluation found, as data: per image and overall, for the model, its baseline and the two
-compared with each other. ``Evaluation.as_dict`` is the JSON (docs/images.md has its schema)."""
+compared with each other. ``Evaluation.as_dict`` is the JSON (docs/how-to/your-images.md has its schema)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ its size: checked against the size the ZIP directory declares before anything is
 while the bytes stream in (zipfile never inflates a member past its declared size; the counts hold even
 if it did). Members may not inflate more than a ratio over what they take in the archive, so that a
 small file cannot make a reader inflate gigabytes. The runtime check's test tile has a cap on its
-element count. The README's Security section lists the defaults and the variables.
+element count. docs/reference/environment.md lists the defaults and the variables.
 """
 
 from __future__ import annotations

@@ -292,7 +292,7 @@ def specs_reading_opset(opset: int) -> list[FormatSpec]:
 
 
 def spec_table_markdown() -> str:
-    """The compatibility table for the README (kept in sync by a test), rendered from specs.json."""
+    """The compatibility table of docs/reference/formats.md (kept in sync by a test), from specs.json."""
     rows = [
         "| format | spec | ONNX opset | min ZEN blue | min ZEN core | written by czann-ci |",
         "|---|---|---|---|---|---|",

@@ -1,5 +1,5 @@
 """The model diff: every difference between two archives that a user of the model would notice, each
-classified by the SemVer bump it needs (the README's "Bump rules" table is this module in prose).
+classified by the SemVer bump it needs (docs/reference/bump-rules.md is this module in prose).
 
 - major: what ZEN feeds the model or how it reads the output changes, or fewer ZEN releases open it:
   Type, InputShape, OutputShape, Classes (count, order or names), Scaling, the legacy PixelType,

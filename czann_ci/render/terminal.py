@@ -80,7 +80,7 @@ def print_validation(out: Console, err: Console, path: str, summary: ValidationS
 
 
 def print_plan(out: Console, err: Console, plan: ConversionPlan) -> None:
-    """Every decision of the plan, one labelled line each (the README's list), then its metadata checks."""
+    """Every decision of the plan, one labelled line each (as docs/reference/cli.md lists them), then its metadata checks."""
     console, data = out, plan.as_dict()
     source, target = data["source"], data["target"]
 
