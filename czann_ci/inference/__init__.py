@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from czann_ci.errors import ImageError
-    from czann_ci.inference.images import ImageSource, open_image
+    from czann_ci.inference.image_source import ImageSource
+    from czann_ci.inference.images import open_image
     from czann_ci.inference.model import ZenModel, load_model
     from czann_ci.inference.run import Prediction, predict_image
 
@@ -15,7 +16,7 @@ _WHERE = {
     "load_model": "czann_ci.inference.model",
     "ZenModel": "czann_ci.inference.model",
     "open_image": "czann_ci.inference.images",
-    "ImageSource": "czann_ci.inference.images",
+    "ImageSource": "czann_ci.inference.image_source",
     "predict_image": "czann_ci.inference.run",
     "Prediction": "czann_ci.inference.run",
     "ImageError": "czann_ci.errors",

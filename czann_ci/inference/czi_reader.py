@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from czann_ci.errors import first_line
-from czann_ci.inference.images import ImageSource, image_error, import_reader, pick
+from czann_ci.inference.image_source import ImageSource, image_error, import_reader, pick
 
 # CZI pixel type -> (dtype, components per pixel)
 PIXEL_TYPES = {

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from czann_ci.format.archive import atomic_output
-from czann_ci.inference.images import import_reader
+from czann_ci.inference.image_source import import_reader
 
 TILE = 256  # the output's TIFF tile (a multiple of 16, as TIFF requires)
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from czann_ci.inference.images import ImageSource
+from czann_ci.inference.image_source import ImageSource
 
 
 def model_channels(source: ImageSource, model_channels: int, channels: Sequence[int] | None) -> list[int]:

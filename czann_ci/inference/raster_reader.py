@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from czann_ci.errors import first_line
-from czann_ci.inference.images import MAX_RASTER_PIXELS, ImageSource, image_error
+from czann_ci.inference.image_source import MAX_RASTER_PIXELS, ImageSource, image_error
 
 # Pillow mode -> (dtype, channels are RGB(A) and must be reordered to BGR(A))
 _MODES = {

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from czann_ci.errors import InvalidModelError
-from czann_ci.inference.images import ImageSource, open_image
+from czann_ci.inference.image_source import ImageSource
+from czann_ci.inference.images import open_image
 from czann_ci.inference.model import SEGMENTATION, ZenModel
 from czann_ci.inference.preprocess import model_channels, scale_divisor, to_input
 from czann_ci.inference.tiling import tile_rows

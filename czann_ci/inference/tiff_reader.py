@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from czann_ci.errors import first_line
-from czann_ci.inference.images import MAX_INFLATION, ImageSource, image_error, import_reader, pick
+from czann_ci.inference.image_source import MAX_INFLATION, ImageSource, image_error, import_reader, pick
 
 SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32)
 # metres per unit of OME's PhysicalSizeXUnit

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from czann_ci.errors import InvalidModelError
-from czann_ci.inference.images import import_reader
+from czann_ci.inference.image_source import import_reader
 
 
 def tile_strategy(tile: tuple[int, int], border: tuple[int, int]) -> Any:
