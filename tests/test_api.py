@@ -334,7 +334,7 @@ def test_legacy_model_spec_fields_are_checked_like_a_spec_file(tmp_path: Path) -
     assert not list(tmp_path.iterdir())
 
 
-# ---- the public surface: czann_ci's own names (docs/python-api.md) ----------------------------------
+# ---- the public surface: czann_ci's own names (docs/reference/python-api.md) ------------------------
 
 HEAVY = ("onnx", "onnxruntime", "numpy", "tensorflow", "keras", "tf2onnx", "torch")
 

@@ -371,7 +371,7 @@ SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "docs" / "evaluation.
 
 
 def evaluate_json(*args: str) -> dict[str, Any]:
-    """`czann evaluate ... --json`: its result, checked against the schema that docs/images.md documents."""
+    """`czann evaluate ... --json`: its result, checked against the schema that docs/how-to/your-images.md documents."""
     done = czann("evaluate", *args, "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
