@@ -6,9 +6,9 @@
 #     packages, no package manager; published as :vX.Y.Z-slim
 #
 # BASE_IMAGE is pinned by digest (a multi-platform index: linux/amd64 and linux/arm64); machines
-# without Docker Hub pass a mirror or a local stand-in with --build-arg BASE_IMAGE=... (README,
-# "Building the image"; tests/container/base.sh). VERSION and REVISION label the image; the release
-# script (.ci/build-and-push) sets them.
+# without Docker Hub pass a mirror or a local stand-in with --build-arg BASE_IMAGE=...
+# (docs/reference/images.md, "Building the image"; tests/container/base.sh). VERSION and REVISION
+# label the image; the release script (.ci/build-and-push) sets them.
 ARG BASE_IMAGE=debian:bookworm-slim@sha256:7802002798b0e351323ed2357ae6dc5a8c4d0a05a57e7f4d8f97136151d3d603
 
 # --- Python runtime shared by both targets -------------------------------------------------------
