@@ -14,8 +14,18 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from czann_ci.cli_options import Debug, ForceOpt, JsonOut
-from czann_ci.cli_predict import BitDepthOpt, ChannelsOpt, SceneOpt, TOpt, ZOpt, _channel_list
+from czann_ci.cli.options import (
+    BitDepthOpt,
+    ChannelsOpt,
+    Debug,
+    ForceOpt,
+    JsonOut,
+    SceneOpt,
+    TOpt,
+    ZOpt,
+    channel_list,
+)
+from czann_ci.cli.run import err, out, run_command
 
 if TYPE_CHECKING:
     from czann_ci.evaluation.results import Evaluation
@@ -105,7 +115,6 @@ def evaluate(
 
     Exit 0 once evaluated, whatever the score; 6 when an image or label file cannot be read or does not fit.
     """
-    from czann_ci.cli import _run
 
     def body() -> int:
         from czann_ci.errors import UsageError
@@ -129,7 +138,7 @@ def evaluate(
                     "is for segmentation models; this one is a regression model", field="--label-values"
                 )
             values = parse_label_values(label_values, info.classes)
-        listed = _channel_list(channels)
+        listed = channel_list(channels)
         plane = PlaneOptions(
             channels=None if listed is None else tuple(listed), scene=scene, z=z, t=t, bit_depth=bit_depth
         )
@@ -145,13 +154,12 @@ def evaluate(
         _report(result, json_out=json_out, sheet=sheet, force=force)
         return 0
 
-    _run(body, debug=debug, unexpected_code=1)
+    run_command(body, debug=debug, unexpected_code=1)
 
 
 def _report(result: Evaluation, *, json_out: bool, sheet: Path | None, force: bool) -> None:
     from rich.markup import escape
 
-    from czann_ci.cli import err, out
     from czann_ci.render.evaluation_sheet import write_sheet
     from czann_ci.render.evaluation_table import print_evaluation
     from czann_ci.render.phrases import to_json

@@ -9,18 +9,16 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from czann_ci import __version__
-from czann_ci.cli_evaluate import evaluate
-from czann_ci.cli_options import (
+from czann_ci.cli.evaluate import evaluate
+from czann_ci.cli.options import (
     ArchiveArg,
     ArchivesArg,
     AtolOpt,
@@ -64,10 +62,10 @@ from czann_ci.cli_options import (
     ZenBlue,
     ZenCore,
 )
-from czann_ci.cli_predict import predict
-from czann_ci.errors import EXIT_CODES, CzannError, UsageError, first_line
+from czann_ci.cli.predict import predict
+from czann_ci.cli.run import err, out, report_error, run_command
+from czann_ci.errors import EXIT_CODES, CzannError, UsageError
 from czann_ci.render.progress import TimedProgress
-from czann_ci.render.terminal import error_line
 
 EXIT_HELP = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items()) + "."
 
@@ -80,41 +78,6 @@ app = typer.Typer(
     rich_markup_mode=None,  # help texts are plain text: "[p, 1-p]" is not markup
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
-
-
-def _run(action: Callable[[], int], *, debug: bool, unexpected_code: int, json_out: bool = False) -> None:
-    """Run a command body; CzannError -> one line and its exit code (with --json also the error as JSON
-    on stdout, as a failed validation gives its findings); anything else -> unexpected_code."""
-    try:
-        code = action()
-    except CzannError as exc:
-        if json_out:
-            from czann_ci.render.phrases import error_document, to_json
-
-            typer.echo(to_json(error_document(exc)))
-        raise typer.Exit(_report(exc, debug=debug)) from None
-    except (KeyboardInterrupt, typer.Exit):
-        raise
-    except Exception as exc:  # a bug or an unforeseen library failure: still one line unless --debug
-        if debug:
-            traceback.print_exc()
-        err.print(
-            error_line(f"{type(exc).__name__}: {first_line(exc)} (rerun with --debug for the traceback)"),
-            highlight=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(unexpected_code) from None
-    raise typer.Exit(code)
-
-
-def _report(exc: CzannError, *, debug: bool) -> int:
-    """A CzannError as its one line on stderr (and the traceback with --debug); returns its exit code."""
-    if debug:
-        traceback.print_exc()
-    err.print(error_line(exc.one_line()), highlight=False, soft_wrap=True)
-    return exc.exit_code
 
 
 def _version_callback(value: bool) -> None:
@@ -167,7 +130,7 @@ def convert(
     flags = dict(locals())
     plan_only, json_out, debug = flags.pop("plan_only"), flags.pop("json_out"), flags.pop("debug")
     options = _options_from_flags(flags)
-    _run(
+    run_command(
         lambda: _convert_body(options, plan_only=plan_only, json_out=json_out),
         debug=debug,
         unexpected_code=3,
@@ -267,7 +230,7 @@ def validate(
             try:
                 report = validate_file(file, zen_blue=zen_blue, zen_core=zen_core, run=not no_run)
             except CzannError as exc:  # a missing file, say: its line, then the next file
-                codes.append(_report(exc, debug=debug))
+                codes.append(report_error(exc, debug=debug))
                 reports.append({"path": str(file), **error_document(exc)})
                 continue
             codes.append(0 if report.ok else 1)
@@ -278,7 +241,7 @@ def validate(
             typer.echo(to_json(reports if len(files) > 1 else reports[0]))
         return max(codes)
 
-    _run(body, debug=debug, unexpected_code=1)
+    run_command(body, debug=debug, unexpected_code=1)
 
 
 @app.command(epilog=EXIT_HELP)
@@ -313,7 +276,7 @@ def inspect(
             print_inspection(out, info)
         return 0
 
-    _run(body, debug=debug, unexpected_code=1, json_out=json_out)
+    run_command(body, debug=debug, unexpected_code=1, json_out=json_out)
 
 
 def _print_model_card(file: Path) -> int:
@@ -344,7 +307,7 @@ def diff(
         typer.echo(to_json(result.as_dict()) if json_out else diff_text(result), nl=json_out)
         return 0
 
-    _run(body, debug=debug, unexpected_code=1, json_out=json_out)
+    run_command(body, debug=debug, unexpected_code=1, json_out=json_out)
 
 
 @app.command(epilog=EXIT_HELP)
@@ -364,7 +327,7 @@ def unpack(
                 out.print(escape(str(path)), highlight=False)
         return 0
 
-    _run(body, debug=debug, unexpected_code=1)
+    run_command(body, debug=debug, unexpected_code=1)
 
 
 @app.command(epilog=EXIT_HELP)
@@ -398,7 +361,7 @@ def export(
         out.print(escape(str(result.path)), highlight=False)
         return 0
 
-    _run(body, debug=debug, unexpected_code=1)
+    run_command(body, debug=debug, unexpected_code=1)
 
 
 @app.command(epilog=EXIT_HELP)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from czann_ci.errors import UsageError
 from czann_ci.format.metadata import COLOR_HANDLINGS, PIXEL_TYPES
 from czann_ci.format.specs import default_opsets_text, savedmodel_spec, spec_versions_text
 
@@ -148,3 +149,32 @@ ValidateNoRunOpt = Annotated[
 ]
 TargetDirArg = Annotated[Path, typer.Argument(help="Folder to extract into (created if missing).")]
 ForceFilesOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing files.")]
+BitDepthOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--bit-depth",
+        metavar="N",
+        help="Divide integer pixels by 2^N-1 (default: the file's significant bits).",
+    ),
+]
+ChannelsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--channels", metavar="0,2", help="The image channels fed to the model, in model order (0-based)."
+    ),
+]
+SceneOpt = Annotated[int | None, typer.Option("--scene", help="The scene (CZI) or series (TIFF), 0-based.")]
+ZOpt = Annotated[int | None, typer.Option("--z", help="The z plane, 0-based.")]
+TOpt = Annotated[int | None, typer.Option("--t", help="The time point, 0-based.")]
+
+
+def channel_list(text: str | None) -> list[int] | None:
+    """--channels: "0,2" -> [0, 2]."""
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UsageError(
+            f"{text!r} is not a comma-separated list of channel numbers", field="--channels"
+        ) from None

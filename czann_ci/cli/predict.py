@@ -7,7 +7,18 @@ from typing import Annotated, Any
 
 import typer
 
-from czann_ci.cli_options import Debug, ForceOpt, JsonOut
+from czann_ci.cli.options import (
+    BitDepthOpt,
+    ChannelsOpt,
+    Debug,
+    ForceOpt,
+    JsonOut,
+    SceneOpt,
+    TOpt,
+    ZOpt,
+    channel_list,
+)
+from czann_ci.cli.run import err, out, run_command
 from czann_ci.errors import UsageError
 
 PredictModelArg = Annotated[Path, typer.Argument(help="A .czann, .czseg or .czmodel file.")]
@@ -36,23 +47,6 @@ OverlayOpt = Annotated[
         help="Also draw the result over the image (a PNG; a folder of <stem>.overlay.png for several images).",
     ),
 ]
-BitDepthOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--bit-depth",
-        metavar="N",
-        help="Divide integer pixels by 2^N-1 (default: the file's significant bits).",
-    ),
-]
-ChannelsOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--channels", metavar="0,2", help="The image channels fed to the model, in model order (0-based)."
-    ),
-]
-SceneOpt = Annotated[int | None, typer.Option("--scene", help="The scene (CZI) or series (TIFF), 0-based.")]
-ZOpt = Annotated[int | None, typer.Option("--z", help="The z plane, 0-based.")]
-TOpt = Annotated[int | None, typer.Option("--t", help="The time point, 0-based.")]
 
 
 def predict(
@@ -74,14 +68,13 @@ def predict(
 
     Segmentation: the class index (0-based, the position in Classes) per pixel; regression: float32 channels.
     """
-    from czann_ci.cli import _run
 
     def body() -> int:
         from czann_ci.inference.predict_file import PredictOptions
 
         options = PredictOptions(
             probabilities=probabilities,
-            channels=_channel_list(channels),
+            channels=channel_list(channels),
             scene=scene,
             z=z,
             t=t,
@@ -90,24 +83,12 @@ def predict(
         )
         return _predict_all(model, images, output, overlay, options, json_out=json_out)
 
-    _run(body, debug=debug, unexpected_code=1)
-
-
-def _channel_list(text: str | None) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        return [int(part) for part in text.split(",")]
-    except ValueError:
-        raise UsageError(
-            f"{text!r} is not a comma-separated list of channel numbers", field="--channels"
-        ) from None
+    run_command(body, debug=debug, unexpected_code=1)
 
 
 def _predict_all(
     model_path: Path, images: list[Path], output: Path, overlay: Path | None, options: Any, *, json_out: bool
 ) -> int:
-    from czann_ci.cli import err, out
     from czann_ci.format.archive import refuse_existing_output
     from czann_ci.inference.images import image_files
     from czann_ci.inference.model import load_model

@@ -1,0 +1,51 @@
+"""What every `czann` command shares: the two consoles and the runner that turns a command's outcome into
+its exit code (a CzannError as one line, anything else as one line too unless --debug)."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+
+import typer
+from rich.console import Console
+
+from czann_ci.errors import CzannError, first_line
+from czann_ci.render.terminal import error_line
+
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
+
+
+def run_command(
+    action: Callable[[], int], *, debug: bool, unexpected_code: int, json_out: bool = False
+) -> None:
+    """Run a command body; CzannError -> one line and its exit code (with --json also the error as JSON
+    on stdout, as a failed validation gives its findings); anything else -> unexpected_code."""
+    try:
+        code = action()
+    except CzannError as exc:
+        if json_out:
+            from czann_ci.render.phrases import error_document, to_json
+
+            typer.echo(to_json(error_document(exc)))
+        raise typer.Exit(report_error(exc, debug=debug)) from None
+    except (KeyboardInterrupt, typer.Exit):
+        raise
+    except Exception as exc:  # a bug or an unforeseen library failure: still one line unless --debug
+        if debug:
+            traceback.print_exc()
+        err.print(
+            error_line(f"{type(exc).__name__}: {first_line(exc)} (rerun with --debug for the traceback)"),
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(unexpected_code) from None
+    raise typer.Exit(code)
+
+
+def report_error(exc: CzannError, *, debug: bool) -> int:
+    """A CzannError as its one line on stderr (and the traceback with --debug); returns its exit code."""
+    if debug:
+        traceback.print_exc()
+    err.print(error_line(exc.one_line()), highlight=False, soft_wrap=True)
+    return exc.exit_code
