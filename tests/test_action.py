@@ -16,11 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from czann_ci.action import InputReader, Outcome, StepResult, run_action
+from czann_ci.ci.input_reader import InputReader
+from czann_ci.ci.job_summary import SUMMARY_LIMIT, job_summary
+from czann_ci.ci.step import run_action
+from czann_ci.ci.step_result import Outcome, StepResult
+from czann_ci.ci.workflow_commands import write_outputs
 from czann_ci.errors import UsageError
 from czann_ci.readers import validate_file
-from czann_ci.render.markdown import SUMMARY_LIMIT, job_summary
-from czann_ci.workflow_commands import write_outputs
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "nuclei"
 OUTPUT_RE = re.compile(r"^([\w-]+)<<(ghadelimiter_[0-9a-f]{32})\n(.*?)\n\2\n", re.S | re.M)
@@ -422,7 +424,7 @@ def test_summary_stays_under_one_mebibyte(tmp_path: Path) -> None:
 
 def test_errors_are_one_line_on_stdout_outside_github(tmp_path: Path) -> None:
     buffer = io.StringIO()
-    from czann_ci.action import Console
+    from czann_ci.ci.workflow_commands import Console
 
     console = Console("gitlab", buffer, ["s3cret-value"])  # 8+ characters: czann_ci/redaction.py
     console.annotate("error", "bad s3cret-value\nsecond", title="t", file="m.json", line=3)

@@ -15,7 +15,7 @@ from packaging.requirements import Requirement  # pytest depends on packaging
 from packaging.utils import canonicalize_name
 from ruamel.yaml import YAML  # installed with check-jsonschema (the test extra)
 
-from czann_ci import action, action_inputs
+from czann_ci.ci import step_inputs, step_result
 
 REPO = Path(__file__).resolve().parents[1]
 ACTION_YML = REPO / "action.yml"
@@ -96,10 +96,10 @@ def czann_step() -> dict:
 
 def test_every_input_in_action_yml_is_read_by_the_step() -> None:
     declared = set(action_spec()["inputs"]) - COMPOSITE_ONLY_INPUTS
-    assert declared == set(action.INPUT_NAMES)
+    assert declared == set(step_inputs.INPUT_NAMES)
     read = set()
-    # action_gate.py reads the quality gate's inputs (issue 24)
-    for module in (action_inputs.__file__, Path(action_inputs.__file__).with_name("action_gate.py")):
+    # ci/gate.py reads the quality gate's inputs (issue 24)
+    for module in (step_inputs.__file__, Path(step_inputs.__file__).with_name("gate.py")):
         tree = ast.parse(Path(module).read_text())
         for node in ast.walk(tree):
             if (
@@ -123,7 +123,7 @@ def test_every_input_in_action_yml_is_read_by_the_step() -> None:
 
 def test_outputs_in_action_yml_are_the_ones_written() -> None:
     outputs = action_spec()["outputs"]
-    assert set(outputs) == set(action.OUTPUT_NAMES) == set(action.StepResult().outputs())
+    assert set(outputs) == set(step_result.OUTPUT_NAMES) == set(step_result.StepResult().outputs())
     for name, spec in outputs.items():
         assert spec["value"] == f"${{{{ steps.czann.outputs.{name} }}}}", name
 
@@ -133,7 +133,7 @@ def test_the_composite_forwards_every_input_to_the_container_the_way_github_name
     composite hands the generated Docker step exactly those variables, each from its own input."""
     step = czann_step()
     assert step["uses"] == "./.czann-ci-step"
-    expected = {f"INPUT_{name.upper()}": f"${{{{ inputs.{name} }}}}" for name in action.INPUT_NAMES}
+    expected = {f"INPUT_{name.upper()}": f"${{{{ inputs.{name} }}}}" for name in step_inputs.INPUT_NAMES}
     assert step["env"] == expected
     assert "with" not in step
 

@@ -12,8 +12,8 @@ import pytest
 from forge_server import ForgeSetup
 from test_action_release import SHA, outputs_of, workspace_with
 
-from czann_ci.action import run_action
-from czann_ci.action_inputs import CiContext
+from czann_ci.ci.step import run_action
+from czann_ci.publish.forges import CiContext
 
 
 @pytest.fixture(autouse=True)

@@ -16,11 +16,11 @@ from forge_server import FakeForge, ForgeSetup
 from test_action_release import SHA, gitlab_env, outputs_of, workspace_with
 from test_action_release import github_env as release_env
 
-from czann_ci.action import run_action
+from czann_ci.ci.step import run_action
+from czann_ci.ci.workflow_commands import Console
 from czann_ci.errors import EXIT_CODES, ForgeUnreachableError, PublishError
 from czann_ci.publish.github import github_client
 from czann_ci.publish.retry import RetryPolicy
-from czann_ci.workflow_commands import Console
 
 GH_TOKEN = "ghs_0123456789abcdef0123456789abcdef0123"
 GL_TOKEN = "glcbt-0123456789abcdef0123"

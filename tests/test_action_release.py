@@ -13,7 +13,7 @@ from forge_server import ForgeSetup
 from model_archives import NUCLEI_META, segmenter
 from model_factory import write_json
 
-from czann_ci.action import run_action
+from czann_ci.ci.step import run_action
 
 OUTPUT_RE = re.compile(r"^([\w-]+)<<(ghadelimiter_[0-9a-f]{32})\n(.*?)\n\2\n", re.S | re.M)
 SHA = {"a": "a" * 40, "b": "b" * 40}

@@ -511,7 +511,7 @@ def _npy(tmp: Path, shape: tuple[int, ...]) -> Path:
 def test_the_ci_step_takes_a_package_without_metadata(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from czann_ci.action import run_action
+    from czann_ci.ci.step import run_action
 
     workspace = tmp_path / "ws"
     (workspace / "models").mkdir(parents=True)

@@ -111,7 +111,7 @@ def test_a_local_run_is_local_and_named_after_the_commit(
     import shutil
     import subprocess
 
-    from czann_ci.action import run_action
+    from czann_ci.ci.step import run_action
 
     workspace = tmp_path / "ws"
     shutil.copytree(EXAMPLE, workspace / "models", ignore=shutil.ignore_patterns("train.py", "__pycache__"))

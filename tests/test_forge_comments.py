@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from forge_server import ForgeSetup
 
-from czann_ci.action_inputs import CiContext
 from czann_ci.errors import ForgeUnreachableError, PublishError
 from czann_ci.publish.forgejo_forge import ForgejoForge
+from czann_ci.publish.forges import CiContext
 from czann_ci.publish.github_forge import GitHubForge
 from czann_ci.publish.gitlab_forge import GitLabForge
 from czann_ci.publish.retry import RetryPolicy

@@ -23,7 +23,7 @@ from test_action_release import OUTPUT_RE
 from test_evaluate import FINDS_ALL, MISSES_DIM, SEG_META, TILE, misses_dim_expected, nuclei, threshold_graph
 from test_evaluate import write_png as write_image
 
-from czann_ci.action import run_action
+from czann_ci.ci.step import run_action
 
 pytest.importorskip("skimage", reason="pip install -e '.[images]'")
 

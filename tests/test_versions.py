@@ -153,7 +153,9 @@ def test_a_prerelease_is_the_next_release_candidate(diffs: dict[str, ModelDiff])
 def test_publish_mode_and_release_mode_refuse_the_same_versions(version: str) -> None:
     """One SemVer rule: a pushed tag's version (publish mode) is read by release/versions.py as release mode
     reads its tags; a pattern of its own once let ``model-v1٢.0.0`` (an Arabic-Indic digit) be published."""
-    from czann_ci.action_inputs import CiContext, InputReader, _release_tag, _version_of
+    from czann_ci.ci.input_reader import InputReader
+    from czann_ci.ci.step_inputs import _release_tag, _version_of
+    from czann_ci.publish.forges import CiContext
 
     assert parse_version(version) is None
     assert version_of_tag(f"model-v{version}", "model-v") is None

@@ -367,7 +367,7 @@ def export(
 @app.command(epilog=EXIT_HELP)
 def action(debug: Debug = False) -> None:
     """Run as a CI step: read INPUT_* (GitHub) or CZANN_* (GitLab) variables, convert, validate, publish."""
-    from czann_ci.action import run_action
+    from czann_ci.ci.step import run_action
 
     env = dict(os.environ)
     if debug:

@@ -4,13 +4,13 @@ spelling, or GitLab's ``CZANN_*`` variables; checked strictly (booleans, choices
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from czann_ci.action_gate import GATE_INPUT_NAMES, read_comment, read_gate
-from czann_ci.ci_paths import PathRule
+from czann_ci.ci.gate import GATE_INPUT_NAMES, read_comment, read_gate
+from czann_ci.ci.input_reader import TRUE_SPELLINGS, InputReader
+from czann_ci.ci.paths import PathRule
 from czann_ci.errors import UsageError
 from czann_ci.plan import LAYOUTS, OUTPUT_FORMATS, ConvertOptions
 from czann_ci.publish.forges import CiContext, commit_variable, row_of, token_help
@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 
 MODES = ("validate", "package", "publish", *RELEASE_MODES)
 FORGE_MODES = ("publish", *RELEASE_MODES)  # the modes that send requests to the forge
-TRUE_SPELLINGS = ("true", "True", "TRUE")
-FALSE_SPELLINGS = ("false", "False", "FALSE")
 # Every input action.yml declares (tests check the two agree).
 INPUT_NAMES = (
     "model",
@@ -61,40 +59,6 @@ INPUT_NAMES = (
     *GATE_INPUT_NAMES,
 )
 ZEN_VERSION_RE = re.compile(r"^\d+\.\d+(\.\d+)?$")
-
-
-class InputReader:
-    """Looks up an input under every spelling a runner may use, first non-empty wins."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
-
-    def raw(self, name: str) -> str:
-        upper = name.upper()
-        for key in (f"INPUT_{upper}", f"INPUT_{upper.replace('-', '_')}", f"CZANN_{upper.replace('-', '_')}"):
-            value = self.env.get(key, "").strip()
-            if value:
-                return value
-        return ""
-
-    def text(self, name: str, default: str = "") -> str:
-        return self.raw(name) or default
-
-    def boolean(self, name: str, default: bool = False) -> bool:
-        value = self.raw(name)
-        if not value:
-            return default
-        if value in TRUE_SPELLINGS:
-            return True
-        if value in FALSE_SPELLINGS:
-            return False
-        raise UsageError(f"must be true or false, got {value!r}", field=name)
-
-    def choice(self, name: str, choices: tuple[str, ...], default: str = "") -> str:
-        value = self.raw(name) or default
-        if value and value not in choices:
-            raise UsageError(f"must be one of {', '.join(choices)}, got {value!r}", field=name)
-        return value
 
 
 @dataclass(frozen=True)

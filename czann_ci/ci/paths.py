@@ -53,3 +53,10 @@ class PathRule:
                     field=field,
                 )
         return absolute
+
+
+def workspace_relative(path: Path, workspace: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(workspace.resolve()))
+    except ValueError:
+        return str(path)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from czann_ci.checks.summary import CheckEntry
+from czann_ci.ci.paths import workspace_relative
 from czann_ci.errors import CzannError
-from czann_ci.workflow_commands import field_line, workspace_relative
 
 
 @dataclass(frozen=True)
@@ -46,3 +47,13 @@ def _location(metadata_file: Path | None, field: str | None, workspace: Path) ->
     if metadata_file is None:
         return "", None
     return workspace_relative(metadata_file, workspace), field_line(metadata_file, field) if field else None
+
+
+def field_line(metadata_file: Path, field_name: str) -> int | None:
+    """1-based line of the first ``"field_name":`` key in a JSON file, if it can be found."""
+    try:
+        text = metadata_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    match = re.search(r'"' + re.escape(field_name) + r'"\s*:', text)
+    return text.count("\n", 0, match.start()) + 1 if match else None

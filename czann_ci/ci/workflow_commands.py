@@ -3,18 +3,16 @@ forge row says it reads them (GitHub Actions, Forgejo Actions); plain text elsew
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from czann_ci.publish.forges import uses_workflow_commands
 from czann_ci.redaction import Redactor, maskable
 
 if TYPE_CHECKING:
-    from czann_ci.render.annotations import Annotation
+    from czann_ci.ci.annotations import Annotation
 
 
 def escape_data(text: str) -> str:
@@ -84,20 +82,3 @@ def write_outputs(path: str, outputs: Mapping[str, str], hide: Callable[[str], s
             while delimiter in text:
                 delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
             handle.write(f"{name}<<{delimiter}\n{text}\n{delimiter}\n")
-
-
-def field_line(metadata_file: Path, field_name: str) -> int | None:
-    """1-based line of the first ``"field_name":`` key in a JSON file, if it can be found."""
-    try:
-        text = metadata_file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-    match = re.search(r'"' + re.escape(field_name) + r'"\s*:', text)
-    return text.count("\n", 0, match.start()) + 1 if match else None
-
-
-def workspace_relative(path: Path, workspace: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(workspace.resolve()))
-    except ValueError:
-        return str(path)

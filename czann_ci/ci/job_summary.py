@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from czann_ci.render.phrases import fidelity_text, table_cell
 
 if TYPE_CHECKING:
-    from czann_ci.action import StepResult
+    from czann_ci.ci.step_result import StepResult
 
 SUMMARY_LIMIT = 1024 * 1024 - 4096  # GitHub rejects step summaries of 1 MiB or more
 _ICON = {outcome: "✅" for outcome in ("published", "packaged", "valid", "released", "planned", "unchanged")}

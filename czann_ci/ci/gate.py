@@ -12,12 +12,12 @@ import glob
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from czann_ci.ci_paths import PathRule
+from czann_ci.ci.paths import PathRule
 from czann_ci.errors import CzannError, ImageError, UsageError
 from czann_ci.publish.forges import row_of
 
 if TYPE_CHECKING:
-    from czann_ci.action_inputs import InputReader
+    from czann_ci.ci.input_reader import InputReader
     from czann_ci.evaluation import ImagePair
     from czann_ci.release.gate import GateRequest, QualityReport
 
