@@ -371,7 +371,7 @@ def test_each_public_name_is_the_object_it_names() -> None:
     import czann_ci
     from czann_ci import errors, pipeline, plan, readers
     from czann_ci.checks import summary
-    from czann_ci.release import diff
+    from czann_ci.compare import diff
 
     expected = {
         "convert_model": pipeline.convert_model,

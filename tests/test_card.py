@@ -13,8 +13,8 @@ from model_archives import THREE_CLASS_META, build_archive
 
 from czann_ci.checks.fidelity import FidelityResult
 from czann_ci.checks.summary import Status
-from czann_ci.release.diff import diff_models
-from czann_ci.release.model_content import read_model_content
+from czann_ci.compare.content import read_model_content
+from czann_ci.compare.diff import diff_models
 from czann_ci.render.model_card import (
     CARD_END,
     CARD_START,

@@ -15,9 +15,9 @@ from model_factory import write_json
 from onnx import helper, numpy_helper
 from test_cli import EXAMPLE, czann
 
+from czann_ci.compare.content import read_model_content
+from czann_ci.compare.diff import diff_archives
 from czann_ci.pipeline import ConvertOptions, convert_model
-from czann_ci.release.diff import diff_archives
-from czann_ci.release.model_content import read_model_content
 from czann_ci.render.model_card import model_card
 
 # The segmenter's weights (w1 4x3x3x3, b1 4, w2 2x4x1x1) and the 2 bias values a Constant node holds.

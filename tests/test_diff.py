@@ -15,10 +15,10 @@ import pytest
 from model_archives import LEGACY_META, NUCLEI_META, THREE_CLASS_META, build_archive, segmenter
 from model_factory import SEG_META, tiny_segmentation_model, write_json
 
+from czann_ci.compare.diff import ModelDiff, diff_archives
+from czann_ci.compare.network import onnx_network
 from czann_ci.errors import InvalidModelError, UsageError
 from czann_ci.pipeline import ConvertOptions, convert_model
-from czann_ci.release.diff import ModelDiff, diff_archives
-from czann_ci.release.network import onnx_network
 
 
 def changed(diff: ModelDiff) -> dict[str, str]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from model_archives import THREE_CLASS_META, build_archive
 
+from czann_ci.compare.diff import ModelDiff, diff_archives
 from czann_ci.errors import UsageError
 from czann_ci.release.decision import BumpTooLowError, decide
-from czann_ci.release.diff import ModelDiff, diff_archives
-from czann_ci.release.versions import Version, parse_version, require_version, version_of_tag
+from czann_ci.versions import Version, parse_version, require_version, version_of_tag
 
 
 @pytest.mark.parametrize(
@@ -151,7 +151,7 @@ def test_a_prerelease_is_the_next_release_candidate(diffs: dict[str, ModelDiff])
 
 @pytest.mark.parametrize("version", ["1٢.0.0", "1.2.0\n", "1.2", "١.0.0", "1.2.0-rc.٣"])
 def test_publish_mode_and_release_mode_refuse_the_same_versions(version: str) -> None:
-    """One SemVer rule: a pushed tag's version (publish mode) is read by release/versions.py as release mode
+    """One SemVer rule: a pushed tag's version (publish mode) is read by versions.py as release mode
     reads its tags; a pattern of its own once let ``model-v1٢.0.0`` (an Arabic-Indic digit) be published."""
     from czann_ci.ci.input_reader import InputReader
     from czann_ci.ci.step_inputs import _release_tag, _version_of

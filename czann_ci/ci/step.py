@@ -21,17 +21,16 @@ from typing import TYPE_CHECKING
 from czann_ci.ci.annotations import error_annotation, finding_annotations
 from czann_ci.ci.gate import COMMENT_MARKER, comment_body
 from czann_ci.ci.input_reader import InputReader
-from czann_ci.ci.job_summary import SUMMARY_LIMIT, job_summary
+from czann_ci.ci.job_summary import job_summary
 from czann_ci.ci.paths import PathRule, workspace_relative
 from czann_ci.ci.step_inputs import (
     FORGE_MODES,
-    INPUT_NAMES,
     ActionInputs,
     CiContext,
     debug_requested,
     read_inputs,
 )
-from czann_ci.ci.step_result import OUTPUT_NAMES, Outcome, StepResult
+from czann_ci.ci.step_result import Outcome, StepResult
 from czann_ci.ci.workflow_commands import Console, write_outputs
 from czann_ci.errors import (
     ConversionError,

@@ -18,8 +18,8 @@ from czann_ci.publish.models import OVERWRITE_MODES
 from czann_ci.redaction import short_secret
 from czann_ci.release import MODES as RELEASE_MODES
 from czann_ci.release.forge import check_release_access
-from czann_ci.release.versions import BUMP_CHOICES, DEFAULT_INITIAL_VERSION, parse_version, require_version
 from czann_ci.sources.bioimageio.package import is_package_path
+from czann_ci.versions import BUMP_CHOICES, DEFAULT_INITIAL_VERSION, parse_version, require_version
 
 if TYPE_CHECKING:
     from czann_ci.release.gate import GateRequest
@@ -286,7 +286,7 @@ def _version_of(tag: str, prefix: str, commit: str) -> str:
             field="release-tag",
         )
     version = tag[len(prefix) :]
-    if parse_version(version) is None:  # the one SemVer rule (release/versions.py)
+    if parse_version(version) is None:  # the one SemVer rule (versions.py)
         raise UsageError(
             f"tag {tag!r} gives version {version!r}, which is not SemVer "
             f"(MAJOR.MINOR.PATCH, e.g. {prefix}1.2.0)",

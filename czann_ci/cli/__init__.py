@@ -280,7 +280,7 @@ def inspect(
 
 
 def _print_model_card(file: Path) -> int:
-    from czann_ci.release.model_content import read_model_content
+    from czann_ci.compare.content import read_model_content
     from czann_ci.render.model_card import model_card
 
     typer.echo(model_card(read_model_content(file)), nl=False)
@@ -298,7 +298,7 @@ def diff(
 
     Exit 0 when both files could be read, whatever the bump; 1 when one is not a model archive (2 when it is missing).
     """
-    from czann_ci.release.diff import diff_archives
+    from czann_ci.compare.diff import diff_archives
     from czann_ci.render.diff_table import diff_text
     from czann_ci.render.phrases import to_json
 

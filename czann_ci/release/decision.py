@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from czann_ci.compare.diff import ModelDiff
 from czann_ci.errors import InvalidModelError
-from czann_ci.release.diff import ModelDiff
-from czann_ci.release.versions import INITIAL, NONE, Version, level_rank, next_candidate_number
+from czann_ci.versions import INITIAL, NONE, Version, level_rank, next_candidate_number
 
 
 class BumpTooLowError(InvalidModelError):

@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 
 from czann_ci.publish.models import ReleaseRecord, RemoteFile
 from czann_ci.release.forge import ReleaseForge
-from czann_ci.release.versions import Version, version_of_tag
+from czann_ci.versions import Version, version_of_tag
 
 ARCHIVE_EXTENSIONS = (".czann", ".czseg", ".czmodel")
 

@@ -29,12 +29,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from czann_ci.compare.content import ModelContent, read_model_content
+from czann_ci.compare.diff import diff_models
 from czann_ci.errors import PublishError
 from czann_ci.format.archive import atomic_output
 from czann_ci.publish.models import Asset, PublishResult, ReleaseUpload, TagExistsError, write_checksum_file
 from czann_ci.release import MODES, PLAN
 from czann_ci.release.decision import Decision, decide
-from czann_ci.release.diff import diff_models
 from czann_ci.release.forge import ReleaseForge
 from czann_ci.release.gate import (
     METRICS_SUFFIX,
@@ -49,9 +50,8 @@ from czann_ci.release.gate import (
     write_document,
 )
 from czann_ci.release.history import ReleaseHistory, TaggedVersion, archive_file
-from czann_ci.release.model_content import ModelContent, read_model_content
-from czann_ci.release.versions import DEFAULT_INITIAL_VERSION, NONE, require_version
 from czann_ci.render.model_card import ConversionFacts, ReleaseFacts, model_card, notes_with_card
+from czann_ci.versions import DEFAULT_INITIAL_VERSION, NONE, require_version
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from czann_ci.release.diff import ModelDiff
+from czann_ci.compare.diff import ModelDiff
 from czann_ci.render.phrases import table_cell
 
 _HEADER = ("field", "old", "new", "bump", "why")

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from czann_ci.checks.runtime import SEED
-from czann_ci.release.diff import ModelDiff
-from czann_ci.release.model_content import ModelContent
+from czann_ci.compare.content import ModelContent
+from czann_ci.compare.diff import ModelDiff
 from czann_ci.render.diff_table import diff_markdown
 from czann_ci.render.phrases import fidelity_text, table_cell
 

@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from czann_ci.format.specs import zen_version_key
-from czann_ci.release.model_content import (
+from czann_ci.compare.content import (
     LEGACY_FIELDS,
     LEGACY_TYPE_MATCHES,
     ModelContent,
     read_model_content,
 )
-from czann_ci.release.versions import MAJOR, MINOR, NONE, PATCH, highest_level, level_rank
+from czann_ci.format.specs import zen_version_key
+from czann_ci.versions import MAJOR, MINOR, NONE, PATCH, highest_level, level_rank
 
 
 @dataclass(frozen=True)
