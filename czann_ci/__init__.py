@@ -19,7 +19,7 @@ _API = {
     "convert_model": "czann_ci.pipeline",
     "ConvertOptions": "czann_ci.plan",
     "ConversionResult": "czann_ci.pipeline",
-    "make_plan": "czann_ci.plan",
+    "make_plan": "czann_ci.planning.make",
     "ConversionPlan": "czann_ci.plan",
     "validate_file": "czann_ci.readers",
     "ValidationSummary": "czann_ci.checks.summary",

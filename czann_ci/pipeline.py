@@ -24,8 +24,9 @@ from czann_ci.format.archive import sha256_file
 from czann_ci.format.onnx_interface import default_opset
 from czann_ci.format.specs import SpecStory, spec_story
 from czann_ci.format.targets import Declared
-from czann_ci.plan import ConversionPlan, ConvertOptions, make_plan
-from czann_ci.sources.base import Exported, ModelFormat, PayloadKind, Runner, source_for
+from czann_ci.plan import ConversionPlan, ConvertOptions, ModelFormat, PayloadKind
+from czann_ci.planning.make import make_plan
+from czann_ci.sources.base import Exported, Runner, source_for
 
 if TYPE_CHECKING:
     import onnx

@@ -372,12 +372,13 @@ def test_each_public_name_is_the_object_it_names() -> None:
     from czann_ci import errors, pipeline, plan, readers
     from czann_ci.checks import summary
     from czann_ci.compare import diff
+    from czann_ci.planning import make
 
     expected = {
         "convert_model": pipeline.convert_model,
         "ConvertOptions": plan.ConvertOptions,
         "ConversionResult": pipeline.ConversionResult,
-        "make_plan": plan.make_plan,
+        "make_plan": make.make_plan,
         "ConversionPlan": plan.ConversionPlan,
         "validate_file": readers.validate_file,
         "ValidationSummary": summary.ValidationSummary,

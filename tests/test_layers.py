@@ -24,7 +24,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("readers",),
     ("plan",),
     ("sources", "publish"),
-    ("compare", "planning", "plan_inputs"),
+    ("compare", "planning"),
     ("pipeline", "inference", "evaluation"),
     ("render",),
     ("release",),
@@ -39,14 +39,10 @@ KNOWN_EXCEPTIONS: frozenset[str] = frozenset(
         "czann_ci.format.bioimageio_package -> czann_ci.checks.onnx_structure",
         "czann_ci.format.bioimageio_package -> czann_ci.checks.runtime",
         "czann_ci.pipeline -> czann_ci.render.preview",
-        "czann_ci.plan -> czann_ci.plan_inputs",
-        "czann_ci.plan -> czann_ci.sources.base",
-        "czann_ci.plan -> czann_ci.sources.keras_config",
         "czann_ci.readers -> czann_ci.sources.savedmodel_payload",
         "czann_ci.readers -> czann_ci.sources.tf_quiet",
         "czann_ci.render.model_card -> czann_ci.release.gate",
         "czann_ci.render.quality -> czann_ci.release.gate",
-        "czann_ci.sources.bioimageio.source -> czann_ci.sources.base",
     }
 )
 

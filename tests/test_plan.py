@@ -15,7 +15,8 @@ from test_cli import EXAMPLE, REPO, czann
 
 from czann_ci.errors import InvalidModelError, UsageError
 from czann_ci.format.specs import czann_specs, legacy_specs
-from czann_ci.plan import AppliedAs, ConvertOptions, Transform, make_plan
+from czann_ci.plan import AppliedAs, ConvertOptions, Transform
+from czann_ci.planning.make import make_plan
 
 
 def _onnx_file(tmp_path: Path) -> Path:

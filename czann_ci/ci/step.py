@@ -43,7 +43,7 @@ from czann_ci.errors import (
 from czann_ci.format.archive import _missing_folders, _remove_folders, atomic_output
 from czann_ci.format.metadata import MetadataFile
 from czann_ci.naming import file_slug
-from czann_ci.plan_inputs import default_output_name, metadata_of
+from czann_ci.planning.resolve import default_output_name, metadata_of
 from czann_ci.publish.forges import row_of, uses_workflow_commands
 from czann_ci.redaction import short_secret
 from czann_ci.release import MODES as RELEASE_MODES

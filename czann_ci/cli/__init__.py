@@ -155,7 +155,7 @@ def _options_from_flags(flags: dict[str, Any]) -> Any:
 
 def _convert_body(options: Any, *, plan_only: bool, json_out: bool) -> int:
     from czann_ci.pipeline import convert_model
-    from czann_ci.plan import make_plan
+    from czann_ci.planning.make import make_plan
     from czann_ci.render.phrases import to_json
     from czann_ci.render.terminal import print_conversion, print_plan
 

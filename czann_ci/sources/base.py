@@ -14,42 +14,18 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from czann_ci.checks.summary import ValidationSummary
+from czann_ci.plan import ConversionPlan, ModelFormat, PayloadKind
 
 if TYPE_CHECKING:
     import numpy as np
     import onnx
 
     from czann_ci.checks.fidelity import FidelityResult
-    from czann_ci.plan import ConversionPlan
 
 Runner = Callable[["np.ndarray"], "np.ndarray"]
-
-
-class ModelFormat(str, Enum):
-    """The kinds of model a conversion starts from."""
-
-    KERAS = "keras"
-    H5 = "h5"
-    SAVEDMODEL = "savedmodel"
-    ONNX = "onnx"
-    TORCH = "torch"
-    BIOIMAGEIO = "bioimageio"  # a bioimage.io model package (it carries its own metadata)
-    ARCHIVE = "archive"  # a .czann whose model member is a zipped SavedModel (czmodel 5.x's fallback)
-
-    @property
-    def needs_tensorflow(self) -> bool:
-        return self in (ModelFormat.KERAS, ModelFormat.H5, ModelFormat.SAVEDMODEL, ModelFormat.ARCHIVE)
-
-
-class PayloadKind(str, Enum):
-    """What ``model.model`` holds."""
-
-    ONNX = "onnx"
-    SAVEDMODEL = "savedmodel"  # spec 1.0.0 only, asked for explicitly (--savedmodel)
 
 
 @dataclass

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from czann_ci.format.specs import savedmodel_spec
-from czann_ci.sources.base import Exported, ModelFormat
+from czann_ci.plan import ModelFormat
+from czann_ci.sources.base import Exported
 
 if TYPE_CHECKING:
     import numpy as np

@@ -10,7 +10,7 @@ from czann_ci.errors import UsageError
 from czann_ci.format.kinds import ArchiveKind, MetadataKind
 from czann_ci.format.metadata import MetadataFile, load_metadata_file
 from czann_ci.naming import file_slug
-from czann_ci.sources.base import ModelFormat
+from czann_ci.plan import ModelFormat
 
 if TYPE_CHECKING:
     from czann_ci.plan import ConvertOptions
