@@ -41,8 +41,6 @@ KNOWN_EXCEPTIONS: frozenset[str] = frozenset(
         "czann_ci.pipeline -> czann_ci.render.preview",
         "czann_ci.readers -> czann_ci.sources.savedmodel_payload",
         "czann_ci.readers -> czann_ci.sources.tf_quiet",
-        "czann_ci.render.model_card -> czann_ci.release.gate",
-        "czann_ci.render.quality -> czann_ci.release.gate",
     }
 )
 

@@ -531,7 +531,8 @@ def test_without_labels_the_agreement_is_reported_and_nothing_is_gated(
     ],
 )
 def test_the_limits(score: float, previous: float | None, limits: dict, refusal: str) -> None:
-    from czann_ci.release.gate import GateRequest, QualityReport, judge
+    from czann_ci.evaluation.quality import QualityReport
+    from czann_ci.release.gate import GateRequest, judge
 
     report = QualityReport(
         kind="segmentation",

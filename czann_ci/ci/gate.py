@@ -19,7 +19,8 @@ from czann_ci.publish.forges import row_of
 if TYPE_CHECKING:
     from czann_ci.ci.input_reader import InputReader
     from czann_ci.evaluation import ImagePair
-    from czann_ci.release.gate import GateRequest, QualityReport
+    from czann_ci.evaluation.quality import QualityReport
+    from czann_ci.release.gate import GateRequest
 
 GATE_INPUT_NAMES = (
     "eval-images",

@@ -8,9 +8,9 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from czann_ci.evaluation.quality import QualityReport
     from czann_ci.pipeline import ConversionResult
     from czann_ci.publish import PublishResult
-    from czann_ci.release.gate import QualityReport
 
 OUTPUT_NAMES = (
     "czann-path",

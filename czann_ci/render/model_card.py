@@ -18,8 +18,8 @@ from czann_ci.render.phrases import fidelity_text, table_cell
 
 if TYPE_CHECKING:
     from czann_ci.checks.fidelity import FidelityResult
+    from czann_ci.evaluation.quality import QualityReport
     from czann_ci.pipeline import ConversionResult
-    from czann_ci.release.gate import QualityReport
 
 CARD_START = "<!-- czann-card:start (written by czann-ci; text outside these markers is kept) -->"
 CARD_END = "<!-- czann-card:end -->"

@@ -9,7 +9,7 @@ from czann_ci.render.evaluation_table import RATE_NAMES, number, signed
 from czann_ci.render.phrases import table_cell
 
 if TYPE_CHECKING:
-    from czann_ci.release.gate import QualityReport
+    from czann_ci.evaluation.quality import QualityReport
 
 
 def quality_markdown(report: QualityReport, *, version: str, picture: str = "") -> list[str]:
