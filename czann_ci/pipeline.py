@@ -273,7 +273,7 @@ def _write_preview(
 
 def _read_back(plan: ConversionPlan) -> ValidationSummary:
     """The written archive, read as ZEN would (structure and metadata; the inference ran above)."""
-    from czann_ci.readers import validate_file
+    from czann_ci.inspection import validate_file
 
     back = validate_file(plan.output, plan.zen_blue, plan.zen_core, run=False)
     summary = ValidationSummary()

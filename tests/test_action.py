@@ -22,7 +22,7 @@ from czann_ci.ci.step import run_action
 from czann_ci.ci.step_result import Outcome, StepResult
 from czann_ci.ci.workflow_commands import write_outputs
 from czann_ci.errors import UsageError
-from czann_ci.readers import validate_file
+from czann_ci.inspection import validate_file
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "nuclei"
 OUTPUT_RE = re.compile(r"^([\w-]+)<<(ghadelimiter_[0-9a-f]{32})\n(.*?)\n\2\n", re.S | re.M)

@@ -224,7 +224,7 @@ def test_unpack_ignores_path_traversal_members(tmp_path: Path) -> None:
     assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "deep" / "escaped.txt").exists()
     assert all(p.parent == target for p in target.iterdir())
     assert unpacked.license_path is None
-    from czann_ci.readers import validate_file
+    from czann_ci.inspection import validate_file
 
     problems = [f for f in validate_file(evil, run=False).errors if f.code == "archive"]
     assert (
@@ -268,8 +268,8 @@ def test_metadata_from_json_and_usage_errors(tmp_path: Path) -> None:
 
 
 def test_savedmodel_payload_only_when_asked(tmp_path: Path, seg_sources: dict) -> None:
+    from czann_ci.inspection import inspect_file, validate_file
     from czann_ci.pipeline import ConvertOptions, convert_model
-    from czann_ci.readers import inspect_file, validate_file
 
     result = convert_model(
         ConvertOptions(
@@ -306,7 +306,7 @@ def test_savedmodel_payload_only_when_asked(tmp_path: Path, seg_sources: dict) -
 def test_readers_accept_any_license_name(tmp_path: Path) -> None:
     """czmodel kept the license file's own name (e.g. LICENSE.md); readers take it, writers use license.txt."""
     from czann_ci.format.archive import MODEL_JSON, MODEL_MEMBER
-    from czann_ci.readers import inspect_file, validate_file
+    from czann_ci.inspection import inspect_file, validate_file
 
     model = tiny_segmentation_model()
     written = DefaultConverter().convert_from_model_spec(ModelSpec(model, _metadata()), tmp_path, "src")
@@ -369,7 +369,7 @@ def test_import_czann_ci_imports_no_heavy_library() -> None:
 
 def test_each_public_name_is_the_object_it_names() -> None:
     import czann_ci
-    from czann_ci import errors, pipeline, plan, readers
+    from czann_ci import errors, inspection, pipeline, plan
     from czann_ci.checks import summary
     from czann_ci.compare import diff
     from czann_ci.planning import make
@@ -380,9 +380,9 @@ def test_each_public_name_is_the_object_it_names() -> None:
         "ConversionResult": pipeline.ConversionResult,
         "make_plan": make.make_plan,
         "ConversionPlan": plan.ConversionPlan,
-        "validate_file": readers.validate_file,
+        "validate_file": inspection.validate_file,
         "ValidationSummary": summary.ValidationSummary,
-        "inspect_file": readers.inspect_file,
+        "inspect_file": inspection.inspect_file,
         "diff_archives": diff.diff_archives,
         "ModelDiff": diff.ModelDiff,
         **{name: sys.modules[f"czann_ci.compat.{name}"] for name in COMPAT_MODULES},

@@ -18,7 +18,7 @@ from test_onnx_outline import outline
 from czann_ci.format.archive import write_czann
 from czann_ci.format.member_reader import open_member
 from czann_ci.format.onnx_outline import KEEP_PAYLOAD_BYTES, DroppedPayload, read_outline
-from czann_ci.readers import inspect_file, validate_file
+from czann_ci.inspection import inspect_file, validate_file
 
 CHANNELS, CLASSES = 128, 64  # a 32 KiB weight matrix: far above what the outline keeps
 MODEL_JSON = {

@@ -31,8 +31,8 @@ from czann_ci.checks.runtime import OnnxRunner
 from czann_ci.cli import app
 from czann_ci.errors import ConversionError, CzannError, InvalidModelError, UsageError
 from czann_ci.format.specs import FormatSpec, choose_spec
+from czann_ci.inspection import validate_file
 from czann_ci.pipeline import ConvertOptions, convert_model
-from czann_ci.readers import validate_file
 from czann_ci.sources.bioimageio.package import read_package
 from czann_ci.sources.bioimageio.source import bioimageio_metadata
 from czann_ci.sources.bioimageio.test_tensors import from_zen, to_zen

@@ -11,8 +11,8 @@ import pytest
 from model_factory import SEG_META, random_batch, write_json
 
 from czann_ci.format.archive import read_archive
+from czann_ci.inspection import inspect_file, validate_file
 from czann_ci.pipeline import ConvertOptions, convert_model
-from czann_ci.readers import inspect_file, validate_file
 
 SOURCES = ["keras-in-memory", "keras", "h5", "savedmodel", "onnx"]
 SPECS = ["1.0.0", "1.1.0", "2.0.0", "2.1.0"]

@@ -21,9 +21,9 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("errors", "naming", "redaction", "extras", "versions"),
     ("format",),
     ("checks",),
-    ("readers",),
     ("plan",),
     ("sources", "publish"),
+    ("inspection",),
     ("compare", "planning"),
     ("pipeline", "inference", "evaluation"),
     ("render",),
@@ -39,8 +39,6 @@ KNOWN_EXCEPTIONS: frozenset[str] = frozenset(
         "czann_ci.format.bioimageio_package -> czann_ci.checks.onnx_structure",
         "czann_ci.format.bioimageio_package -> czann_ci.checks.runtime",
         "czann_ci.pipeline -> czann_ci.render.preview",
-        "czann_ci.readers -> czann_ci.sources.savedmodel_payload",
-        "czann_ci.readers -> czann_ci.sources.tf_quiet",
     }
 )
 

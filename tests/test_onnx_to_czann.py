@@ -12,8 +12,8 @@ import pytest
 from model_factory import write_json
 from test_onnx_import import save, segmentation_2d
 
+from czann_ci.inspection import validate_file
 from czann_ci.pipeline import ConvertOptions, convert_model
-from czann_ci.readers import validate_file
 
 META = {
     "Type": "MultiClassSemanticSegmentation",

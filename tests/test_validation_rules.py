@@ -10,8 +10,8 @@ from model_factory import SEG_META, write_json
 
 from czann_ci.errors import InvalidModelError, UsageError
 from czann_ci.format.archive import write_czann
+from czann_ci.inspection import validate_file
 from czann_ci.pipeline import ConvertOptions, convert_model
-from czann_ci.readers import validate_file
 
 
 def _onnx_model(

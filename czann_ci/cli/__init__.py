@@ -219,7 +219,7 @@ def validate(
 
     Every byte is read once and checked against the archive's CRC-32; the model runs once in onnxruntime unless --no-run is given. Each file gets its own verdict; with --json one object for one file, a list of them for several (a missing file's is its error).
     """
-    from czann_ci.readers import validate_file
+    from czann_ci.inspection import validate_file
     from czann_ci.render.phrases import error_document, to_json
     from czann_ci.render.terminal import print_validation
 
@@ -256,7 +256,7 @@ def inspect(
 
     The weights are not read, so a 400 MB model takes as long as a small one; `czann validate` checks them against the archive's CRC-32.
     """
-    from czann_ci.readers import inspect_file
+    from czann_ci.inspection import inspect_file
     from czann_ci.render.phrases import to_json
     from czann_ci.render.terminal import print_inspection
 

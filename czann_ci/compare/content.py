@@ -17,7 +17,7 @@ from czann_ci.compare.network import Network, onnx_network, savedmodel_network
 from czann_ci.errors import InvalidModelError, UsageError
 from czann_ci.format.archive import read_archive, sha256_file
 from czann_ci.format.metadata import ModelType
-from czann_ci.readers import inspect_file
+from czann_ci.inspection import inspect_file
 
 # model.json fields, then the legacy XML elements ZEN computes with; the rest of a legacy XML is "other".
 CZANN_FIELDS = ("Type", "InputShape", "OutputShape", "Classes", "MinOverlap", "Scaling", "ModelName", "Id")

@@ -7,7 +7,7 @@ The pipeline asks a target three things, in order:
 - ``write(path, payload, declared, license)``: the archive, atomically; returns the metadata written.
 
 Adding a target: a class with these three methods and ``format``/``spec``, returned by ``target_for``.
-Reading back is the same for every kind (``czann_ci.readers.validate_file``).
+Reading back is the same for every kind (``czann_ci.inspection.validate_file``).
 """
 
 from __future__ import annotations
