@@ -241,7 +241,7 @@ def _preview_outputs(
     assert packed.runner is not None and declared.input_shape is not None  # the plan requires a run
     steps("running both models for the preview")
     if plan.sample is not None:
-        from czann_ci.render.preview import load_sample
+        from czann_ci.preview import load_sample
 
         batch = load_sample(plan.sample, declared.input_shape)
     else:
@@ -255,7 +255,7 @@ def _write_preview(
 ) -> None:
     if plan.preview is None or outputs is None:
         return
-    from czann_ci.render.preview import write_preview
+    from czann_ci.preview import write_preview
 
     steps(f"writing the preview {plan.preview}")
     batch, source, packed = outputs

@@ -25,7 +25,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("sources", "publish"),
     ("inspection",),
     ("compare", "planning"),
-    ("pipeline", "inference", "evaluation"),
+    ("pipeline", "preview", "inference", "evaluation"),
     ("render",),
     ("release",),
     ("ci",),
@@ -38,7 +38,6 @@ KNOWN_EXCEPTIONS: frozenset[str] = frozenset(
     {
         "czann_ci.format.bioimageio_package -> czann_ci.checks.onnx_structure",
         "czann_ci.format.bioimageio_package -> czann_ci.checks.runtime",
-        "czann_ci.pipeline -> czann_ci.render.preview",
     }
 )
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from czann_ci.render.preview import _PALETTE
+from czann_ci.preview import PALETTE
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -81,7 +81,7 @@ def _panel(values: np.ndarray, span: tuple[float, float] | None) -> Image.Image:
     from PIL import Image
 
     if span is None:
-        palette = np.asarray(_PALETTE, dtype=np.uint8)
+        palette = np.asarray(PALETTE, dtype=np.uint8)
         return _enlarged(Image.fromarray(palette[values.astype(np.int64) % len(palette)], "RGB"))
     low, high = span
     grey = (values[..., 0] - low) / (high - low) if high > low else np.zeros(values.shape[:2])

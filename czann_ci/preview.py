@@ -1,6 +1,7 @@
 """A picture of the conversion (``--preview PNG``): the input tile, the source model's output and the
 packed model's output side by side, so a microscopist sees that the converted model segments as the
-original did. Pillow draws it; the file is written atomically."""
+original did. Pillow draws it; the file is written atomically. It sits beside the pipeline, which writes it
+while both models are loaded."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
-# Distinct class colours (RGB) for segmentation outputs: background black, then saturated hues.
-_PALETTE = (
+# Distinct class colours (RGB) for segmentation outputs: background black, then saturated hues (the
+# evaluation sheet draws classes in the same colours).
+PALETTE = (
     (0, 0, 0),
     (230, 25, 75),
     (60, 180, 75),
@@ -115,7 +117,7 @@ def _output_panel(output: np.ndarray, segmentation: bool) -> Image.Image:
     if output.ndim != 3:  # a classification vector: nothing to show as an image
         return Image.new("RGB", (1, 1), (255, 255, 255))
     if segmentation and output.shape[-1] > 1:
-        palette = np.asarray(_PALETTE, dtype=np.uint8)
+        palette = np.asarray(PALETTE, dtype=np.uint8)
         return Image.fromarray(palette[np.argmax(output, axis=-1) % len(palette)], "RGB")
     channel = output[..., 0]
     low, high = float(channel.min()), float(channel.max())
