@@ -102,9 +102,9 @@ def direct(folder: Path) -> None:
 def via_package(folder: Path, run: bool) -> None:
     from dataclasses import dataclass
 
+    from czann_ci.bioimageio.source import BioimageioSource, bioimageio_metadata
     from czann_ci.format.specs import choose_spec
     from czann_ci.pipeline import ConvertOptions, convert_model
-    from czann_ci.sources.bioimageio.source import BioimageioSource, bioimageio_metadata
 
     @dataclass
     class Plan:

@@ -27,15 +27,15 @@ from bioimageio_factory import (
 )
 from typer.testing import CliRunner
 
+from czann_ci.bioimageio.package import read_package
+from czann_ci.bioimageio.source import bioimageio_metadata
+from czann_ci.bioimageio.test_tensors import from_zen, to_zen
 from czann_ci.checks.runtime import OnnxRunner
 from czann_ci.cli import app
 from czann_ci.errors import ConversionError, CzannError, InvalidModelError, UsageError
 from czann_ci.format.specs import FormatSpec, choose_spec
 from czann_ci.inspection import validate_file
 from czann_ci.pipeline import ConvertOptions, convert_model
-from czann_ci.sources.bioimageio.package import read_package
-from czann_ci.sources.bioimageio.source import bioimageio_metadata
-from czann_ci.sources.bioimageio.test_tensors import from_zen, to_zen
 
 SPECS = ("1.0.0", "1.1.0", "2.0.0", "2.1.0")
 YX = [m.AxisId("channel"), m.AxisId("y"), m.AxisId("x")]
@@ -84,7 +84,7 @@ def czann_output(czann: Path, feed: np.ndarray) -> np.ndarray:
 def assert_reproduces(package: Path, czann: Path) -> None:
     """The packed model, fed the package's test input as ZEN feeds a tile, gives the package's test output
     (bioimageio.core's) within 1e-5 when the tile size is the test input's; else it runs at its own size."""
-    from czann_ci.sources.bioimageio.mapping import map_package
+    from czann_ci.bioimageio.mapping import map_package
 
     with zipfile.ZipFile(czann) as archive:
         fields = json.loads(archive.read("model.json"))
@@ -575,7 +575,7 @@ def test_the_example_with_scaling_exports_and_imports_back_unchanged(
 def test_a_refused_description_is_one_line_naming_the_field(tmp_path: Path) -> None:
     from pydantic import ValidationError
 
-    from czann_ci.format.bioimageio_package import bioimageio_refusal
+    from czann_ci.bioimageio.export import bioimageio_refusal
 
     try:
         m.SpaceInputAxis(id=m.AxisId("y"), size=-3)

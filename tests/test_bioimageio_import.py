@@ -27,7 +27,7 @@ def test_the_spec_is_imported_without_ipython_which_stays_importable() -> None:
     out = run_python(
         """
         import sys
-        from czann_ci.sources.bioimageio.package import import_spec
+        from czann_ci.bioimageio.package import import_spec
         spec = import_spec()
         print("IPython" in sys.modules, spec.load_model_description.__name__)
         import IPython
@@ -42,7 +42,7 @@ def test_where_ipython_is_imported_the_spec_uses_it() -> None:
         """
         import sys
         import IPython
-        from czann_ci.sources.bioimageio.package import import_spec
+        from czann_ci.bioimageio.package import import_spec
         import_spec()
         print(sys.modules["IPython"] is IPython, sys.modules["bioimageio.spec._pretty_validation_errors"]._enabled)
         """

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from czann_ci.bioimageio.package import is_package_path
 from czann_ci.ci.gate import GATE_INPUT_NAMES, read_comment, read_gate
 from czann_ci.ci.input_reader import TRUE_SPELLINGS, InputReader
 from czann_ci.ci.paths import PathRule
@@ -18,7 +19,6 @@ from czann_ci.publish.models import OVERWRITE_MODES
 from czann_ci.redaction import short_secret
 from czann_ci.release import MODES as RELEASE_MODES
 from czann_ci.release.forge import check_release_access
-from czann_ci.sources.bioimageio.package import is_package_path
 from czann_ci.versions import BUMP_CHOICES, DEFAULT_INITIAL_VERSION, parse_version, require_version
 
 if TYPE_CHECKING:

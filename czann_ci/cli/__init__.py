@@ -349,8 +349,8 @@ def export(
             raise UsageError("say what to export to: --bioimageio")
         if not file.is_file():
             raise UsageError("model file not found", file=str(file))
-        from czann_ci.format.bioimageio_package import PackageInfo, export_bioimageio
-        from czann_ci.sources.bioimageio.package import import_spec
+        from czann_ci.bioimageio.export import PackageInfo, export_bioimageio
+        from czann_ci.bioimageio.package import import_spec
 
         import_spec()
         given = PackageInfo.from_yaml(info) if info is not None else PackageInfo()

@@ -126,15 +126,15 @@ def _package_path(options: ConvertOptions) -> Path | None:
     path = Path(options.model)
     if options.model_format not in (None, ModelFormat.BIOIMAGEIO.value):
         return None
-    from czann_ci.sources.bioimageio.package import is_package_path
+    from czann_ci.bioimageio.package import is_package_path
 
     return path if path.exists() and is_package_path(path) else None
 
 
 def _package_metadata(package: Path, options: ConvertOptions) -> tuple[MetadataFile, list[str]]:
     """The package's own description as model.json fields; ``--meta`` fields override single ones."""
+    from czann_ci.bioimageio.source import bioimageio_interface
     from czann_ci.format.metadata import read_json_object
-    from czann_ci.sources.bioimageio.source import bioimageio_interface
 
     overrides = None
     if isinstance(options.meta, MetadataFile):
@@ -158,7 +158,7 @@ def _package_metadata(package: Path, options: ConvertOptions) -> tuple[MetadataF
 
 
 def detect_model_format(path: Path) -> ModelFormat:
-    from czann_ci.sources.bioimageio.package import is_package_path
+    from czann_ci.bioimageio.package import is_package_path
 
     if path.exists() and is_package_path(path):
         return ModelFormat.BIOIMAGEIO

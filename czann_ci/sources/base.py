@@ -64,7 +64,7 @@ SOURCES: dict[ModelFormat, tuple[str, str]] = {
     ModelFormat.SAVEDMODEL: ("czann_ci.sources.savedmodel_source", "SavedModelSource"),
     ModelFormat.ONNX: ("czann_ci.sources.onnx_source", "OnnxSource"),
     ModelFormat.TORCH: ("czann_ci.sources.torch_source", "TorchSource"),
-    ModelFormat.BIOIMAGEIO: ("czann_ci.sources.bioimageio.source", "BioimageioSource"),
+    ModelFormat.BIOIMAGEIO: ("czann_ci.bioimageio.source", "BioimageioSource"),
     ModelFormat.ARCHIVE: ("czann_ci.sources.archive_source", "ArchiveSavedModelSource"),
 }
 SAVEDMODEL_PAYLOAD_SOURCE = ("czann_ci.sources.savedmodel_payload_source", "SavedModelPayloadSource")

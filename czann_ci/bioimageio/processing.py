@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from czann_ci.bioimageio.ops import MIN_OPSET, OpWriter
+from czann_ci.bioimageio.package import Step
 from czann_ci.errors import ConversionError
-from czann_ci.sources.bioimageio.ops import MIN_OPSET, OpWriter
-from czann_ci.sources.bioimageio.package import Step
 
 STATISTICS_NOTE = (
     "per-sample statistics of {steps} are computed per ZEN tile (bioimage.io computes them per image)"

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from czann_ci.bioimageio.package_files import file_name, read_array, read_verified, save_verified
 from czann_ci.errors import InvalidModelError, UsageError, first_line
 from czann_ci.extras import missing_extra
-from czann_ci.sources.bioimageio.package_files import file_name, read_array, read_verified, save_verified
 
 if TYPE_CHECKING:
     import numpy as np
@@ -242,7 +242,7 @@ def _load(spec: Any, path: Path, format_version: str, where: str) -> Any:
     except Exception as error:  # the spec raises pydantic, IO and value errors for unreadable files
         from pydantic import ValidationError
 
-        from czann_ci.format.bioimageio_package import bioimageio_refusal
+        from czann_ci.bioimageio.export import bioimageio_refusal
 
         what = (
             "bioimageio.spec cannot bring this 0.4 description to 0.5"

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from czann_ci.bioimageio.compose import CoreModel
+from czann_ci.bioimageio.mapping import Interface
+from czann_ci.bioimageio.package import BATCH, CHANNEL, WEIGHTS_PRIORITY, Package, Weights
+from czann_ci.bioimageio.package_files import file_name, save_verified
 from czann_ci.errors import ConversionError, InvalidModelError, UsageError, first_line
 from czann_ci.extras import missing_extra, require_tensorflow
-from czann_ci.sources.bioimageio.compose import CoreModel
-from czann_ci.sources.bioimageio.mapping import Interface
-from czann_ci.sources.bioimageio.package import BATCH, CHANNEL, WEIGHTS_PRIORITY, Package, Weights
-from czann_ci.sources.bioimageio.package_files import file_name, save_verified
 
 TORCH_FORMATS = ("torchscript", "pytorch_state_dict")
 

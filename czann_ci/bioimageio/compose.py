@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from czann_ci.bioimageio.mapping import Interface
+from czann_ci.bioimageio.ops import OpWriter
+from czann_ci.bioimageio.package import BATCH, CHANNEL, Tensor
+from czann_ci.bioimageio.processing import STATISTICS_NOTE, StepContext, bake_steps
 from czann_ci.naming import unique_name
-from czann_ci.sources.bioimageio.mapping import Interface
-from czann_ci.sources.bioimageio.ops import OpWriter
-from czann_ci.sources.bioimageio.package import BATCH, CHANNEL, Tensor
-from czann_ci.sources.bioimageio.processing import STATISTICS_NOTE, StepContext, bake_steps
 from czann_ci.sources.onnx_graph import all_names, all_nodes
 
 if TYPE_CHECKING:

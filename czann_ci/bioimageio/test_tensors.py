@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from czann_ci.bioimageio.compose import INTEGER_MAX
+from czann_ci.bioimageio.mapping import Interface
+from czann_ci.bioimageio.package import BATCH, CHANNEL, Package, Tensor, Tolerance
 from czann_ci.checks.fidelity import FidelityResult
 from czann_ci.checks.summary import Status
 from czann_ci.errors import InvalidModelError, first_line
-from czann_ci.sources.bioimageio.compose import INTEGER_MAX
-from czann_ci.sources.bioimageio.mapping import Interface
-from czann_ci.sources.bioimageio.package import BATCH, CHANNEL, Package, Tensor, Tolerance
 
 if TYPE_CHECKING:
     import numpy as np

@@ -22,11 +22,11 @@ from czann_ci.sources.base import Exported
 if TYPE_CHECKING:
     import onnx
 
+    from czann_ci.bioimageio.mapping import Interface
+    from czann_ci.bioimageio.package import Package
+    from czann_ci.bioimageio.weights import CoreSource
     from czann_ci.checks.fidelity import FidelityResult
     from czann_ci.format.specs import FormatSpec
-    from czann_ci.sources.bioimageio.mapping import Interface
-    from czann_ci.sources.bioimageio.package import Package
-    from czann_ci.sources.bioimageio.weights import CoreSource
     from czann_ci.sources.onnx_import import PreparedOnnx
 
 
@@ -65,8 +65,8 @@ def bioimageio_interface(
     overrides: Mapping[str, Any] | None = None,
 ) -> Interface:
     """How the package at ``path`` maps onto ZEN's interface (its model.json, notes, the baked RGB swap)."""
-    from czann_ci.sources.bioimageio.mapping import map_package
-    from czann_ci.sources.bioimageio.package import read_package
+    from czann_ci.bioimageio.mapping import map_package
+    from czann_ci.bioimageio.package import read_package
 
     return map_package(
         read_package(path),
@@ -85,8 +85,8 @@ class BioimageioSource:
         self.weights_format: str | None = None
 
     def export(self, plan: BioimageioPlan) -> Exported:
-        from czann_ci.sources.bioimageio.mapping import map_package
-        from czann_ci.sources.bioimageio.package import read_package
+        from czann_ci.bioimageio.mapping import map_package
+        from czann_ci.bioimageio.package import read_package
 
         package = read_package(plan.model)
         fields = plan.model_json
@@ -103,8 +103,8 @@ class BioimageioSource:
     def _export(
         self, package: Package, interface: Interface, plan: BioimageioPlan, notes: list[str]
     ) -> Exported:
-        from czann_ci.sources.bioimageio.compose import compose
-        from czann_ci.sources.bioimageio.weights import choose_weights, core_model
+        from czann_ci.bioimageio.compose import compose
+        from czann_ci.bioimageio.weights import choose_weights, core_model
 
         source = choose_weights(package)
         self.weights_format = source.weights.format
@@ -133,10 +133,10 @@ def _run_test_tensors(
     notes: list[str],
 ) -> FidelityResult:
     """The composed graph (made again for the test input's size if the core's is fixed) on the package's test tensors."""
+    from czann_ci.bioimageio.compose import compose
+    from czann_ci.bioimageio.test_tensors import check_test_tensors
+    from czann_ci.bioimageio.weights import core_model
     from czann_ci.checks.runtime import OnnxRunner
-    from czann_ci.sources.bioimageio.compose import compose
-    from czann_ci.sources.bioimageio.test_tensors import check_test_tensors
-    from czann_ci.sources.bioimageio.weights import core_model
 
     test_graph = composed
     test_sizes = _test_sizes(interface)

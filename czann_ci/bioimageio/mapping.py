@@ -21,9 +21,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from czann_ci.bioimageio.package import BATCH, CHANNEL, SPACE, Package, Tensor
 from czann_ci.errors import InvalidModelError, UsageError
 from czann_ci.format.metadata import ModelType
-from czann_ci.sources.bioimageio.package import BATCH, CHANNEL, SPACE, Package, Tensor
 
 SPATIAL_2D, SPATIAL_3D = ("y", "x"), ("z", "y", "x")
 _METRES = {
