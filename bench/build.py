@@ -44,7 +44,7 @@ def build(name: str, out_dir: Path) -> Path:
     import keras
     import onnx
 
-    from czann_ci.sources.tf_export import keras_to_onnx
+    from czann_ci.sources.tensorflow.export import keras_to_onnx
 
     spec = models.MODELS[name]
     folder = out_dir / name

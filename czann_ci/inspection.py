@@ -188,8 +188,8 @@ def _savedmodel_checks(
     import zipfile
     from io import BytesIO
 
-    from czann_ci.sources.savedmodel_payload import savedmodel_runner
-    from czann_ci.sources.tf_quiet import import_tensorflow
+    from czann_ci.sources.payload.savedmodel import savedmodel_runner
+    from czann_ci.sources.tensorflow.quiet import import_tensorflow
 
     tf = import_tensorflow()
     with tempfile.TemporaryDirectory(prefix="czann-savedmodel-") as folder:

@@ -134,7 +134,7 @@ def convert_model(
     steps(_export_message(plan))
     exported = source_for(plan).export(plan)
     summary.extend(exported.checks)
-    from czann_ci.sources.onnx_transforms import apply_onnx_transforms
+    from czann_ci.sources.onnx.apply_transforms import apply_onnx_transforms
 
     apply_onnx_transforms(exported, plan)
     packed = _pack(exported, plan)

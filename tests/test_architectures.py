@@ -154,8 +154,8 @@ def measure(backbone: Backbone, opset: int, model=None, route: str = "keras_to_o
     import onnx
     import onnxruntime as ort
 
-    from czann_ci.sources.tf_export import keras_to_onnx
-    from czann_ci.sources.tf_lowering import find_unconverted_nodes
+    from czann_ci.sources.tensorflow.export import keras_to_onnx
+    from czann_ci.sources.tensorflow.lowering import find_unconverted_nodes
 
     model = model if model is not None else build_segmentation_net(backbone)
     convert = keras_to_onnx if route == "keras_to_onnx" else frozen_graph_to_onnx
@@ -224,7 +224,7 @@ def frozen_graph_to_onnx(model, *, opset: int):
     import tf2onnx
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    from czann_ci.sources.tf_lowering import check_converted, custom_op_handlers, lower_graph_def
+    from czann_ci.sources.tensorflow.lowering import check_converted, custom_op_handlers, lower_graph_def
 
     spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="input")
     concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)

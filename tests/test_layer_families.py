@@ -1,7 +1,7 @@
 """Each Keras 3 layer family used in microscopy models converts to ONNX with Keras-level fidelity.
 
 One tiny seeded model per family, converted with the real converter (``keras_to_onnx``: tf2onnx plus
-the lowering in ``czann_ci.sources.tf_lowering``) at opset 12 (spec <= 2.0.0) and opset 18 (spec
+the lowering in ``czann_ci.sources.tensorflow.lowering``) at opset 12 (spec <= 2.0.0) and opset 18 (spec
 2.1.0), checked with ``onnx.checker`` (full check) and run in onnxruntime against Keras on the same
 seeded input.
 """
@@ -21,8 +21,8 @@ import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 
 from czann_ci.errors import ConversionError  # noqa: E402
-from czann_ci.sources.tf_export import keras_to_onnx  # noqa: E402
-from czann_ci.sources.tf_lowering import find_unconverted_nodes  # noqa: E402
+from czann_ci.sources.tensorflow.export import keras_to_onnx  # noqa: E402
+from czann_ci.sources.tensorflow.lowering import find_unconverted_nodes  # noqa: E402
 
 OPSETS = (12, 18)
 ATOL = 1e-5
@@ -331,7 +331,7 @@ def _frozen_graph_def(model: keras.Model):
 def test_lower_graph_def_inlines_xla_calls_and_lowers_erfc() -> None:
     import tf2onnx
 
-    from czann_ci.sources.tf_lowering import custom_op_handlers, lower_graph_def
+    from czann_ci.sources.tensorflow.lowering import custom_op_handlers, lower_graph_def
 
     model = _build(IMAGE, lambda x: gelu_exact(grouped_conv(x)))
     frozen, graph_def = _frozen_graph_def(model)
@@ -364,7 +364,7 @@ def test_custom_op_handlers_lower_erfc_expm1_log1p_in_plain_tf2onnx() -> None:
     import tensorflow as tf
     import tf2onnx
 
-    from czann_ci.sources.tf_lowering import custom_op_handlers
+    from czann_ci.sources.tensorflow.lowering import custom_op_handlers
 
     def body(x):
         x = gelu_exact(x)  # Erfc
@@ -390,7 +390,7 @@ def test_custom_op_handlers_lower_erfc_expm1_log1p_in_plain_tf2onnx() -> None:
 
 
 def test_explain_failure_reads_the_onnx_checker_and_ignores_other_errors() -> None:
-    from czann_ci.sources.tf_lowering import UnconvertedOpsError, explain_failure
+    from czann_ci.sources.tensorflow.lowering import UnconvertedOpsError, explain_failure
 
     model = _build(IMAGE, lambda x: L.Conv2D(2, 3, name="stage_0_gelu")(x))
     checker_text = (
@@ -409,7 +409,7 @@ def test_explain_failure_reads_the_onnx_checker_and_ignores_other_errors() -> No
 
 def test_grouped_conv_and_exact_gelu_from_a_savedmodel(tmp_path) -> None:
     """The SavedModel route holds the same XLA-compiled call, reading a variable inside it."""
-    from czann_ci.sources.tf_export import savedmodel_to_onnx
+    from czann_ci.sources.tensorflow.export import savedmodel_to_onnx
 
     model = _build(IMAGE, lambda x: gelu_exact(grouped_conv(x)))
     model.export(str(tmp_path / "saved"), format="tf_saved_model", verbose=False)

@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from czann_ci.errors import ConversionError, InvalidModelError, UsageError
-from czann_ci.sources.onnx_import import PreparedOnnx, prepare_onnx, prepare_onnx_model
+from czann_ci.sources.onnx.prepare import PreparedOnnx, prepare_onnx, prepare_onnx_model
 
 OPSETS = (11, 12, 13, 17, 18)
 SPEC_RANGES = {"spec-2.0.0": ((12, 12), 12), "spec-2.1.0": ((7, 18), 18)}
@@ -653,7 +653,7 @@ def test_onnx_route_imports_neither_tensorflow_nor_tf2onnx(tmp_path: Path) -> No
     path = save(segmentation_2d(13), tmp_path, external=True)
     script = (
         "import sys\n"
-        "from czann_ci.sources.onnx_import import prepare_onnx\n"
+        "from czann_ci.sources.onnx.prepare import prepare_onnx\n"
         f"prepare_onnx({str(path)!r}, input_shape=(8, 8, 3), output_shape=(8, 8, 2), target_opset=12,"
         " accepted_opsets=(12, 12)).reference(__import__('numpy').zeros((1, 8, 8, 3), 'float32'))\n"
         "loaded = [name for name in ('tensorflow', 'tf2onnx', 'keras', 'torch') if name in sys.modules]\n"

@@ -1,4 +1,4 @@
-"""Keras 3 / SavedModel -> ONNX (czann_ci.sources.tf_export): exact, valid, weights as initializers.
+"""Keras 3 / SavedModel -> ONNX (czann_ci.sources.tensorflow.export): exact, valid, weights as initializers.
 
 Real small seeded Keras models, real tf2onnx, real onnxruntime.
 """
@@ -20,7 +20,7 @@ keras = pytest.importorskip("keras", reason=missing("keras"))
 tf = pytest.importorskip("tensorflow", reason=missing("tensorflow"))
 
 from czann_ci.errors import ConversionError, InvalidModelError  # noqa: E402
-from czann_ci.sources import tf_export  # noqa: E402
+from czann_ci.sources.tensorflow import export as tf_export  # noqa: E402
 
 ATOL = 1e-5
 
@@ -270,7 +270,7 @@ def test_savedmodel_with_two_outputs_is_refused(tmp_path: Path) -> None:
 
 
 def test_exact_gelu_and_grouped_convolution_convert_through_the_lowering_hooks() -> None:
-    pytest.importorskip("czann_ci.sources.tf_lowering")
+    pytest.importorskip("czann_ci.sources.tensorflow.lowering")
     inputs = keras.Input((16, 16, 8), name="image")
     x = keras.layers.Conv2D(64, 3, padding="same", groups=4, name="grouped_large")(inputs)
     x = keras.layers.Activation(lambda t: keras.activations.gelu(t, approximate=False), name="gelu")(x)
@@ -283,7 +283,7 @@ def test_exact_gelu_and_grouped_convolution_convert_through_the_lowering_hooks()
 
 
 def test_loading_registers_czann_layers_and_importing_needs_no_tensorflow(tmp_path: Path) -> None:
-    transforms = pytest.importorskip("czann_ci.sources.transforms")
+    transforms = pytest.importorskip("czann_ci.sources.tensorflow.keras_layers")
     inputs = keras.Input((8, 8, 3), name="image")
     x = transforms.TransposeChannels((2, 1, 0))(inputs)
     model = keras.Model(inputs, keras.layers.Conv2D(2, 1, name="conv")(x))
@@ -293,7 +293,7 @@ def test_loading_registers_czann_layers_and_importing_needs_no_tensorflow(tmp_pa
         f"""
         import sys
         from pathlib import Path
-        import czann_ci.sources.tf_export as tf_export
+        import czann_ci.sources.tensorflow.export as tf_export
         assert "tensorflow" not in sys.modules and "tf2onnx" not in sys.modules
         for name in ("model.keras", "model.h5"):
             model = tf_export.load_keras_file(Path({str(tmp_path)!r}) / name)
@@ -349,7 +349,7 @@ def test_single_channel_convolutions_keep_their_rank_across_many_conversions() -
     import keras
     import onnxruntime as ort
 
-    from czann_ci.sources.tf_export import keras_to_onnx
+    from czann_ci.sources.tensorflow.export import keras_to_onnx
 
     batch = np.random.default_rng(0).random((1, 16, 16, 3), dtype=np.float32)
     for _ in range(25):

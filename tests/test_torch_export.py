@@ -13,7 +13,7 @@ import pytest
 from requires import missing
 
 from czann_ci.errors import InvalidModelError, UsageError
-from czann_ci.sources.torch_export import torch_to_onnx
+from czann_ci.sources.torch.export import torch_to_onnx
 
 
 @pytest.fixture

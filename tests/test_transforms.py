@@ -17,17 +17,17 @@ tf = pytest.importorskip("tensorflow", reason=missing("tensorflow"))
 keras = pytest.importorskip("keras", reason=missing("keras"))
 
 from czann_ci.errors import InvalidModelError, UsageError  # noqa: E402
-from czann_ci.sources.keras_wrap import (  # noqa: E402
-    bgr_to_rgb_layer,
-    sigmoid_to_softmax_layer,
-    wrap_model,
-)
-from czann_ci.sources.transforms import (  # noqa: E402
+from czann_ci.sources.tensorflow.keras_layers import (  # noqa: E402
     PerImageStandardization,
     Scale,
     Shift,
     SigmoidToSoftmaxScores,
     TransposeChannels,
+)
+from czann_ci.sources.tensorflow.keras_wrap import (  # noqa: E402
+    bgr_to_rgb_layer,
+    sigmoid_to_softmax_layer,
+    wrap_model,
 )
 
 SEED = 1234

@@ -22,7 +22,7 @@ from czann_ci.bioimageio.ops import OpWriter
 from czann_ci.bioimageio.package import BATCH, CHANNEL, Tensor
 from czann_ci.bioimageio.processing import STATISTICS_NOTE, StepContext, bake_steps
 from czann_ci.naming import unique_name
-from czann_ci.sources.onnx_graph import all_names, all_nodes
+from czann_ci.sources.onnx.graph import all_names, all_nodes
 
 if TYPE_CHECKING:
     import onnx

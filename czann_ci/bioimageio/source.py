@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from czann_ci.bioimageio.weights import CoreSource
     from czann_ci.checks.fidelity import FidelityResult
     from czann_ci.format.specs import FormatSpec
-    from czann_ci.sources.onnx_import import PreparedOnnx
+    from czann_ci.sources.onnx.prepare import PreparedOnnx
 
 
 class BioimageioPlan(Protocol):
@@ -156,7 +156,7 @@ def _prepare(
     composed: onnx.ModelProto, package: Package, interface: Interface, plan: BioimageioPlan, *, dynamic: bool
 ) -> PreparedOnnx:
     """The composed graph as ZEN reads it: fixed tile sizes, the spec's opset and IR version."""
-    from czann_ci.sources.onnx_import import prepare_onnx_model
+    from czann_ci.sources.onnx.prepare import prepare_onnx_model
 
     layout = "nhwc" if len(interface.spatial) == 2 else "ndhwc"
     spec = plan.spec

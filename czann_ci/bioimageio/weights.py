@@ -96,12 +96,12 @@ def _onnx(package: Package, weights: Weights, folder: Path) -> object:
 
 
 def _tensorflow(package: Package, weights: Weights, folder: Path, opset: int, notes: list[str]) -> object:
-    from czann_ci.sources.tf_quiet import import_tensorflow
+    from czann_ci.sources.tensorflow.quiet import import_tensorflow
 
     require_tensorflow(f"{weights.format} weights")
     import_tensorflow()
     if weights.format == "tensorflow_saved_model_bundle":
-        from czann_ci.sources.tf_export import savedmodel_to_onnx
+        from czann_ci.sources.tensorflow.export import savedmodel_to_onnx
 
         bundle = _write(weights, folder)
         target = folder / "savedmodel"
@@ -117,7 +117,7 @@ def _tensorflow(package: Package, weights: Weights, folder: Path, opset: int, no
         found = next((p.parent for p in target.rglob("saved_model.pb")), target)
         model, _ = savedmodel_to_onnx(found, opset=opset, on_note=notes.append)
         return model
-    from czann_ci.sources.tf_export import keras_to_onnx, load_keras_file
+    from czann_ci.sources.tensorflow.export import keras_to_onnx, load_keras_file
 
     suffix = ".keras" if weights.format == "keras_v3" else ".h5"
     keras_model = load_keras_file(_write(weights, folder, f"weights{suffix}"))
@@ -133,7 +133,7 @@ def _torch(
     sizes: Sequence[int],
     notes: list[str],
 ) -> CoreModel:
-    from czann_ci.sources.torch_export import torch_to_onnx
+    from czann_ci.sources.torch.export import torch_to_onnx
 
     tensor_in, tensor_out = interface.input, interface.output
     for role, tensor, spatial in (

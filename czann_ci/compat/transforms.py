@@ -1,6 +1,6 @@
 """czmodel-compatible pre/post-processing layers (Keras 3): ``from czann_ci.transforms import TransposeChannels``."""
 
-from czann_ci.sources.transforms import (
+from czann_ci.sources.tensorflow.keras_layers import (
     PerImageStandardization,
     Scale,
     Shift,

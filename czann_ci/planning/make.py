@@ -265,7 +265,7 @@ def _check_sigmoid_to_softmax(
             field="OutputShape",
         )
     if model_format in (ModelFormat.KERAS, ModelFormat.H5) and isinstance(model, Path):
-        from czann_ci.sources.keras_config import saved_output
+        from czann_ci.sources.tensorflow.keras_config import saved_output
 
         found = saved_output(model)
         if found is not None and found[1] != 1:
@@ -292,7 +292,7 @@ def _spatial_dims(
     if declared.input_shape is not None:
         return tuple(declared.input_shape[:-1])
     if model_format in (ModelFormat.KERAS, ModelFormat.H5) and isinstance(model, Path):
-        from czann_ci.sources.keras_config import saved_input_shape
+        from czann_ci.sources.tensorflow.keras_config import saved_input_shape
 
         shape = saved_input_shape(model)
         if shape is not None and any(d is None for d in shape[1:-1]):

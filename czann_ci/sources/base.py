@@ -59,15 +59,15 @@ class Source(Protocol):
 
 # (module, class) per format; imported on use so that the ONNX route never imports TensorFlow.
 SOURCES: dict[ModelFormat, tuple[str, str]] = {
-    ModelFormat.KERAS: ("czann_ci.sources.keras_source", "KerasSource"),
-    ModelFormat.H5: ("czann_ci.sources.keras_source", "KerasSource"),
-    ModelFormat.SAVEDMODEL: ("czann_ci.sources.savedmodel_source", "SavedModelSource"),
-    ModelFormat.ONNX: ("czann_ci.sources.onnx_source", "OnnxSource"),
-    ModelFormat.TORCH: ("czann_ci.sources.torch_source", "TorchSource"),
+    ModelFormat.KERAS: ("czann_ci.sources.tensorflow.keras_source", "KerasSource"),
+    ModelFormat.H5: ("czann_ci.sources.tensorflow.keras_source", "KerasSource"),
+    ModelFormat.SAVEDMODEL: ("czann_ci.sources.tensorflow.savedmodel_source", "SavedModelSource"),
+    ModelFormat.ONNX: ("czann_ci.sources.onnx.source", "OnnxSource"),
+    ModelFormat.TORCH: ("czann_ci.sources.torch.source", "TorchSource"),
     ModelFormat.BIOIMAGEIO: ("czann_ci.bioimageio.source", "BioimageioSource"),
-    ModelFormat.ARCHIVE: ("czann_ci.sources.archive_source", "ArchiveSavedModelSource"),
+    ModelFormat.ARCHIVE: ("czann_ci.sources.payload.archive_source", "ArchiveSavedModelSource"),
 }
-SAVEDMODEL_PAYLOAD_SOURCE = ("czann_ci.sources.savedmodel_payload_source", "SavedModelPayloadSource")
+SAVEDMODEL_PAYLOAD_SOURCE = ("czann_ci.sources.payload.source", "SavedModelPayloadSource")
 
 
 def source_for(plan: ConversionPlan) -> Source:

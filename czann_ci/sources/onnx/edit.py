@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def _fresh(graph: onnx.GraphProto, base: str) -> str:
     from czann_ci.naming import unique_name
-    from czann_ci.sources.onnx_graph import all_names
+    from czann_ci.sources.onnx.graph import all_names
 
     return unique_name(base, all_names(graph))
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from czann_ci.errors import InvalidModelError, UsageError, shown
-from czann_ci.sources.onnx_graph import attribute_graphs
+from czann_ci.sources.onnx.graph import attribute_graphs
 
 if TYPE_CHECKING:
     import onnx

@@ -20,8 +20,8 @@ class ArchiveSavedModelSource:
     def export(self, plan: ConversionPlan) -> Exported:
         from czann_ci.checks.savedmodel_layout import check_savedmodel_zip
         from czann_ci.format.archive import read_archive
-        from czann_ci.sources.tf_export import savedmodel_to_onnx
-        from czann_ci.sources.tf_quiet import import_tensorflow
+        from czann_ci.sources.tensorflow.export import savedmodel_to_onnx
+        from czann_ci.sources.tensorflow.quiet import import_tensorflow
 
         import_tensorflow()
         contents = read_archive(Path(plan.model))

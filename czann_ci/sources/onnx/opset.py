@@ -15,7 +15,7 @@ from czann_ci.errors import ConversionError, first_line
 from czann_ci.format.onnx_interface import DEFAULT_DOMAINS
 from czann_ci.format.onnx_interface import default_opset as declared_opset
 from czann_ci.naming import unique_name
-from czann_ci.sources.onnx_graph import (
+from czann_ci.sources.onnx.graph import (
     all_names,
     all_nodes,
     constant_values,

@@ -1,6 +1,6 @@
 """tf2onnx's failures worded for users: its log quieted and its error lines kept for the message.
 
-tf_lowering explains the failures it knows (an op with no ONNX mapping, naming the Keras layer);
+lowering explains the failures it knows (an op with no ONNX mapping, naming the Keras layer);
 anything else becomes "tf2onnx could not convert the model: ...".
 """
 
@@ -40,7 +40,7 @@ def require_onnx_ops(onnx_model: onnx.ModelProto, opset: int, source: Any, error
 
 
 def failure_message(exc: BaseException, source: Any, errors: list[str]) -> str:
-    from czann_ci.sources import tf_lowering
+    from czann_ci.sources.tensorflow import lowering as tf_lowering
 
     explained = tf_lowering.explain_failure(exc, source)
     if explained:

@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from czann_ci.errors import InvalidModelError, UsageError, first_line
-from czann_ci.sources.onnx_external_data import (
+from czann_ci.sources.onnx.external_data import (
     MAX_SINGLE_FILE_BYTES,
     check_single_file_size,
     fold_external_data,
 )
-from czann_ci.sources.onnx_graph import onnx_session
-from czann_ci.sources.onnx_interface_checks import (
+from czann_ci.sources.onnx.graph import onnx_session
+from czann_ci.sources.onnx.interface_checks import (
     check_batch,
     check_domains,
     check_float32_input,
@@ -36,13 +36,13 @@ from czann_ci.sources.onnx_interface_checks import (
     declared_dims,
     single_input_output,
 )
-from czann_ci.sources.onnx_io_rewrite import (
+from czann_ci.sources.onnx.io_rewrite import (
     fix_spatial_dims,
     name_output_apart_from_input,
     transpose_input_to_channels_last,
     transpose_output_to_channels_last,
 )
-from czann_ci.sources.onnx_layout import (
+from czann_ci.sources.onnx.layout import (
     CHANNELS_FIRST,
     LAYOUTS_2D,
     LAYOUTS_3D,
@@ -51,7 +51,7 @@ from czann_ci.sources.onnx_layout import (
     resolve_layout,
     seeded_tile,
 )
-from czann_ci.sources.onnx_opset import convert_opset, default_opset
+from czann_ci.sources.onnx.opset import convert_opset, default_opset
 
 if TYPE_CHECKING:
     import numpy as np

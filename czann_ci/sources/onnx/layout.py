@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from czann_ci.errors import InvalidModelError, UsageError
-from czann_ci.sources.onnx_interface_checks import Dim
+from czann_ci.sources.onnx.interface_checks import Dim
 
 if TYPE_CHECKING:
     import numpy as np

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 
 from czann_ci.naming import unique_name
-from czann_ci.sources.onnx_graph import constant_values
+from czann_ci.sources.onnx.graph import constant_values
 
 if TYPE_CHECKING:
     import onnx

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from czann_ci.errors import InvalidModelError, UsageError
 from czann_ci.format.onnx_interface import DEFAULT_DOMAINS
-from czann_ci.sources.onnx_graph import all_nodes
+from czann_ci.sources.onnx.graph import all_nodes
 
 if TYPE_CHECKING:
     import onnx

@@ -2,7 +2,7 @@
 
 A traced model is a GraphDef in which every large float variable (>= LARGE_WEIGHT_ELEMENTS elements)
 is a Placeholder and every small one a Const, plus the values that will become the ONNX initializers
-of those placeholders (see tf_export for why). TensorFlow is imported inside the functions only.
+of those placeholders (see export for why). TensorFlow is imported inside the functions only.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from czann_ci.naming import unique_name
-from czann_ci.sources.tf_weights import WeightValue
+from czann_ci.sources.tensorflow.weights import WeightValue
 
 logger = logging.getLogger(__name__)
 
@@ -71,10 +71,10 @@ def inline_functions(concrete: Any) -> Any:
         graph_def = _run_inline_graph_optimization(
             concrete, lower_control_flow=False, aggressive_inlining=True
         )
-    # The lowering (tf_lowering) inlines the calls TensorFlow leaves, e.g. Keras 3's XLA-compiled grouped
+    # The lowering (lowering.py) inlines the calls TensorFlow leaves, e.g. Keras 3's XLA-compiled grouped
     # convolution: it must run before variable reads are replaced, or a variable read inside such a call
     # is invisible to that step.
-    from czann_ci.sources import tf_lowering
+    from czann_ci.sources.tensorflow import lowering as tf_lowering
 
     return tf_lowering.lower_graph_def(graph_def)
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from czann_ci.errors import InvalidModelError, UsageError
 from czann_ci.naming import unique_name
-from czann_ci.sources.tf_trace import (
+from czann_ci.sources.tensorflow.trace import (
     TracedGraph,
     inline_functions,
     is_large,
@@ -24,7 +24,7 @@ from czann_ci.sources.tf_trace import (
     value_reader,
     variable_path,
 )
-from czann_ci.sources.tf_weights import WeightValue
+from czann_ci.sources.tensorflow.weights import WeightValue
 
 
 def serving_function(loaded: Any, signature: str, path: Path) -> tuple[Any, str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from czann_ci.sources.base import Exported
-from czann_ci.sources.onnx_source import exported_from_prepared, require_declared_shapes
+from czann_ci.sources.onnx.source import exported_from_prepared, require_declared_shapes
 
 if TYPE_CHECKING:
     from czann_ci.plan import ConversionPlan
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 class TorchSource:
     def export(self, plan: ConversionPlan) -> Exported:
-        from czann_ci.sources.torch_export import torch_to_onnx
+        from czann_ci.sources.torch.export import torch_to_onnx
 
         input_shape, output_shape = require_declared_shapes(plan)
         prepared = torch_to_onnx(

@@ -59,7 +59,7 @@ def wrap_model(
 
 def bgr_to_rgb_layer(channels: int = 3) -> keras.layers.Layer:
     """The pre-processing layer for `--bgr-to-rgb`: BGR->RGB (3 channels) or BGRA->RGBA (4)."""
-    from czann_ci.sources.transforms import TransposeChannels
+    from czann_ci.sources.tensorflow.keras_layers import TransposeChannels
 
     order = _BGR_TO_RGB_ORDERS.get(channels)
     if order is None:
@@ -72,7 +72,7 @@ def bgr_to_rgb_layer(channels: int = 3) -> keras.layers.Layer:
 
 def sigmoid_to_softmax_layer() -> keras.layers.Layer:
     """The post-processing layer for `--sigmoid-to-softmax`: 1-channel p -> [p, 1 - p]."""
-    from czann_ci.sources.transforms import SigmoidToSoftmaxScores
+    from czann_ci.sources.tensorflow.keras_layers import SigmoidToSoftmaxScores
 
     return SigmoidToSoftmaxScores(name="sigmoid_to_softmax")
 

@@ -12,8 +12,8 @@ if TYPE_CHECKING:
 
 class SavedModelSource:
     def export(self, plan: ConversionPlan) -> Exported:
-        from czann_ci.sources.tf_export import savedmodel_to_onnx
-        from czann_ci.sources.tf_quiet import import_tensorflow
+        from czann_ci.sources.tensorflow.export import savedmodel_to_onnx
+        from czann_ci.sources.tensorflow.quiet import import_tensorflow
 
         import_tensorflow()
         shape = None

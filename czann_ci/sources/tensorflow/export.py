@@ -13,7 +13,7 @@ of which deep-copies the whole graph with all weights: on a 30M-parameter U-Net 
    TensorFlow's HWIO kernel to ONNX's OIHW, Reshape, Identity) are applied in NumPy instead, so no
    Transpose of a weight remains in the graph.
 
-What tf2onnx cannot convert by itself is handled by `czann_ci.sources.tf_lowering`, in pipeline order:
+What tf2onnx cannot convert by itself is handled by `czann_ci.sources.tensorflow.lowering`, in pipeline order:
 `lower_graph_def(graph_def) -> graph_def` runs on the traced GraphDef right after function inlining (before
 variable reads are replaced, grappler and tf2onnx); `custom_op_handlers() -> dict` goes to tf2onnx as its
 `custom_op_handlers`; `explain_failure(exc, model) -> str | None` words the ConversionError when
@@ -36,17 +36,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from czann_ci.errors import CzannError, InvalidModelError, UsageError
-from czann_ci.sources.keras_trace import keras_signature, trace_keras
-from czann_ci.sources.savedmodel_trace import reshaped_signature, serving_function, trace_concrete_function
-from czann_ci.sources.tf2onnx_convert import (
+from czann_ci.sources.tensorflow.keras_trace import keras_signature, trace_keras
+from czann_ci.sources.tensorflow.savedmodel_trace import (
+    reshaped_signature,
+    serving_function,
+    trace_concrete_function,
+)
+from czann_ci.sources.tensorflow.tf2onnx_convert import (
     convert_traced,
     name_io,
     plain_tf2onnx,
     plain_tf2onnx_keras,
     stamp_producer,
 )
-from czann_ci.sources.tf2onnx_failures import exception_line
-from czann_ci.sources.tf_trace import LARGE_WEIGHT_ELEMENTS
+from czann_ci.sources.tensorflow.tf2onnx_failures import exception_line
+from czann_ci.sources.tensorflow.trace import LARGE_WEIGHT_ELEMENTS
 
 if TYPE_CHECKING:
     import keras
@@ -184,7 +188,7 @@ def _fallback_note(exc: BaseException, on_note: Callable[[str], None] | None) ->
 def _czann_custom_layers(keras: Any) -> dict[str, type]:
     """czann_ci's Keras layers by class name, when their module is importable."""
     try:
-        transforms = importlib.import_module("czann_ci.sources.transforms")
+        transforms = importlib.import_module("czann_ci.sources.tensorflow.keras_layers")
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("czann_ci"):
             return {}

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 def apply_onnx_transforms(exported: Exported, plan: ConversionPlan) -> None:
-    from czann_ci.sources import onnx_edit
+    from czann_ci.sources.onnx import edit as onnx_edit
 
     bgr = plan.applies(Transform.BGR_TO_RGB, AppliedAs.ONNX_EDIT)
     sigmoid = plan.applies(Transform.SIGMOID_TO_SOFTMAX, AppliedAs.ONNX_EDIT)
@@ -37,7 +37,7 @@ def apply_onnx_transforms(exported: Exported, plan: ConversionPlan) -> None:
 
 
 def _edited_reference(inner: Runner, *, bgr: bool, sigmoid: bool) -> Runner:
-    from czann_ci.sources import onnx_edit
+    from czann_ci.sources.onnx import edit as onnx_edit
 
     def reference(batch: np.ndarray) -> np.ndarray:
         if bgr:

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 from czann_ci.errors import InvalidModelError
 from czann_ci.naming import unique_name
-from czann_ci.sources.onnx_graph import all_names, subgraphs
-from czann_ci.sources.onnx_interface_checks import data_inputs
-from czann_ci.sources.onnx_layout import CHANNELS_FIRST, channels_first_perm, channels_last_perm
+from czann_ci.sources.onnx.graph import all_names, subgraphs
+from czann_ci.sources.onnx.interface_checks import data_inputs
+from czann_ci.sources.onnx.layout import CHANNELS_FIRST, channels_first_perm, channels_last_perm
 
 if TYPE_CHECKING:
     import onnx

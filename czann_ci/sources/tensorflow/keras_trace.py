@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from czann_ci.errors import InvalidModelError, UsageError
-from czann_ci.sources.tf2onnx_failures import exception_line
-from czann_ci.sources.tf_trace import (
+from czann_ci.sources.tensorflow.tf2onnx_failures import exception_line
+from czann_ci.sources.tensorflow.trace import (
     TRACE_INPUT,
     TracedGraph,
     inline_functions,
@@ -21,7 +21,7 @@ from czann_ci.sources.tf_trace import (
     value_reader,
     variable_path,
 )
-from czann_ci.sources.tf_weights import WeightValue
+from czann_ci.sources.tensorflow.weights import WeightValue
 
 
 def keras_signature(

@@ -20,15 +20,15 @@ if TYPE_CHECKING:
 
 class SavedModelPayloadSource:
     def export(self, plan: ConversionPlan) -> Exported:
-        from czann_ci.sources.savedmodel_payload import savedmodel_payload
-        from czann_ci.sources.tf_quiet import import_tensorflow
+        from czann_ci.sources.payload.savedmodel import savedmodel_payload
+        from czann_ci.sources.tensorflow.quiet import import_tensorflow
 
         import_tensorflow()
         notes = ["packed a zipped TensorFlow SavedModel instead of ONNX (--savedmodel)"]
         if plan.model_format is ModelFormat.SAVEDMODEL:
             payload, runner = savedmodel_payload(Path(plan.model))
             return _with_warning(Exported(None, None, notes, payload=payload, payload_runner=runner))
-        from czann_ci.sources.keras_source import wrapped_keras_model
+        from czann_ci.sources.tensorflow.keras_source import wrapped_keras_model
 
         wrapped = wrapped_keras_model(plan)
         payload, runner = savedmodel_payload(wrapped)

@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from czann_ci.sources.onnx_graph import all_nodes
+from czann_ci.sources.onnx.graph import all_nodes
 
 if TYPE_CHECKING:
     import keras

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from czann_ci.errors import ConversionError
-from czann_ci.sources.tf2onnx_failures import failure_message, quiet_tf2onnx, require_onnx_ops
-from czann_ci.sources.tf_trace import TRACE_INPUT, TracedGraph
-from czann_ci.sources.tf_weights import fold_weight_inputs
+from czann_ci.sources.tensorflow.tf2onnx_failures import failure_message, quiet_tf2onnx, require_onnx_ops
+from czann_ci.sources.tensorflow.trace import TRACE_INPUT, TracedGraph
+from czann_ci.sources.tensorflow.weights import fold_weight_inputs
 
 if TYPE_CHECKING:
     import onnx
@@ -157,7 +157,7 @@ def _run_plain(
 
 
 def _custom_op_handlers() -> dict:
-    from czann_ci.sources import tf_lowering
+    from czann_ci.sources.tensorflow import lowering as tf_lowering
 
     return dict(tf_lowering.custom_op_handlers())
 

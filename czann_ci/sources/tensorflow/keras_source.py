@@ -14,9 +14,9 @@ if TYPE_CHECKING:
 
 def wrapped_keras_model(plan: ConversionPlan) -> Any:
     """The plan's Keras model with its spatial dims fixed and the planned layers around it."""
-    from czann_ci.sources.keras_wrap import bgr_to_rgb_layer, sigmoid_to_softmax_layer, wrap_model
-    from czann_ci.sources.tf_export import load_keras_file
-    from czann_ci.sources.tf_quiet import import_tensorflow
+    from czann_ci.sources.tensorflow.export import load_keras_file
+    from czann_ci.sources.tensorflow.keras_wrap import bgr_to_rgb_layer, sigmoid_to_softmax_layer, wrap_model
+    from czann_ci.sources.tensorflow.quiet import import_tensorflow
 
     import_tensorflow()
     model = load_keras_file(plan.model) if isinstance(plan.model, Path) else plan.model
@@ -35,7 +35,7 @@ def wrapped_keras_model(plan: ConversionPlan) -> Any:
 
 class KerasSource:
     def export(self, plan: ConversionPlan) -> Exported:
-        from czann_ci.sources.tf_export import keras_reference_runner, keras_to_onnx
+        from czann_ci.sources.tensorflow.export import keras_reference_runner, keras_to_onnx
 
         wrapped = wrapped_keras_model(plan)
         notes: list[str] = []

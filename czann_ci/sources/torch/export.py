@@ -20,15 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 from czann_ci.errors import ConversionError, InvalidModelError, UsageError, first_line
 from czann_ci.extras import missing_extra
-from czann_ci.sources.onnx_import import PreparedOnnx, prepare_onnx_model
-from czann_ci.sources.onnx_interface_checks import check_input_shape
-from czann_ci.sources.onnx_layout import (
+from czann_ci.sources.onnx.interface_checks import check_input_shape
+from czann_ci.sources.onnx.layout import (
     LAYOUTS_2D,
     LAYOUTS_3D,
     channels_first_perm,
     channels_last_perm,
     seeded_tile,
 )
+from czann_ci.sources.onnx.prepare import PreparedOnnx, prepare_onnx_model
 
 if TYPE_CHECKING:
     import numpy as np

@@ -12,12 +12,12 @@ from czann_ci.sources.base import Exported
 
 if TYPE_CHECKING:
     from czann_ci.plan import ConversionPlan
-    from czann_ci.sources.onnx_import import PreparedOnnx
+    from czann_ci.sources.onnx.prepare import PreparedOnnx
 
 
 class OnnxSource:
     def export(self, plan: ConversionPlan) -> Exported:
-        from czann_ci.sources.onnx_import import prepare_onnx, prepare_onnx_model
+        from czann_ci.sources.onnx.prepare import prepare_onnx, prepare_onnx_model
 
         input_shape, output_shape = declared_shapes(plan) or _shapes_of_model(plan.model)
         common: dict[str, Any] = dict(

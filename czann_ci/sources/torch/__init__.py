@@ -1,0 +1,1 @@
+"""PyTorch modules, TorchScript files and whole-module pickles to ONNX (the optional ``torch`` extra)."""
