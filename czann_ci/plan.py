@@ -6,6 +6,7 @@ sources, the pipeline and the renderers read it. Nothing here imports a source.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -46,6 +47,14 @@ class PayloadKind(str, Enum):
 
 
 LAYOUTS = ("nhwc", "nchw", "ndhwc", "ncdhw")
+DEFAULT_ATOL = 1e-4  # the largest accepted difference between the source model and the ONNX model
+
+
+def is_tolerance(value: float) -> bool:
+    """Whether ``value`` can be --atol / the atol input: positive and finite (not 0, inf or nan)."""
+    return 0 < value < math.inf
+
+
 OUTPUT_FORMATS = tuple(f.value for f in OutputFormat)
 MODEL_FORMATS = tuple(f.value for f in ModelFormat)
 
@@ -66,7 +75,7 @@ class ConvertOptions:
     spatial_dims: tuple[int, ...] | None = None
     bgr_to_rgb: bool = False
     sigmoid_to_softmax: bool = False
-    atol: float = 1e-4
+    atol: float = DEFAULT_ATOL
     force: bool = False
     model_format: str | None = None
     input_layout: str | None = None
@@ -121,7 +130,7 @@ class ConversionPlan:
     preprocessing: list[Any] = field(default_factory=list)
     postprocessing: list[Any] = field(default_factory=list)
     run: bool = True
-    atol: float = 1e-4
+    atol: float = DEFAULT_ATOL
     force: bool = False
     zen_blue: str | None = None
     zen_core: str | None = None

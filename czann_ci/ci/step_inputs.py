@@ -3,7 +3,6 @@ spelling, or GitLab's ``CZANN_*`` variables; checked strictly (booleans, choices
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,7 +12,8 @@ from czann_ci.ci.gate import GATE_INPUT_NAMES, read_comment, read_gate
 from czann_ci.ci.input_reader import TRUE_SPELLINGS, InputReader
 from czann_ci.ci.paths import PathRule
 from czann_ci.errors import UsageError
-from czann_ci.plan import LAYOUTS, OUTPUT_FORMATS, ConvertOptions
+from czann_ci.format.specs import is_zen_version
+from czann_ci.plan import DEFAULT_ATOL, LAYOUTS, OUTPUT_FORMATS, ConvertOptions, is_tolerance
 from czann_ci.publish.forges import CiContext, commit_variable, row_of, token_help
 from czann_ci.publish.models import OVERWRITE_MODES
 from czann_ci.redaction import short_secret
@@ -58,7 +58,6 @@ INPUT_NAMES = (
     "debug",
     *GATE_INPUT_NAMES,
 )
-ZEN_VERSION_RE = re.compile(r"^\d+\.\d+(\.\d+)?$")
 
 
 @dataclass(frozen=True)
@@ -180,7 +179,7 @@ def _read_conversion(reader: InputReader, ctx: CiContext) -> tuple[ConvertOption
         input_layout=reader.choice("input-layout", LAYOUTS) or None,
         bgr_to_rgb=reader.boolean("bgr-to-rgb"),
         sigmoid_to_softmax=reader.boolean("sigmoid-to-softmax"),
-        atol=_number(reader, "atol", 1e-4),
+        atol=_number(reader, "atol", DEFAULT_ATOL),
     )
     return options, output
 
@@ -249,7 +248,7 @@ def path_rule(reader: InputReader, ctx: CiContext) -> PathRule:
 
 def _zen_version(reader: InputReader, name: str) -> str | None:
     value = reader.text(name)
-    if value and not ZEN_VERSION_RE.match(value):
+    if value and not is_zen_version(value):
         raise UsageError(f"must be a ZEN release like 3.10 (quote it in YAML), got {value!r}", field=name)
     return value or None
 
@@ -271,7 +270,7 @@ def _number(reader: InputReader, name: str, default: float) -> float:
         number = float(value)
     except ValueError:
         raise UsageError(f"must be a number, got {value!r}", field=name) from None
-    if not 0 < number < float("inf"):
+    if not is_tolerance(number):
         raise UsageError(f"must be a positive finite number, got {value!r}", field=name)
     return number
 

@@ -65,6 +65,7 @@ from czann_ci.cli.options import (
 from czann_ci.cli.predict import predict
 from czann_ci.cli.run import err, out, report_error, run_command
 from czann_ci.errors import EXIT_CODES, CzannError, UsageError
+from czann_ci.plan import DEFAULT_ATOL
 from czann_ci.render.progress import TimedProgress
 
 EXIT_HELP = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items()) + "."
@@ -109,7 +110,7 @@ def convert(
     spatial_dims: SpatialDimsOpt = None,
     bgr_to_rgb: BgrToRgbOpt = False,
     sigmoid_to_softmax: SigmoidOpt = False,
-    atol: AtolOpt = 1e-4,
+    atol: AtolOpt = DEFAULT_ATOL,
     model_format: ModelFormatOpt = None,
     input_layout: InputLayoutOpt = None,
     output_layout: OutputLayoutOpt = None,

@@ -10,6 +10,14 @@ from importlib import resources
 
 from czann_ci.errors import UsageError
 
+# A ZEN release as users write it: 3.10 or 3.10.1, ASCII digits only (str.isdigit and \d take "٣" or "²").
+ZEN_VERSION = re.compile(r"[0-9]+\.[0-9]+(?:\.[0-9]+)?")
+
+
+def is_zen_version(text: str) -> bool:
+    """Whether ``text`` is a ZEN release such as 3.10: the one rule for --zen-blue/--zen-core and the inputs."""
+    return ZEN_VERSION.fullmatch(text) is not None
+
 
 def zen_version_key(text: str) -> tuple[int, ...]:
     """A ZEN release (``3.10``) as a tuple that orders releases (3.10 after 3.9)."""

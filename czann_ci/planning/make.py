@@ -6,7 +6,6 @@ Contradictory options fail here, before any model is loaded. ``czann convert --p
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from czann_ci.format.specs import (
     FormatSpec,
     choose_spec,
     czann_specs,
+    is_zen_version,
     legacy_specs,
     savedmodel_spec,
     truncation_hint,
@@ -38,6 +38,7 @@ from czann_ci.plan import (
     PayloadKind,
     Transform,
     TransformStep,
+    is_tolerance,
 )
 from czann_ci.planning.resolve import default_output_name, resolve_inputs
 
@@ -108,9 +109,9 @@ def _check_choices(options: ConvertOptions) -> None:
         if value is not None and value not in allowed:
             raise UsageError(f"{flag} must be one of {', '.join(allowed)}, not '{value}'")
     for name, version in (("--zen-blue", options.zen_blue), ("--zen-core", options.zen_core)):
-        if version is not None and not re.fullmatch(r"\d+\.\d+(\.\d+)?", version):
+        if version is not None and not is_zen_version(version):
             raise UsageError(f"{name} takes a ZEN version such as 3.10, not '{version}'")
-    if not options.atol > 0:
+    if not is_tolerance(options.atol):
         raise UsageError(f"--atol must be positive, not {options.atol}")
     dims = options.spatial_dims
     if dims is not None and (len(dims) not in (2, 3) or any(d < 1 for d in dims)):
