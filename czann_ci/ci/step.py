@@ -40,7 +40,7 @@ from czann_ci.errors import (
     PublishError,
     UsageError,
 )
-from czann_ci.format.archive import _missing_folders, _remove_folders, atomic_output
+from czann_ci.format.archive import atomic_output, missing_folders, remove_folders
 from czann_ci.format.metadata import MetadataFile
 from czann_ci.naming import file_slug
 from czann_ci.planning.resolve import default_output_name, metadata_of
@@ -159,7 +159,7 @@ def _convert(
         inputs.conversion, meta=meta, output=output, force=inputs.force or not in_place, preview=preview
     )
     # the writer makes them (format/archive.py's one rule); removed again if the conversion fails
-    created = _missing_folders(output.parent)
+    created = missing_folders(output.parent)
     step.conversion = _run_conversion(options, console, created)
     if in_place:
         _record_placed(step, ctx, output, preview, created)
@@ -177,7 +177,7 @@ def _run_conversion(options: ConvertOptions, console: Console, created: list[Pat
         try:
             return convert_model(options, progress=progress)
         except BaseException:
-            _remove_folders(created)  # innermost first; a folder something else wrote into stays
+            remove_folders(created)  # innermost first; a folder something else wrote into stays
             raise
         finally:
             progress.close()
@@ -200,7 +200,7 @@ def _place_version(
     final = rule.writable(_archive_path(replace(inputs, version=version), ctx, meta), "output")
     if step.czann_path and (ctx.workspace / step.czann_path) != final:
         (ctx.workspace / step.czann_path).unlink(missing_ok=True)  # an earlier decision, replanned
-    created = _missing_folders(final.parent)
+    created = missing_folders(final.parent)
     for source, target in ((built, final), (_preview_path(built), _preview_path(final))):
         if source.is_file():
             rule.writable(target, "output")

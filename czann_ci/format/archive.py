@@ -72,7 +72,7 @@ def _write_member(archive: zipfile.ZipFile, name: str, content: bytes | Path) ->
         archive.writestr(info, content)
 
 
-def _missing_folders(folder: Path) -> list[Path]:
+def missing_folders(folder: Path) -> list[Path]:
     """``folder`` and those of its parents that do not exist yet, innermost first."""
     missing = []
     while not folder.exists() and folder != folder.parent:
@@ -92,7 +92,7 @@ def refuse_existing_output(path: Path, *, force: bool) -> None:
         raise UsageError(
             "output exists; pass --force to overwrite it (in a CI step: force: true)", file=str(path)
         )
-    missing = _missing_folders(path.parent)
+    missing = missing_folders(path.parent)
     nearest = missing[-1].parent if missing else path.parent
     if not nearest.is_dir():
         raise UsageError(f"cannot create the output: {nearest} is not a folder", file=str(path))
@@ -107,12 +107,12 @@ def atomic_output(path: Path, *, force: bool) -> Iterator[IO[bytes]]:
     On failure the temporary file and the folders created for it are removed.
     """
     refuse_existing_output(path, force=force)
-    created = _missing_folders(path.parent)
+    created = missing_folders(path.parent)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     except OSError as exc:
-        _remove_folders(created)
+        remove_folders(created)
         raise UsageError(
             f"cannot create the output: {exc.strerror or first_line(exc)}", file=str(path)
         ) from None
@@ -123,11 +123,11 @@ def atomic_output(path: Path, *, force: bool) -> Iterator[IO[bytes]]:
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
-        _remove_folders(created)
+        remove_folders(created)
         raise
 
 
-def _remove_folders(folders: list[Path]) -> None:
+def remove_folders(folders: list[Path]) -> None:
     for folder in folders:  # innermost first; a folder something else wrote into stays
         with suppress(OSError):
             folder.rmdir()
