@@ -13,7 +13,7 @@ from forge_server import ForgeSetup
 
 from czann_ci.errors import PublishError, UsageError
 from czann_ci.publish import Asset, PublishResult, RetryPolicy
-from czann_ci.publish.forgejo_forge import ForgejoTarget, publish_forgejo
+from czann_ci.publish.forgejo_forge import ForgejoDestination, publish_forgejo
 
 TAG = "model-v1.2.0"
 UPLOAD_PATH = r"/repos/acme/models/releases/\d+/assets$"
@@ -38,7 +38,7 @@ def make_asset(directory: Path, name: str, seed_value: int, size: int = 4096) ->
     return Asset.from_file(path, name)
 
 
-def target(forge: ForgeSetup, **fields: object) -> ForgejoTarget:
+def target(forge: ForgeSetup, **fields: object) -> ForgejoDestination:
     options: dict[str, object] = {
         "api_url": forge.server.forgejo_api_url,
         "repository": forge.forgejo_repo,
@@ -46,7 +46,7 @@ def target(forge: ForgeSetup, **fields: object) -> ForgejoTarget:
         "tag": TAG,
         **fields,
     }
-    return ForgejoTarget(**options)  # type: ignore[arg-type]
+    return ForgejoDestination(**options)  # type: ignore[arg-type]
 
 
 def publish(

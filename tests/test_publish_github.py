@@ -15,7 +15,7 @@ import requests
 from forge_server import FakeForge, ForgeSetup, seed
 
 from czann_ci.errors import PublishError, UsageError
-from czann_ci.publish import Asset, GitHubTarget, PublishResult, RetryPolicy, publish_github
+from czann_ci.publish import Asset, GitHubDestination, PublishResult, RetryPolicy, publish_github
 from czann_ci.publish.github import is_temp_name_for
 
 TAG = "model-v1.2.0"
@@ -46,7 +46,7 @@ def make_asset(directory: Path, name: str, seed_value: int, size: int = 4096) ->
     return Asset.from_file(path, name)
 
 
-def target(forge: ForgeSetup, **fields: object) -> GitHubTarget:
+def target(forge: ForgeSetup, **fields: object) -> GitHubDestination:
     options: dict[str, object] = {
         "api_url": forge.server.github_api_url,
         "repository": forge.github_repo,
@@ -54,7 +54,7 @@ def target(forge: ForgeSetup, **fields: object) -> GitHubTarget:
         "tag": TAG,
         **fields,
     }
-    return GitHubTarget(**options)  # type: ignore[arg-type]
+    return GitHubDestination(**options)  # type: ignore[arg-type]
 
 
 def publish(
@@ -231,8 +231,8 @@ def test_eight_threads_publishing_to_one_tag_make_one_release(forge: ForgeSetup,
 PROCESS_SCRIPT = """
 import json, os, sys
 from pathlib import Path
-from czann_ci.publish import Asset, GitHubTarget, publish_github
-target = GitHubTarget(
+from czann_ci.publish import Asset, GitHubDestination, publish_github
+target = GitHubDestination(
     api_url=os.environ["API"], repository="acme/models", token=os.environ["TOKEN"], tag=os.environ["TAG"]
 )
 result = publish_github(target, [Asset.from_file(Path(sys.argv[1]), sys.argv[2])], log=lambda m: None)

@@ -13,7 +13,7 @@ import requests
 from forge_server import ForgeSetup
 
 from czann_ci.errors import PublishError, UsageError
-from czann_ci.publish import Asset, GitLabTarget, PublishResult, RetryPolicy, publish_gitlab
+from czann_ci.publish import Asset, GitLabDestination, PublishResult, RetryPolicy, publish_gitlab
 from czann_ci.publish.gitlab import PACKAGE_VERSION_RE
 
 TAG = "model-v1.2.0"
@@ -38,7 +38,7 @@ def make_asset(directory: Path, name: str, seed_value: int, size: int = 3000) ->
     return Asset.from_file(path, name)
 
 
-def target(forge: ForgeSetup, **fields: object) -> GitLabTarget:
+def target(forge: ForgeSetup, **fields: object) -> GitLabDestination:
     options: dict[str, object] = {
         "api_url": forge.server.gitlab_api_url,
         "project": forge.gitlab_project,
@@ -49,7 +49,7 @@ def target(forge: ForgeSetup, **fields: object) -> GitLabTarget:
         "package_version": "1.2.0",
         **fields,
     }
-    return GitLabTarget(**options)  # type: ignore[arg-type]
+    return GitLabDestination(**options)  # type: ignore[arg-type]
 
 
 def publish(

@@ -10,8 +10,8 @@ from czann_ci.publish.gitlab import publish_gitlab
 from czann_ci.publish.models import (
     Asset,
     AssetResult,
-    GitHubTarget,
-    GitLabTarget,
+    GitHubDestination,
+    GitLabDestination,
     PublishResult,
 )
 from czann_ci.publish.retry import RetryPolicy
@@ -19,8 +19,8 @@ from czann_ci.publish.retry import RetryPolicy
 __all__ = [
     "Asset",
     "AssetResult",
-    "GitHubTarget",
-    "GitLabTarget",
+    "GitHubDestination",
+    "GitLabDestination",
     "PublishResult",
     "RetryPolicy",
     "publish_github",

@@ -10,7 +10,7 @@ from typing import Any
 
 from czann_ci.publish.http import ApiClient, Redactor, body_of, redacting
 from czann_ci.publish.models import (
-    GitHubTarget,
+    GitHubDestination,
     PublishResult,
     ReleaseRecord,
     ReleaseUpload,
@@ -138,7 +138,7 @@ class ForgeSession(ABC):
 
 class RepositoryForge(ForgeSession):
     """The shape GitHub and Forgejo share: an ``owner/name`` repository at ``<api>/repos/<owner>/<name>``,
-    releases by id with drafts and a body, a publishing protocol taking a GitHubTarget, and pull request
+    releases by id with drafts and a body, a publishing protocol taking a GitHubDestination, and pull request
     comments through the issues API."""
 
     publish_assets: Callable[..., PublishResult]  # (target, assets, log, *, retry): the forge's protocol
@@ -197,7 +197,7 @@ class RepositoryForge(ForgeSession):
                         self.client.request(
                             "PATCH", url, f"writing the notes of {upload.tag}", json={"body": notes}
                         )
-        target = GitHubTarget(
+        target = GitHubDestination(
             api_url=self.api_url,
             repository=self.repository,
             token=self.token,

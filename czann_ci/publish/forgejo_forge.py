@@ -60,7 +60,7 @@ from czann_ci.publish.models import (
     UPLOADED,
     Asset,
     AssetResult,
-    GitHubTarget,
+    GitHubDestination,
     PublishResult,
     RemoteFile,
     check_common,
@@ -116,7 +116,7 @@ def forgejo_client(
     )
 
 
-class ForgejoTarget(GitHubTarget):
+class ForgejoDestination(GitHubDestination):
     """A Forgejo release to publish to: the same fields as GitHub's (owner/name, tag, name, body, draft,
     prerelease, overwrite, target_commitish)."""
 
@@ -124,7 +124,7 @@ class ForgejoTarget(GitHubTarget):
 class _ForgejoRelease:
     """One publishing run against one repository and tag."""
 
-    def __init__(self, target: GitHubTarget, policy: RetryPolicy, log: Callable[[str], None]) -> None:
+    def __init__(self, target: GitHubDestination, policy: RetryPolicy, log: Callable[[str], None]) -> None:
         self.target = target
         self.api = target.api_url.rstrip("/")
         self.repo_url = f"{self.api}/repos/{target.repository}"
@@ -281,7 +281,7 @@ def _token_only_for(api_url: str, url: str) -> dict[str, str | None] | None:
 
 
 def publish_forgejo(
-    target: GitHubTarget,
+    target: GitHubDestination,
     assets: list[Asset],
     log: Callable[[str], None] = print,
     *,

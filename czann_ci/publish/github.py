@@ -31,7 +31,7 @@ from czann_ci.publish.models import (
     UPLOADED,
     Asset,
     AssetResult,
-    GitHubTarget,
+    GitHubDestination,
     PublishResult,
     check_common,
     check_repository,
@@ -129,7 +129,7 @@ def _already_exists(body: Any) -> bool:
 class _GitHubRelease:
     """One publishing run against one repository and tag."""
 
-    def __init__(self, target: GitHubTarget, policy: RetryPolicy, log: Callable[[str], None]) -> None:
+    def __init__(self, target: GitHubDestination, policy: RetryPolicy, log: Callable[[str], None]) -> None:
         self.target = target
         self.api = target.api_url.rstrip("/")
         self.repo_url = f"{self.api}/repos/{target.repository}"
@@ -374,7 +374,7 @@ class _GitHubRelease:
 
 
 def publish_github(
-    target: GitHubTarget,
+    target: GitHubDestination,
     assets: list[Asset],
     log: Callable[[str], None] = print,
     *,

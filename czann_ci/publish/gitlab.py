@@ -25,7 +25,7 @@ from czann_ci.publish.models import (
     UPLOADED,
     Asset,
     AssetResult,
-    GitLabTarget,
+    GitLabDestination,
     PublishResult,
     check_common,
 )
@@ -39,7 +39,7 @@ PACKAGE_VERSION_RE = re.compile(r"^\.?[A-Za-z0-9_+-]+(?:\.{0,2}[A-Za-z0-9_+-]+)*
 TOKEN_HEADERS = {"job": "JOB-TOKEN", "private": "PRIVATE-TOKEN"}
 
 
-def check_gitlab_target(target: GitLabTarget, assets: list[Asset]) -> None:
+def check_gitlab_target(target: GitLabDestination, assets: list[Asset]) -> None:
     """Raise UsageError naming the field that breaks GitLab's package rules."""
     check_common(assets, target.overwrite, target.api_url, target.tag)
     if target.token_kind not in TOKEN_HEADERS:
@@ -124,7 +124,7 @@ def project_url_of(api_url: str, project: str) -> str:
 
 
 class _GitLabRelease:
-    def __init__(self, target: GitLabTarget, policy: RetryPolicy, log: Callable[[str], None]) -> None:
+    def __init__(self, target: GitLabDestination, policy: RetryPolicy, log: Callable[[str], None]) -> None:
         self.target = target
         self.api = target.api_url.rstrip("/")
         self.project_url = project_url_of(self.api, target.project)
@@ -301,7 +301,7 @@ class _GitLabRelease:
 
 
 def publish_gitlab(
-    target: GitLabTarget,
+    target: GitLabDestination,
     assets: list[Asset],
     log: Callable[[str], None] = print,
     *,

@@ -20,7 +20,7 @@ from czann_ci.publish.forge_session import ForgeSession
 from czann_ci.publish.forges import CiContext, ForgeRow, positive_number, register, workspace_of
 from czann_ci.publish.gitlab import TOKEN_HEADERS, gitlab_client, project_url_of, publish_gitlab
 from czann_ci.publish.models import (
-    GitLabTarget,
+    GitLabDestination,
     PublishResult,
     ReleaseRecord,
     ReleaseUpload,
@@ -108,8 +108,8 @@ class GitLabForge(ForgeSession):
             url = f"{self.project_url}/repository/tags/{quote(tag, safe='')}"
             self.client.request("DELETE", url, f"deleting tag {tag}", accept=(404,))
 
-    def _target(self, upload: ReleaseUpload, description: str | None) -> GitLabTarget:
-        return GitLabTarget(
+    def _target(self, upload: ReleaseUpload, description: str | None) -> GitLabDestination:
+        return GitLabDestination(
             api_url=self.api_url,
             project=self.project,
             token=self.token,

@@ -35,7 +35,7 @@ class Asset:
 
 
 @dataclass(frozen=True)
-class GitHubTarget:
+class GitHubDestination:
     api_url: str
     repository: str
     token: str = field(repr=False)
@@ -49,7 +49,7 @@ class GitHubTarget:
 
 
 @dataclass(frozen=True)
-class GitLabTarget:
+class GitLabDestination:
     api_url: str
     project: str
     token: str = field(repr=False)
