@@ -18,7 +18,7 @@ from czann_ci.checks.summary import ValidationSummary
 from czann_ci.errors import InvalidModelError, UsageError, first_line
 from czann_ci.format.archive import ArchiveContents, read_archive, sha256_file
 from czann_ci.format.kinds import ArchiveKind
-from czann_ci.format.member_reader import open_member
+from czann_ci.format.member_stream import open_member
 from czann_ci.format.metadata import PIXEL_TYPES, ModelType, unknown_fields
 from czann_ci.format.onnx_interface import (
     default_opset,

@@ -16,7 +16,7 @@ from test_cli import czann
 from test_onnx_outline import outline
 
 from czann_ci.format.archive import write_czann
-from czann_ci.format.member_reader import open_member
+from czann_ci.format.member_stream import open_member
 from czann_ci.format.onnx_outline import KEEP_PAYLOAD_BYTES, DroppedPayload, read_outline
 from czann_ci.inspection import inspect_file, validate_file
 

@@ -7,7 +7,7 @@ import io
 import onnx
 from test_onnx_import import segmentation_2d
 
-from czann_ci.format.member_reader import MemberReader
+from czann_ci.format.member_stream import MemberReader
 from czann_ci.format.onnx_outline import KEEP_PAYLOAD_BYTES, Outline, read_outline
 
 

@@ -27,7 +27,7 @@ from czann_ci.format.limits import (
     MODEL_BYTES,
     Limit,
 )
-from czann_ci.format.member_reader import copy_within, open_member, read_within, reporting_damage
+from czann_ci.format.member_stream import copy_within, open_member, read_within, reporting_damage
 from czann_ci.format.strict_json import first_problem, parse_json_object
 from czann_ci.format.zip_directory import (
     MAX_NAME_BYTES,
