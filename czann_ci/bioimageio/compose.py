@@ -21,6 +21,7 @@ from czann_ci.bioimageio.mapping import Interface
 from czann_ci.bioimageio.ops import OpWriter
 from czann_ci.bioimageio.package import BATCH, CHANNEL, Tensor
 from czann_ci.bioimageio.processing import STATISTICS_NOTE, StepContext, bake_steps
+from czann_ci.format.onnx_interface import default_opset
 from czann_ci.naming import unique_name
 from czann_ci.sources.onnx.graph import all_names, all_nodes
 
@@ -53,7 +54,7 @@ def compose(
     """The graph above around ``core`` (which is changed in place and returned), and whether the core's own
     input and output are kept as they are (no step at either end: the core already is ZEN's interface)."""
     model = core.model
-    core_input, core_output, writer = _core_ends(model.graph, _default_opset(model))
+    core_input, core_output, writer = _core_ends(model.graph, default_opset(model) or 0)
     input_context, x = _input_side(writer, core, interface, core_input, where, notes)
     kept_input = _join(model.graph, writer, x, core_input, producer_side=True)
     pre_nodes = list(writer.nodes)
@@ -65,10 +66,6 @@ def compose(
         notes.append(STATISTICS_NOTE.format(steps=", ".join(used)))
     _splice(model.graph, pre_nodes, writer, interface, (core_input, kept_input), (core_output, kept_output))
     return model, kept_input and kept_output
-
-
-def _default_opset(model: onnx.ModelProto) -> int:
-    return next((e.version for e in model.opset_import if e.domain in ("", "ai.onnx")), 0)
 
 
 def _core_ends(

@@ -175,7 +175,7 @@ def _describe(
     import onnx
     from bioimageio.spec.model import v0_5 as m
 
-    from czann_ci.checks.onnx_structure import default_opset
+    from czann_ci.format.onnx_interface import default_opset
 
     documentation = _write_files(root, model_json, model_bytes, info)
     opset = default_opset(onnx.load_model_from_string(model_bytes)) or 12

@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from czann_ci.format.onnx_interface import default_opset
 from czann_ci.sources.onnx.graph import all_nodes
 
 if TYPE_CHECKING:
@@ -297,8 +298,7 @@ def check_converted(model: onnx.ModelProto) -> None:
     """Raise ``UnconvertedOpsError`` when tf2onnx left TensorFlow ops in ``model``."""
     nodes = find_unconverted_nodes(model)
     if nodes:
-        opset = next((i.version for i in model.opset_import if i.domain in ("", "ai.onnx")), 0)
-        raise UnconvertedOpsError(nodes, opset)
+        raise UnconvertedOpsError(nodes, default_opset(model) or 0)
 
 
 _TF2ONNX_UNSUPPORTED = re.compile(
