@@ -255,9 +255,9 @@ def options_sweep(cases: list[tuple[str, Path, Path]], out: Path, rounds: int = 
     """onnxruntime session options, in this process (no peak RSS): every setting once per round, the rounds
     interleaved, the fastest of the rounds kept, so a neighbour's load on a shared machine hits every
     setting alike."""
+    from czann_ci.checks.runtime import SessionSettings
     from czann_ci.inference.model import load_model
     from czann_ci.inference.predict_file import PredictOptions, predict_file
-    from czann_ci.inference.session import SessionSettings
 
     settings = [
         SessionSettings(),

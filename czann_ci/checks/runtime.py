@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from czann_ci.checks.summary import ValidationSummary
 from czann_ci.errors import InvalidModelError, first_line
@@ -46,18 +47,45 @@ def seeded_input(
     return rng.uniform(low, high, size=(1, *shape)).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class SessionSettings:
+    """How a session runs: a conversion's one test tile (OnnxRunner) or many tiles (inference/)."""
+
+    intra_op_threads: int = 0  # 0: onnxruntime's default (one per physical core)
+    graph_optimization: str = "all"  # disable, basic, extended, all
+    memory_arena: bool = True
+    # onnxruntime's memory pattern plans one block for all of a run's activations and keeps it: off, a
+    # 1024 x 1024 tile of the bench detector peaks 70 MB lower at the same speed (bench/README.md)
+    memory_pattern: bool = False
+    batch: int = 1  # tiles per run, when the graph's batch dimension is open
+
+
+_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED"}
+
+
+def onnx_session(model_bytes: bytes, settings: SessionSettings) -> Any:
+    """The one way an onnxruntime session is made (the CPU provider, quiet, the settings' options)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = settings.intra_op_threads
+    options.enable_cpu_mem_arena = settings.memory_arena
+    options.enable_mem_pattern = settings.memory_pattern
+    options.graph_optimization_level = getattr(
+        ort.GraphOptimizationLevel, _LEVELS.get(settings.graph_optimization, "ORT_ENABLE_ALL")
+    )
+    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+
+
 class OnnxRunner:
     """One onnxruntime session on a serialized model, called like a function."""
 
     def __init__(self, model_bytes: bytes) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
         # The arena keeps the activations' memory after a run, while the source model's reference run
         # follows: without it the 30M U-Net's conversion peaks at 1.76 GB instead of 2.03 GB, same time.
-        options.enable_cpu_mem_arena = False
-        self.session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+        # onnxruntime's memory pattern stays on (its default) for this single run.
+        self.session = onnx_session(model_bytes, SessionSettings(memory_arena=False, memory_pattern=True))
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:

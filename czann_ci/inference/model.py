@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from czann_ci.checks.runtime import SessionSettings
 from czann_ci.errors import InvalidModelError, first_line
 from czann_ci.format.archive import read_archive
 from czann_ci.format.kinds import ArchiveKind
 from czann_ci.format.metadata import ModelType
-from czann_ci.inference.session import SessionSettings, make_session
+from czann_ci.inference.session import make_session
 
 if TYPE_CHECKING:
     import numpy as np

@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from czann_ci.checks.runtime import SessionSettings
 from czann_ci.inference.images import open_image
 from czann_ci.inference.model import SEGMENTATION, ZenModel
 from czann_ci.inference.ome_writer import write_ome_tiff
 from czann_ci.inference.overlay import OverlaySketch
 from czann_ci.inference.run import RunStats, iter_bands, label_dtype, labels_of, scaling_warnings
-from czann_ci.inference.session import SessionSettings
 
 
 @dataclass(frozen=True)
