@@ -99,10 +99,13 @@ class _Packed:
 
 
 class _Steps:
-    """Calls ``progress`` at the start of each step and records how long each one took."""
+    """The one clock of a conversion: calls ``progress`` at the start of each step, records how long each
+    one took, and hands that time to ``progress.step_done(message, seconds)`` when the progress has it
+    (the command line and the CI step print it), so a step is never timed twice."""
 
     def __init__(self, progress: Progress | None) -> None:
         self.progress = progress or (lambda message: None)
+        self.done: Callable[[str, float], None] | None = getattr(progress, "step_done", None)
         self.timings: list[tuple[str, float]] = []
         self._current: tuple[str, float] | None = None
 
@@ -116,6 +119,8 @@ class _Steps:
             message, started = self._current
             self.timings.append((message, time.perf_counter() - started))
             self._current = None
+            if self.done is not None:
+                self.done(*self.timings[-1])
 
     def finish(self) -> list[tuple[str, float]]:
         self._close()
@@ -127,31 +132,34 @@ def convert_model(
 ) -> ConversionResult:
     """Convert, check, write and read back; raises CzannError subclasses (nothing is left on failure)."""
     steps = _Steps(progress)
-    steps("checking metadata")
-    plan = options if isinstance(options, ConversionPlan) else make_plan(options)
-    summary = ValidationSummary()
-    summary.extend(plan.metadata_checks)
-    steps(_export_message(plan))
-    exported = source_for(plan).export(plan)
-    summary.extend(exported.checks)
-    from czann_ci.sources.onnx.apply_transforms import apply_onnx_transforms
+    try:
+        steps("checking metadata")
+        plan = options if isinstance(options, ConversionPlan) else make_plan(options)
+        summary = ValidationSummary()
+        summary.extend(plan.metadata_checks)
+        steps(_export_message(plan))
+        exported = source_for(plan).export(plan)
+        summary.extend(exported.checks)
+        from czann_ci.sources.onnx.apply_transforms import apply_onnx_transforms
 
-    apply_onnx_transforms(exported, plan)
-    packed = _pack(exported, plan)
-    declared = plan.target.complete(plan.declared, packed.model)
-    if packed.model is not None:
-        steps("checking the ONNX model")
-        summary.extend(_check_structure(packed, plan, declared))
-        summary.raise_if_failed()
-    fidelity = _run_packed(packed, exported, plan, declared, summary, steps)
-    preview = _preview_outputs(packed, exported, plan, declared, steps)
-    exported.release()
-    steps(f"writing {plan.output}")
-    metadata = plan.target.write(plan.output, packed.payload, declared, plan.license, force=plan.force)
-    steps("reading the archive back")
-    summary.extend(_read_back(plan))
-    _write_preview(plan, declared, preview, steps)
-    return _result(plan, packed, fidelity, metadata, summary, exported.notes, steps.finish())
+        apply_onnx_transforms(exported, plan)
+        packed = _pack(exported, plan)
+        declared = plan.target.complete(plan.declared, packed.model)
+        if packed.model is not None:
+            steps("checking the ONNX model")
+            summary.extend(_check_structure(packed, plan, declared))
+            summary.raise_if_failed()
+        fidelity = _run_packed(packed, exported, plan, declared, summary, steps)
+        preview = _preview_outputs(packed, exported, plan, declared, steps)
+        exported.release()
+        steps(f"writing {plan.output}")
+        metadata = plan.target.write(plan.output, packed.payload, declared, plan.license, force=plan.force)
+        steps("reading the archive back")
+        summary.extend(_read_back(plan))
+        _write_preview(plan, declared, preview, steps)
+        return _result(plan, packed, fidelity, metadata, summary, exported.notes, steps.finish())
+    finally:
+        steps.finish()  # a failed step's time too, before the error is shown
 
 
 def _export_message(plan: ConversionPlan) -> str:

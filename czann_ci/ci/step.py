@@ -47,7 +47,7 @@ from czann_ci.planning.resolve import default_output_name, metadata_of
 from czann_ci.publish.forges import row_of, uses_workflow_commands
 from czann_ci.redaction import short_secret
 from czann_ci.release import MODES as RELEASE_MODES
-from czann_ci.render.progress import TimedProgress
+from czann_ci.render.progress import StepLines
 
 if TYPE_CHECKING:
     from czann_ci.pipeline import ConversionResult
@@ -172,15 +172,12 @@ def _convert(
 def _run_conversion(options: ConvertOptions, console: Console, created: list[Path]) -> ConversionResult:
     from czann_ci.pipeline import convert_model
 
-    progress = TimedProgress(console.line, prefix="")
     with console.group("Convert and validate"):
         try:
-            return convert_model(options, progress=progress)
+            return convert_model(options, progress=StepLines(console.line, prefix=""))
         except BaseException:
             remove_folders(created)  # innermost first; a folder something else wrote into stays
             raise
-        finally:
-            progress.close()
 
 
 def _record_placed(

@@ -66,7 +66,7 @@ from czann_ci.cli.predict import predict
 from czann_ci.cli.run import err, out, report_error, run_command
 from czann_ci.errors import EXIT_CODES, CzannError, UsageError
 from czann_ci.plan import DEFAULT_ATOL
-from czann_ci.render.progress import TimedProgress
+from czann_ci.render.progress import StepLines
 
 EXIT_HELP = "Exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items()) + "."
 
@@ -185,7 +185,6 @@ class _progress:
     def __init__(self, *, quiet: bool) -> None:
         self.quiet = quiet
         self.status: Any = None
-        self.lines = TimedProgress(lambda line: err.print(f"[dim]{escape(line)}[/]", highlight=False))
 
     def __enter__(self) -> Callable[[str], None]:
         if self.quiet:
@@ -193,18 +192,14 @@ class _progress:
         if err.is_terminal:
             self.status = err.status("starting")
             self.status.__enter__()
-
-        def step(message: str) -> None:
-            self.lines(message)
-            if self.status is not None:
-                self.status.update(message)
-
-        return step
+        return StepLines(
+            lambda line: err.print(f"[dim]{escape(line)}[/]", highlight=False),
+            on_start=self.status.update if self.status is not None else None,
+        )
 
     def __exit__(self, *exc: object) -> None:
         if self.status is not None:
             self.status.__exit__(*exc)
-        self.lines.close()
 
 
 @app.command(epilog=EXIT_HELP)

@@ -1,26 +1,31 @@
-"""Progress lines that end with how long their step took: ``- converting ... (2.31 s)``."""
+"""Progress lines that end with how long their step took: ``- converting ...: 2.31 s``.
+
+The pipeline's clock measures each step (pipeline._Steps) and hands the time over here; nothing here
+times anything again."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 
-class TimedProgress:
-    """Called with a message when a step starts; emits the previous step's line, with its time, then."""
+class StepLines:
+    """A conversion's progress: called with a message when a step starts, and with the step's time when it
+    is done (``step_done``), which emits its line."""
 
-    def __init__(self, emit: Callable[[str], None], prefix: str = "- ") -> None:
+    def __init__(
+        self,
+        emit: Callable[[str], None],
+        prefix: str = "- ",
+        on_start: Callable[[str], None] | None = None,  # e.g. a spinner's status
+    ) -> None:
         self.emit = emit
         self.prefix = prefix
-        self._current: tuple[str, float] | None = None
+        self.on_start = on_start
 
     def __call__(self, message: str) -> None:
-        self.close()
-        self._current = (message, time.perf_counter())
+        """A step starts: its line is written once it is done, with its time."""
+        if self.on_start is not None:
+            self.on_start(message)
 
-    def close(self) -> None:
-        """Emit the step in progress, if any (call once the work is over, whether it succeeded or not)."""
-        if self._current is not None:
-            message, started = self._current
-            self.emit(f"{self.prefix}{message}: {time.perf_counter() - started:.2f} s")
-            self._current = None
+    def step_done(self, message: str, seconds: float) -> None:
+        self.emit(f"{self.prefix}{message}: {seconds:.2f} s")
