@@ -21,7 +21,8 @@ from packaging.markers import Marker
 from packaging.utils import parse_wheel_filename
 from ruamel.yaml import YAML  # installed with check-jsonschema (the test extra)
 
-from czann_ci import __version__, action
+from czann_ci import __version__
+from czann_ci.ci import step_inputs
 
 REPO = Path(__file__).resolve().parents[1]
 SELECT_IMAGE = REPO / "action" / "select-image"
@@ -363,7 +364,7 @@ def test_the_component_has_the_actions_inputs_and_defaults() -> None:
     inputs = spec["spec"]["inputs"]
     action_inputs = load_yaml(REPO / "action.yml")["inputs"]
     # GitLab publishes with CI_JOB_TOKEN / CZANN_TOKEN and its own API URL; it has no draft releases
-    shared = set(action.INPUT_NAMES) - {"token", "api-url", "draft", "prerelease"}
+    shared = set(step_inputs.INPUT_NAMES) - {"token", "api-url", "draft", "prerelease"}
     assert set(inputs) == shared | {"job-name", "stage", "image"}
     for name in shared:
         default = inputs[name].get("default", None)
