@@ -19,11 +19,14 @@ import onnx
 import pytest
 from forge_server import ForgeSetup
 from model_factory import write_json
+from ruamel.yaml import YAML
 from test_action_release import OUTPUT_RE
 from test_evaluate import FINDS_ALL, MISSES_DIM, SEG_META, TILE, misses_dim_expected, nuclei, threshold_graph
 from test_evaluate import write_png as write_image
 
 from czann_ci.ci.step import run_action
+
+ACTION_YML = Path(__file__).resolve().parents[1] / "action.yml"
 
 pytest.importorskip("skimage", reason="pip install -e '.[images]'")
 
@@ -384,6 +387,26 @@ def test_bad_gate_inputs_are_one_line_and_nothing_is_sent(
     log = capsys.readouterr().out
     assert message in log and "Traceback" not in log
     assert forge.server.requests_seen == []
+
+
+def test_every_default_of_action_yml_without_eval_images_is_no_gate(
+    forge: ForgeSetup, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GitHub (and the GitLab component) pass every input's default, max-score-drop 0.02 and
+    allow-score-drop false among them: that is not asking for a gate, only a changed value is."""
+    defaults = {
+        name: str(spec["default"])
+        for name, spec in YAML(typ="safe").load(ACTION_YML.read_text())["inputs"].items()
+        if "default" in spec and spec["default"] != ""
+    }
+    assert {"max-score-drop", "allow-score-drop"} <= set(defaults)
+    repo = Repo(forge, "github", tmp_path)
+    ws = repo.checkout(FINDS_ALL, images="none")
+    given = {**defaults, "mode": "validate", "model": "models/nuclei.onnx", "metadata": "models/nuclei.json"}
+    assert run_action(repo.env(ws, SHA["a"], **given)) == 0, capsys.readouterr().out
+    asked = repo.env(ws, SHA["a"], **{**given, "allow-score-drop": "true"})
+    assert run_action(asked) == 2
+    assert "allow-score-drop: is set but eval-images is empty" in capsys.readouterr().out
 
 
 def test_validate_mode_reports_the_score_and_gates_only_with_min_score(

@@ -41,11 +41,16 @@ def read_gate(reader: InputReader, rule: PathRule, mode: str) -> GateRequest | N
 
     images_text, labels_text = reader.text("eval-images"), reader.text("eval-labels")
     if not images_text:
-        for name in ("eval-labels", "eval-label-values", "min-score", "max-score-drop", "allow-score-drop"):
-            if reader.text(name):
-                raise UsageError(
-                    "is set but eval-images is empty: name the images to evaluate on", field=name
-                )
+        # action.yml and the GitLab component pass every input's default, so a default is not "set".
+        asked = {
+            "eval-labels": bool(labels_text),
+            "eval-label-values": bool(reader.text("eval-label-values")),
+            "min-score": bool(reader.text("min-score")),
+            "max-score-drop": _fraction(reader, "max-score-drop") not in (None, DEFAULT_MAX_DROP),
+            "allow-score-drop": reader.boolean("allow-score-drop"),
+        }
+        for name in (name for name, set_ in asked.items() if set_):
+            raise UsageError("is set but eval-images is empty: name the images to evaluate on", field=name)
         return None
     min_score = _fraction(reader, "min-score")
     max_drop = _fraction(reader, "max-score-drop")
