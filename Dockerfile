@@ -79,15 +79,21 @@ COPY requirements/full.lock /src/requirements/full.lock
 # libraries; dropping both keeps the image about 0.5 GB smaller and changes nothing at run time.
 # TensorFlow also requires libclang (62 MB), which nothing imports (only its own bindings load it),
 # and Keras ships its unit tests beside its modules (*_test.py, 12 MB). pylibCZIrw (the images extra)
-# requires cmake (86 MB), which nothing here runs or imports.
+# requires cmake (86 MB), which nothing here runs or imports; scikit-image requires networkx (for
+# skimage.graph) and ships sample images (skimage/data), neither of which czann predict or evaluate loads
+# (checked: networkx is not in sys.modules after an evaluation). The other wheels' shared libraries are
+# stripped too (scipy, numpy, h5py: 14 MB of symbols), but not the libraries auditwheel vendored into
+# *.libs/, which patchelf rewrote (stripped, numpy's OpenBLAS no longer loads). That keeps the full
+# image under its 1.3 GB budget with the images extra in it.
 RUN /opt/build/bin/pip --python /opt/czann/bin/python install --require-hashes --no-deps \
       -r /src/requirements/full.lock \
  && sh -c "$CZANN_PRUNE" \
  && site=/opt/czann/lib/python3.11/site-packages \
- && rm -rf "$site/tensorflow/include" "$site/clang" "$site/cmake" \
+ && rm -rf "$site/tensorflow/include" "$site/clang" "$site/cmake" "$site/networkx" \
+ && find "$site/skimage/data" -type f ! -name "*.py" -delete \
  && rm -f /opt/czann/bin/cmake /opt/czann/bin/ccmake /opt/czann/bin/cpack /opt/czann/bin/ctest \
  && find "$site/keras" \( -name '*_test.py' -o -name '*_test.cpython-*.pyc' \) -delete \
- && find "$site/tensorflow" -name '*.so*' -type f -exec strip --strip-unneeded {} +
+ && find "$site" -name '*.so*' -type f -not -path '*.libs/*' -exec strip --strip-unneeded {} +
 COPY --from=wheel /wheels /wheels
 RUN /opt/build/bin/pip --python /opt/czann/bin/python install --no-deps /wheels/*.whl
 

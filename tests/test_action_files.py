@@ -11,11 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer.main
 from packaging.requirements import Requirement  # pytest depends on packaging
 from packaging.utils import canonicalize_name
 from ruamel.yaml import YAML  # installed with check-jsonschema (the test extra)
 
 from czann_ci.ci import step_inputs, step_result
+from czann_ci.cli import app as cli_app
 
 REPO = Path(__file__).resolve().parents[1]
 ACTION_YML = REPO / "action.yml"
@@ -223,6 +225,11 @@ def test_entrypoint_is_bash_and_execs_the_action() -> None:
     assert text.startswith("#!/bin/bash\n")
     assert entrypoint.stat().st_mode & 0o111
     assert 'exec /opt/czann/bin/czann action "$@"' in text
+    # every czann command passes straight through (`docker run IMAGE predict ...`), not into the action
+    passed = re.search(r"^  ([a-z| -]+)\)$", text, re.M)
+    assert passed, text
+    commands = set(typer.main.get_command(cli_app).commands)
+    assert {word.strip() for word in passed.group(1).split("|")} - {"--help", "--version"} == commands
     check("bash", "-n", str(entrypoint))
     for script in (REPO / "tests" / "container").glob("*.sh"):
         check("bash", "-n", str(script))

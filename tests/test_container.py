@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 from docker_harness import (
     Engine,
@@ -246,8 +248,9 @@ def test_full_image_publishes_the_example_model_like_github(
 
     out = github_run.outputs()
     assert out["czann-path"] == "dist/nuclei-1.4.0.czann"
-    # INPUT_ZEN-BLUE reached the step (a dash entrypoint would drop it): 3.10 reads spec 1.1.0 at most
-    assert (out["spec-version"], out["zen-blue-min"], out["zen-core-min"]) == ("1.1.0", "3.5", "3.4")
+    # INPUT_ZEN-BLUE reached the step (a dash entrypoint would drop it): 3.10 reads spec 1.1.0 at most, and a
+    # 1.1.0 file with 2-item Scaling is byte for byte a 2.0.0 one too (docs/reference/formats.md)
+    assert (out["spec-version"], out["zen-blue-min"], out["zen-core-min"]) == ("1.1.0 or 2.0.0", "3.5", "3.4")
     assert out["upload-result"] == "uploaded"
     assert float(out["max-abs-diff"]) <= 1e-4
     local = github_run.workspace / out["czann-path"]
@@ -296,6 +299,49 @@ def test_full_image_reports_usage_errors_with_exit_2(
     assert "Traceback" not in done.stdout + done.stderr
 
 
+def package_the_example(engine: Engine, images: dict[str, str], data: Path) -> Path:
+    """``data`` holding models/ and nuclei.czann, the full image's conversion of the example (package
+    mode, no network)."""
+    (data / "models").mkdir(parents=True)
+    for name in ("nuclei.keras", "nuclei.json"):
+        shutil.copy(EXAMPLE / name, data / "models" / name)
+    packaged = engine.docker(
+        "run", "--rm", "--network", "none", "--workdir", "/data", "-v", f"{data}:/data",
+        "-e", "GITHUB_WORKSPACE=/data", "-e", "INPUT_MODEL=models/nuclei.keras",
+        "-e", "INPUT_METADATA=models/nuclei.json", "-e", "INPUT_OUTPUT=nuclei.czann", images["full"],
+    )  # fmt: skip
+    assert (data / "nuclei.czann").is_file(), packaged.stdout
+    return data
+
+
+def test_full_image_predicts_and_evaluates_a_czi_as_the_library_does(
+    engine: Engine, images: dict[str, str], tmp_path: Path
+) -> None:
+    """The images extra in the full image (pylibCZIrw, cztile, scikit-image; networkx and the .so symbols
+    pruned): the same evaluation JSON as this checkout's own `czann evaluate` on the same files."""
+    from image_factory import nuclei, write_czi, write_png
+
+    data = package_the_example(engine, images, tmp_path / "data")
+    intensity, labels = nuclei(600, 500, seed=3)
+    bgr = np.repeat(np.round(intensity * 255).astype(np.uint8)[:, :, None], 3, axis=2)
+    write_czi(data / "cells.czi", {(0, 0): bgr}, pixel_size=3.25e-7)
+    write_png(data / "cells_labels.png", labels)
+    run = ["run", "--rm", "--network", "none", "--workdir", "/data", "-v", f"{data}:/data", images["full"]]
+    predicted = json.loads(
+        engine.docker(*run, "predict", "nuclei.czann", "cells.czi", "-o", "cells.ome.tiff", "--json").stdout
+    )
+    (image,) = predicted["images"]
+    assert (data / "cells.ome.tiff").is_file() and image["shape"] == [600, 500] and image["tiles"] > 1
+    evaluate = ["evaluate", "nuclei.czann", "--images", "cells.czi", "--labels", "cells_labels.png", "--json"]
+    inside = json.loads(engine.docker(*run, *evaluate).stdout)
+    here = subprocess.run(
+        [sys.executable, "-m", "czann_ci", *evaluate], cwd=data, capture_output=True, text=True, check=True
+    )
+    outside = json.loads(here.stdout)
+    assert 0.0 <= inside["score"] <= 1.0
+    assert inside["score"] == outside["score"] and inside["metrics"] == outside["metrics"]
+
+
 def test_slim_image_validates_inspects_and_converts_onnx_without_tensorflow(
     engine: Engine, images: dict[str, str], tmp_path: Path
 ) -> None:
@@ -315,18 +361,7 @@ def test_slim_image_validates_inspects_and_converts_onnx_without_tensorflow(
     assert found[:3] == ["dpkg", "bash", "tar"] and "python3.11=installed" in found, found
     assert not {"perl-base=installed", "apt=installed"} & set(found), found
 
-    # a .czann from the full image's conversion of the example (package mode, no network)
-    data = tmp_path / "data"
-    (data / "models").mkdir(parents=True)
-    for name in ("nuclei.keras", "nuclei.json"):
-        shutil.copy(EXAMPLE / name, data / "models" / name)
-    packaged = engine.docker(
-        "run", "--rm", "--network", "none", "--workdir", "/data", "-v", f"{data}:/data",
-        "-e", "GITHUB_WORKSPACE=/data", "-e", "INPUT_MODEL=models/nuclei.keras",
-        "-e", "INPUT_METADATA=models/nuclei.json", "-e", "INPUT_OUTPUT=nuclei.czann", images["full"],
-    )  # fmt: skip
-    assert (data / "nuclei.czann").is_file(), packaged.stdout
-
+    data = package_the_example(engine, images, tmp_path / "data")
     run = ["run", "--rm", "--network", "none", "--workdir", "/data", "-v", f"{data}:/data", slim]
     assert "valid" in engine.docker(*run, "validate", "nuclei.czann").stdout
     inspected = engine.docker(*run, "inspect", "nuclei.czann").stdout
@@ -560,7 +595,11 @@ def test_a_clean_engine_pulls_the_release_and_runs_it_as_githubs_docker_action(
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     out = github_run.outputs()
     assert out["czann-path"] == "dist/nuclei-dev-0123456.czann"
-    assert (out["spec-version"], out["zen-blue-min"], out["upload-result"]) == ("1.1.0", "3.5", "none")
+    assert (out["spec-version"], out["zen-blue-min"], out["upload-result"]) == (
+        "1.1.0 or 2.0.0",
+        "3.5",
+        "none",
+    )
     local = github_run.workspace / out["czann-path"]
     assert sha256_of(local.read_bytes()) == out["sha256"]
     assert (local.stat().st_uid, local.stat().st_gid) == (WORKSPACE_UID, WORKSPACE_GID)
