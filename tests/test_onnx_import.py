@@ -683,3 +683,50 @@ def test_opset_conversion_tile_over_the_limit_is_refused(monkeypatch: pytest.Mon
     )
     monkeypatch.setenv("CZANN_MAX_INPUT_ELEMENTS", "192")  # at the limit: converted
     assert _prepare_2d(segmentation_2d(13)).opset == 12
+
+
+def test_default_opset_has_one_answer_as_onnx_defines_it() -> None:
+    """One rule for every caller (checks, inspection, the ONNX source): the imported default-domain opset;
+    1 only where ONNX implies it (IR 1-2 with no import at all; the checker refuses that from IR 3 on);
+    None for a model that imports other domains only, which the source then declares at the target."""
+    from czann_ci.format.onnx_interface import default_opset as format_default_opset
+
+    ai_onnx = helper.make_model(
+        helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [_value("x")], [_value("y")]),
+        opset_imports=[helper.make_opsetid("ai.onnx", 13)],
+    )
+    assert format_default_opset(ai_onnx) == 13
+    other_only = helper.make_model(
+        helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [_value("x")], [_value("y")]),
+        opset_imports=[helper.make_opsetid("ai.onnx.ml", 3)],
+    )
+    assert format_default_opset(other_only) is None
+    del other_only.opset_import[:]
+    with pytest.raises(onnx.checker.ValidationError, match="must specify opset_import"):
+        onnx.checker.check_model(other_only)
+    other_only.ir_version = 2
+    onnx.checker.check_model(other_only)  # ONNX's implied opset 1
+    assert format_default_opset(other_only) == 1
+
+
+def test_a_model_without_a_default_opset_is_declared_at_the_target() -> None:
+    graph = helper.make_graph([], "g", [_value("x", [1, 4, 4, 1])], [_value("x", [1, 4, 4, 1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("ai.onnx.ml", 3)])
+    prepared = prepare_onnx_model(
+        model,
+        base_dir=None,
+        input_shape=(4, 4, 1),
+        output_shape=(4, 4, 1),
+        target_opset=12,
+        accepted_opsets=(12, 17),
+        input_layout="nhwc",
+        output_layout="nhwc",
+        check=False,  # the checker itself refuses it from IR 3 on; the caller's full check judges it
+    )
+    assert prepared.opset == 12
+    assert default_opset(prepared.model) == 12
+    assert any("declared opset 12" in note for note in prepared.notes)
+
+
+def _value(name: str, shape: list[int] | None = None) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape or [1])

@@ -29,9 +29,14 @@ def graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
 
 
 def default_opset(model: onnx.ModelProto) -> int | None:
+    """The default-domain opset the model imports. ONNX implies opset 1 only for a model of IR version 1 or
+    2 that imports no opset at all (from IR 3 on an import is required: the checker refuses an empty
+    list); a model that imports other domains only has no default opset: None."""
     for entry in model.opset_import:
         if entry.domain in DEFAULT_DOMAINS:
             return entry.version
+    if not model.opset_import and model.ir_version < 3:
+        return 1
     return None
 
 

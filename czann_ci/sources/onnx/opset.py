@@ -12,8 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from czann_ci.errors import ConversionError, first_line
-from czann_ci.format.onnx_interface import DEFAULT_DOMAINS
-from czann_ci.format.onnx_interface import default_opset as declared_opset
+from czann_ci.format.onnx_interface import DEFAULT_DOMAINS, default_opset
 from czann_ci.naming import unique_name
 from czann_ci.sources.onnx.graph import (
     all_names,
@@ -29,11 +28,6 @@ if TYPE_CHECKING:
 
 # Opset conversion must not move any output by more than this.
 CONVERSION_ATOL = 1e-5
-
-
-def default_opset(model: onnx.ModelProto) -> int:
-    """The model's default-domain opset; 1 when it imports none (ONNX's own default)."""
-    return declared_opset(model) or 1
 
 
 def convert_opset(
@@ -171,13 +165,13 @@ def _downgrade_opset(model: onnx.ModelProto, target: int) -> onnx.ModelProto:
     rewritten: list[onnx.NodeProto] = []
     for node in lowered.graph.node:
         moved_at = _AXES_BECAME_INPUT.get(node.op_type)
-        if moved_at is not None and target < moved_at <= default_opset(model):
+        if moved_at is not None and target < moved_at <= (default_opset(model) or 0):
             _axes_input_to_attribute(node, constants)
         elif node.op_type == "Split" and target < 13 and len(node.input) > 1:
             _split_input_to_attribute(node, constants)
         if node.op_type == "Split" and target < 18:
             _drop_attribute(node, "num_outputs")  # older Split splits equally into its outputs
-        if node.op_type in _SOFTMAX_FAMILY and target < 13 <= default_opset(model):
+        if node.op_type in _SOFTMAX_FAMILY and target < 13 <= (default_opset(model) or 0):
             rewritten.extend(_softmax_on_last_axis(node, ranks, taken))
             continue
         rewritten.append(node)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from czann_ci.errors import InvalidModelError, UsageError, first_line
+from czann_ci.format.onnx_interface import default_opset
 from czann_ci.sources.onnx.external_data import (
     MAX_SINGLE_FILE_BYTES,
     check_single_file_size,
@@ -51,7 +52,7 @@ from czann_ci.sources.onnx.layout import (
     resolve_layout,
     seeded_tile,
 )
-from czann_ci.sources.onnx.opset import convert_opset, default_opset
+from czann_ci.sources.onnx.opset import convert_opset
 
 if TYPE_CHECKING:
     import numpy as np
@@ -153,6 +154,12 @@ def prepare_onnx_model(
         original, input_shape, output_shape, input_layout, output_layout, where
     )
     opset = default_opset(original)
+    if opset is None:  # no default-domain import, so no default-domain operator: nothing to convert
+        from onnx.helper import make_opsetid
+
+        original.opset_import.append(make_opsetid("", target_opset))
+        notes.append(f"declared opset {target_opset}: the model imported no default-domain opset")
+        opset = target_opset
     low, high = accepted_opsets
     convert = not low <= opset <= high
     changes_numbers = (
