@@ -48,7 +48,12 @@ def missing_extra(what: str, extra: str) -> UsageError:
     return UsageError(f"{what} need the {extra} extra: {install_hint(extra)}")
 
 
+def require_module(what: str, extra: str, module: str) -> None:
+    """Raise ``missing_extra`` unless ``module`` (``extra``'s) can be imported (checked without importing it)."""
+    if importlib.util.find_spec(module) is None:
+        raise missing_extra(what, extra)
+
+
 def require_tensorflow(what: str) -> None:
     """Raise ``missing_extra`` unless TensorFlow can be imported (checked without importing it)."""
-    if importlib.util.find_spec("tensorflow") is None:
-        raise missing_extra(what, "tensorflow")
+    require_module(what, "tensorflow", "tensorflow")

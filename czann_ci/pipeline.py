@@ -24,9 +24,10 @@ from czann_ci.format.archive import sha256_file
 from czann_ci.format.onnx_interface import default_opset
 from czann_ci.format.specs import SpecStory, spec_story
 from czann_ci.format.targets import Declared
-from czann_ci.plan import ConversionPlan, ConvertOptions, ModelFormat, PayloadKind
+from czann_ci.plan import ConversionPlan, ConvertOptions, PayloadKind
 from czann_ci.planning.make import make_plan
 from czann_ci.sources.base import Exported, Runner, source_for
+from czann_ci.sources.registry import row_for
 
 if TYPE_CHECKING:
     import onnx
@@ -164,9 +165,9 @@ def convert_model(
 
 def _export_message(plan: ConversionPlan) -> str:
     if plan.payload is PayloadKind.SAVEDMODEL:
-        return f"exporting the {plan.model_format.value} model as a SavedModel"
-    opset = "" if plan.model_format is ModelFormat.ONNX else f" (opset {plan.opset})"
-    return f"converting the {plan.model_format.value} model to ONNX{opset}"
+        return f"exporting the {plan.model_format} model as a SavedModel"
+    opset = "" if row_for(plan.model_format).is_onnx else f" (opset {plan.opset})"
+    return f"converting the {plan.model_format} model to ONNX{opset}"
 
 
 def _pack(exported: Exported, plan: ConversionPlan) -> _Packed:

@@ -23,22 +23,6 @@ from czann_ci.format.specs import (
 from czann_ci.format.targets import Declared, Target
 
 
-class ModelFormat(str, Enum):
-    """The kinds of model a conversion starts from."""
-
-    KERAS = "keras"
-    H5 = "h5"
-    SAVEDMODEL = "savedmodel"
-    ONNX = "onnx"
-    TORCH = "torch"
-    BIOIMAGEIO = "bioimageio"  # a bioimage.io model package (it carries its own metadata)
-    ARCHIVE = "archive"  # a .czann whose model member is a zipped SavedModel (czmodel 5.x's fallback)
-
-    @property
-    def needs_tensorflow(self) -> bool:
-        return self in (ModelFormat.KERAS, ModelFormat.H5, ModelFormat.SAVEDMODEL, ModelFormat.ARCHIVE)
-
-
 class PayloadKind(str, Enum):
     """What ``model.model`` holds."""
 
@@ -56,7 +40,6 @@ def is_tolerance(value: float) -> bool:
 
 
 OUTPUT_FORMATS = tuple(f.value for f in OutputFormat)
-MODEL_FORMATS = tuple(f.value for f in ModelFormat)
 
 
 @dataclass
@@ -115,7 +98,7 @@ class TransformStep:
 class ConversionPlan:
     metadata: MetadataFile
     model: Path | Any
-    model_format: ModelFormat
+    model_format: str  # a source's format (sources/registry.py: its row)
     payload: PayloadKind
     target: Target
     declared: Declared
@@ -167,7 +150,7 @@ class ConversionPlan:
     def as_dict(self) -> dict[str, Any]:
         return {
             "metadata": {"path": str(self.metadata.path), "kind": self.metadata.kind.value},
-            "source": {"model": self.where, "format": self.model_format.value, "payload": self.payload.value},
+            "source": {"model": self.where, "format": self.model_format, "payload": self.payload.value},
             "target": {
                 "format": self.target.format.value,
                 "spec": self.story.label,

@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from czann_ci.bioimageio.package import Package
     from czann_ci.bioimageio.weights import CoreSource
     from czann_ci.checks.fidelity import FidelityResult
+    from czann_ci.format.metadata import MetadataFile
     from czann_ci.format.specs import FormatSpec
+    from czann_ci.plan import ConvertOptions
     from czann_ci.sources.onnx.prepare import PreparedOnnx
 
 
@@ -207,3 +209,31 @@ def _test_sizes(interface: Interface) -> list[int]:
     if len(shape) != len(ids):
         return interface.spatial_dims
     return [int(shape[ids.index(a)]) for a in interface.spatial]
+
+
+def package_metadata(package: Path, options: ConvertOptions) -> tuple[MetadataFile, list[str]]:
+    """The package's own description as model.json fields (a conversion's metadata); ``--meta`` fields
+    override single ones."""
+    from czann_ci.errors import UsageError
+    from czann_ci.format.kinds import MetadataKind
+    from czann_ci.format.metadata import MetadataFile, read_json_object
+
+    overrides = None
+    if isinstance(options.meta, MetadataFile):
+        overrides = options.meta.model_json or {}
+    elif options.meta is not None:
+        overrides = read_json_object(Path(options.meta))
+    interface = bioimageio_interface(
+        package,
+        spatial_dims=options.spatial_dims,
+        classes=options.classes,
+        model_type=options.model_type,
+        overrides=overrides,
+    )
+    if options.bgr_to_rgb and interface.bgr_to_rgb:
+        raise UsageError(
+            "the package names its input channels RGB, so the BGR -> RGB swap is already baked in: drop --bgr-to-rgb",
+            file=str(package),
+        )
+    meta = MetadataFile(path=package, kind=MetadataKind.MODEL_JSON, model_json=dict(interface.model_json))
+    return meta, list(interface.notes)

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from czann_ci.bioimageio.package import is_package_path
 from czann_ci.ci.gate import GATE_INPUT_NAMES, read_comment, read_gate
 from czann_ci.ci.input_reader import TRUE_SPELLINGS, InputReader
 from czann_ci.ci.paths import PathRule
@@ -19,6 +18,7 @@ from czann_ci.publish.models import OVERWRITE_MODES
 from czann_ci.redaction import short_secret
 from czann_ci.release import MODES as RELEASE_MODES
 from czann_ci.release.forge import check_release_access
+from czann_ci.sources.registry import carries_metadata, self_describing
 from czann_ci.versions import BUMP_CHOICES, DEFAULT_INITIAL_VERSION, parse_version, require_version
 
 if TYPE_CHECKING:
@@ -152,9 +152,9 @@ def _read_conversion(reader: InputReader, ctx: CiContext) -> tuple[ConvertOption
     rule = path_rule(reader, ctx)
     model = _optional_existing(reader, rule, "model")
     metadata = _optional_existing(reader, rule, "metadata")
-    if metadata is None and not (model is not None and is_package_path(model)):
+    if metadata is None and not (model is not None and carries_metadata(model)):
         raise UsageError(
-            "is required: the path of the metadata JSON (only a bioimage.io package as model needs none)",
+            f"is required: the path of the metadata JSON (only {self_describing()} as model needs none)",
             field="metadata",
         )
     license_file = _optional_existing(reader, rule, "license")

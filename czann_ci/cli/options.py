@@ -10,6 +10,7 @@ import typer
 from czann_ci.errors import UsageError
 from czann_ci.format.metadata import COLOR_HANDLINGS, PIXEL_TYPES
 from czann_ci.format.specs import default_opsets_text, savedmodel_spec, spec_versions_text
+from czann_ci.sources.registry import either, formats, model_help
 
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.", envvar="CZANN_DEBUG")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable result on stdout.")]
@@ -18,10 +19,7 @@ ZenCore = Annotated[str | None, typer.Option("--zen-core", metavar="X.Y", help="
 
 ModelArg = Annotated[
     Path | None,
-    typer.Argument(
-        help="A .keras or .h5 file, a SavedModel folder, an .onnx file or a bioimage.io package (omit with a "
-        "conversion spec)."
-    ),
+    typer.Argument(help=f"The model: {model_help()} (omit with a conversion spec)."),
 ]
 MetaOpt = Annotated[
     Path | None,
@@ -73,7 +71,7 @@ SigmoidOpt = Annotated[
 AtolOpt = Annotated[float, typer.Option("--atol", help="Largest accepted source-vs-ONNX difference.")]
 ModelFormatOpt = Annotated[
     str | None,
-    typer.Option("--model-format", help="keras, h5, savedmodel, onnx or torch (default: from the path)."),
+    typer.Option("--model-format", help=f"{either(formats())} (default: from the path)."),
 ]
 InputLayoutOpt = Annotated[
     str | None, typer.Option("--input-layout", help="ONNX input layout: nhwc, nchw, ndhwc, ncdhw.")

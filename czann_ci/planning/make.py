@@ -13,7 +13,7 @@ from czann_ci.checks.rules import check_metadata_rules
 from czann_ci.checks.schema import check_schema
 from czann_ci.checks.summary import ValidationSummary
 from czann_ci.errors import InvalidModelError, UsageError
-from czann_ci.extras import require_tensorflow
+from czann_ci.extras import require_module
 from czann_ci.format.archive import refuse_existing_output, refuse_large_license
 from czann_ci.format.kinds import OutputFormat
 from czann_ci.format.metadata import MetadataFile
@@ -29,18 +29,17 @@ from czann_ci.format.specs import (
 from czann_ci.format.targets import Declared, target_for
 from czann_ci.plan import (
     LAYOUTS,
-    MODEL_FORMATS,
     OUTPUT_FORMATS,
     AppliedAs,
     ConversionPlan,
     ConvertOptions,
-    ModelFormat,
     PayloadKind,
     Transform,
     TransformStep,
     is_tolerance,
 )
 from czann_ci.planning.resolve import default_output_name, resolve_inputs
+from czann_ci.sources.registry import SourceRow, either, formats, row_for, rows
 
 
 def make_plan(options: ConvertOptions) -> ConversionPlan:
@@ -49,10 +48,10 @@ def make_plan(options: ConvertOptions) -> ConversionPlan:
     _check_savedmodel_options(options)
     _check_preview_options(options)
     meta, model, model_format, license_file, notes = resolve_inputs(options)
-    _check_payload_source(options, model_format)
-    if model_format.needs_tensorflow:  # before any work, and without importing it
-        saved = model_format in (ModelFormat.SAVEDMODEL, ModelFormat.ARCHIVE)
-        require_tensorflow("SavedModels" if saved else "Keras models")
+    row = row_for(model_format)
+    _check_payload_source(options, row)
+    if row.extra is not None and row.extra_module is not None:  # before any work, and without importing it
+        require_module(row.plural, row.extra, row.extra_module)
     out_format = OutputFormat(options.out_format) if options.out_format else _default_format(meta)
     spec = _choose_spec(options, out_format)
     target = target_for(
@@ -65,8 +64,8 @@ def make_plan(options: ConvertOptions) -> ConversionPlan:
     checks = _check_declared(declared, spec, meta)
     _check_limits(options, declared, meta, license_file)
     _check_spatial_dims(options, declared, meta)
-    _check_sigmoid_to_softmax(options, declared, meta, model, model_format)
-    spatial_dims = _spatial_dims(options, declared, out_format, model, model_format)
+    _check_sigmoid_to_softmax(options, declared, meta, model, row)
+    spatial_dims = _spatial_dims(options, declared, out_format, model, row)
     return ConversionPlan(
         metadata=meta,
         model=model,
@@ -78,7 +77,7 @@ def make_plan(options: ConvertOptions) -> ConversionPlan:
         accepted_opsets=(opset, opset) if options.opset else spec.accepted_opsets or (opset, opset),
         output=output,
         license=license_file,
-        transforms=_transforms(options, model_format),
+        transforms=_transforms(options, row),
         spatial_dims=spatial_dims,
         input_layout=options.input_layout,
         output_layout=options.output_layout,
@@ -102,7 +101,7 @@ def make_plan(options: ConvertOptions) -> ConversionPlan:
 def _check_choices(options: ConvertOptions) -> None:
     for flag, value, allowed in (
         ("--format", options.out_format, OUTPUT_FORMATS),
-        ("--model-format", options.model_format, MODEL_FORMATS),
+        ("--model-format", options.model_format, formats()),
         ("--input-layout", options.input_layout, LAYOUTS),
         ("--output-layout", options.output_layout, LAYOUTS),
     ):
@@ -142,18 +141,21 @@ def _check_preview_options(options: ConvertOptions) -> None:
     refuse_existing_output(Path(options.preview), force=options.force)
 
 
-def _check_payload_source(options: ConvertOptions, model_format: ModelFormat) -> None:
+def _check_payload_source(options: ConvertOptions, row: SourceRow) -> None:
     if not options.savedmodel:
         return
-    if model_format is ModelFormat.SAVEDMODEL and (
-        options.bgr_to_rgb or options.sigmoid_to_softmax or options.spatial_dims
+    if (
+        row.packs_savedmodel
+        and not row.applies_transforms
+        and (options.bgr_to_rgb or options.sigmoid_to_softmax or options.spatial_dims)
     ):
         raise UsageError(
-            "a SavedModel is packed as it is: --bgr-to-rgb, --sigmoid-to-softmax and --spatial-dims need a Keras model"
+            f"{row.noun} is packed as it is: --bgr-to-rgb, --sigmoid-to-softmax and --spatial-dims need "
+            f"{either(r.noun for r in rows() if r.packs_savedmodel and r.applies_transforms)}"
         )
-    if model_format not in (ModelFormat.KERAS, ModelFormat.H5, ModelFormat.SAVEDMODEL):
+    if not row.packs_savedmodel:
         raise UsageError(
-            f"--savedmodel needs a Keras model or a SavedModel folder, not a {model_format.value} model"
+            f"--savedmodel needs {either(r.noun for r in rows() if r.packs_savedmodel)}, not a {row.format} model"
         )
 
 
@@ -252,7 +254,7 @@ def _check_sigmoid_to_softmax(
     declared: Declared,
     meta: MetadataFile,
     model: Path | Any,
-    model_format: ModelFormat,
+    row: SourceRow,
 ) -> None:
     """The transform makes [p, 1 - p] of a 1-channel output: refused now when the metadata or the saved
     Keras config says otherwise, not after the export (an ONNX source's edit refuses it in a moment)."""
@@ -265,10 +267,8 @@ def _check_sigmoid_to_softmax(
             file=str(meta.path),
             field="OutputShape",
         )
-    if model_format in (ModelFormat.KERAS, ModelFormat.H5) and isinstance(model, Path):
-        from czann_ci.sources.tensorflow.keras_config import saved_output
-
-        found = saved_output(model)
+    if isinstance(model, Path):
+        found = row.saved("output", model)
         if found is not None and found[1] != 1:
             name, channels = found
             raise UsageError(
@@ -283,7 +283,7 @@ def _spatial_dims(
     declared: Declared,
     out_format: OutputFormat,
     model: Path | Any,
-    model_format: ModelFormat,
+    row: SourceRow,
 ) -> tuple[int, ...] | None:
     """The spatial size to fix: as asked, or for a legacy archive (which needs fixed dims) InputShape's."""
     if options.spatial_dims:
@@ -292,10 +292,8 @@ def _spatial_dims(
         return None
     if declared.input_shape is not None:
         return tuple(declared.input_shape[:-1])
-    if model_format in (ModelFormat.KERAS, ModelFormat.H5) and isinstance(model, Path):
-        from czann_ci.sources.tensorflow.keras_config import saved_input_shape
-
-        shape = saved_input_shape(model)
+    if isinstance(model, Path):
+        shape = row.saved("input_shape", model)
         if shape is not None and any(d is None for d in shape[1:-1]):
             raise UsageError(
                 f"--format {out_format.value} needs fixed spatial dimensions, and the model's input is "
@@ -305,8 +303,8 @@ def _spatial_dims(
     return None
 
 
-def _transforms(options: ConvertOptions, model_format: ModelFormat) -> tuple[TransformStep, ...]:
-    keras = model_format in (ModelFormat.KERAS, ModelFormat.H5)
+def _transforms(options: ConvertOptions, row: SourceRow) -> tuple[TransformStep, ...]:
+    keras = row.applies_transforms  # as Keras layers; every other source gets ONNX edits
     if (options.preprocessing is not None or options.postprocessing is not None) and not keras:
         raise UsageError(
             "pre/post-processing layers apply to Keras models only; use --bgr-to-rgb/--sigmoid-to-softmax"

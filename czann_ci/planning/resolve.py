@@ -7,38 +7,29 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from czann_ci.errors import UsageError
-from czann_ci.format.kinds import ArchiveKind, MetadataKind
 from czann_ci.format.metadata import MetadataFile, load_metadata_file
 from czann_ci.naming import file_slug
-from czann_ci.plan import ModelFormat
+from czann_ci.sources.registry import (
+    SourceRow,
+    format_of_object,
+    format_of_path,
+    row_for,
+    rows,
+    self_describing,
+)
 
 if TYPE_CHECKING:
     from czann_ci.plan import ConvertOptions
 
-_ARCHIVE_SUFFIXES = (
-    ".czann",
-)  # a SavedModel payload is a .czann's only (legacy 3.0.0 files are not converted)
-_MODEL_SUFFIXES = {
-    ".keras": "keras",
-    ".h5": "h5",
-    ".hdf5": "h5",
-    ".onnx": "onnx",
-    ".pt": "torch",
-    ".pth": "torch",
-}
-
 
 def resolve_inputs(
     options: ConvertOptions,
-) -> tuple[MetadataFile, Path | Any, ModelFormat, Path | None, list[str]]:
+) -> tuple[MetadataFile, Path | Any, str, Path | None, list[str]]:
+    """The metadata, the model, its format (a source's row), the license file and notes on the choices."""
     notes: list[str] = []
-    package = _package_path(options)
-    archive = _archive_path(options)
-    if package is not None:
-        meta, notes = _package_metadata(package, options)
-    elif archive is not None and options.meta is None:
-        meta = archive_metadata(archive)
-        notes.append(f"metadata from {archive.name}'s model.json (its Id kept: the same model, now as ONNX)")
+    own = _own_metadata(options)
+    if own is not None:
+        meta, notes = own
     elif options.meta is None:
         raise _missing_metadata(options)
     else:
@@ -52,17 +43,14 @@ def resolve_inputs(
         )
     if isinstance(model, (str, Path)):
         model = Path(model)
-        model_format = (
-            ModelFormat(options.model_format) if options.model_format else detect_model_format(model)
-        )
-        if model_format is ModelFormat.SAVEDMODEL and not model.is_dir():
-            raise UsageError("--model-format savedmodel needs a SavedModel folder", file=str(model))
-        if model_format not in (ModelFormat.SAVEDMODEL, ModelFormat.BIOIMAGEIO) and not model.is_file():
+        model_format = options.model_format or format_of_path(model)
+        row = row_for(model_format)
+        if row.path_kind == "folder" and not model.is_dir():
+            raise UsageError(f"--model-format {model_format} needs {row.noun}", file=str(model))
+        if row.path_kind == "file" and not model.is_file():
             raise UsageError("model file not found", file=str(model))
     else:
-        model_format = (
-            ModelFormat(options.model_format) if options.model_format else _live_model_format(model)
-        )
+        model_format = options.model_format or format_of_object(model)
     license_file = options.license if options.license is not None else meta.license_path
     if license_file is not None and not Path(license_file).is_file():
         raise UsageError("license file not found", file=str(license_file))
@@ -70,16 +58,31 @@ def resolve_inputs(
 
 
 def metadata_of(options: ConvertOptions) -> MetadataFile:
-    """The metadata a plan of ``options`` works from: the metadata file, or a package's own description."""
-    package = _package_path(options)
-    if package is not None:
-        return _package_metadata(package, options)[0]
-    archive = _archive_path(options)
-    if archive is not None and options.meta is None:
-        return archive_metadata(archive)
+    """The metadata a plan of ``options`` works from: the metadata file, or what the model carries itself."""
+    own = _own_metadata(options)
+    if own is not None:
+        return own[0]
     if options.meta is None:
         raise _missing_metadata(options)
     return options.meta if isinstance(options.meta, MetadataFile) else load_metadata_file(Path(options.meta))
+
+
+def _own_metadata(options: ConvertOptions) -> tuple[MetadataFile, list[str]] | None:
+    """The metadata the model carries itself (a bioimage.io package, an old archive's model.json), when the
+    options name such a model and its row reads it."""
+    if not isinstance(options.model, (str, Path)):
+        return None
+    path = Path(options.model)
+    if not path.exists():
+        return None
+    for row in _metadata_rows(options.model_format):
+        if row.recognises(path):
+            return row.metadata(path, options)
+    return None
+
+
+def _metadata_rows(model_format: str | None) -> list[SourceRow]:
+    return [r for r in rows() if r.own_metadata is not None and model_format in (None, r.format)]
 
 
 def _missing_metadata(options: ConvertOptions) -> UsageError:
@@ -89,110 +92,7 @@ def _missing_metadata(options: ConvertOptions) -> UsageError:
             "no model given: czann convert MODEL --meta META.json "
             "(or --meta with a conversion spec that names ModelPath)"
         )
-    return UsageError("--meta is required: only a bioimage.io package carries its own metadata")
-
-
-def _archive_path(options: ConvertOptions) -> Path | None:
-    """The model archive the options name as the model, if they do (its model.json can be the metadata)."""
-    if not isinstance(options.model, (str, Path)) or options.model_format not in (
-        None,
-        ModelFormat.ARCHIVE.value,
-    ):
-        return None
-    path = Path(options.model)
-    return path if path.is_file() and path.suffix.lower() in _ARCHIVE_SUFFIXES else None
-
-
-def archive_metadata(archive: Path) -> MetadataFile:
-    """A .czann's model.json as the metadata of converting its SavedModel payload to ONNX (the way out of
-    czmodel 5.x's silent SavedModel fallback); any other archive is refused: its model is ONNX already."""
-    from czann_ci.format.archive import read_archive
-
-    contents = read_archive(archive)
-    if contents.kind is not ArchiveKind.CZANN or not contents.model_is_savedmodel:
-        raise UsageError(
-            "its model is ONNX already: nothing to convert (czann validate checks it; czann unpack gives the "
-            "ONNX file to convert to another format or spec)",
-            file=str(archive),
-        )
-    fields = {key: value for key, value in contents.metadata.items() if key != "FormatVersion"}
-    return MetadataFile(path=archive, kind=MetadataKind.MODEL_JSON, model_json=fields)
-
-
-def _package_path(options: ConvertOptions) -> Path | None:
-    """The bioimage.io package the options name as the model, if they do."""
-    if not isinstance(options.model, (str, Path)):
-        return None
-    path = Path(options.model)
-    if options.model_format not in (None, ModelFormat.BIOIMAGEIO.value):
-        return None
-    from czann_ci.bioimageio.package import is_package_path
-
-    return path if path.exists() and is_package_path(path) else None
-
-
-def _package_metadata(package: Path, options: ConvertOptions) -> tuple[MetadataFile, list[str]]:
-    """The package's own description as model.json fields; ``--meta`` fields override single ones."""
-    from czann_ci.bioimageio.source import bioimageio_interface
-    from czann_ci.format.metadata import read_json_object
-
-    overrides = None
-    if isinstance(options.meta, MetadataFile):
-        overrides = options.meta.model_json or {}
-    elif options.meta is not None:
-        overrides = read_json_object(Path(options.meta))
-    interface = bioimageio_interface(
-        package,
-        spatial_dims=options.spatial_dims,
-        classes=options.classes,
-        model_type=options.model_type,
-        overrides=overrides,
-    )
-    if options.bgr_to_rgb and interface.bgr_to_rgb:
-        raise UsageError(
-            "the package names its input channels RGB, so the BGR -> RGB swap is already baked in: drop --bgr-to-rgb",
-            file=str(package),
-        )
-    meta = MetadataFile(path=package, kind=MetadataKind.MODEL_JSON, model_json=dict(interface.model_json))
-    return meta, list(interface.notes)
-
-
-def detect_model_format(path: Path) -> ModelFormat:
-    from czann_ci.bioimageio.package import is_package_path
-
-    if path.exists() and is_package_path(path):
-        return ModelFormat.BIOIMAGEIO
-    if path.is_dir():
-        if (path / "saved_model.pb").is_file():
-            return ModelFormat.SAVEDMODEL
-        raise UsageError(
-            "a folder but not a TensorFlow SavedModel (no saved_model.pb inside)", file=str(path)
-        )
-    if not path.exists():
-        raise UsageError("model not found", file=str(path))
-    suffix = path.suffix.lower()
-    if suffix in _ARCHIVE_SUFFIXES:
-        return ModelFormat.ARCHIVE
-    if suffix in _MODEL_SUFFIXES:
-        return ModelFormat(_MODEL_SUFFIXES[suffix])
-    raise UsageError(
-        f"cannot tell the model format from '{suffix or 'no suffix'}'; expected .keras, .h5, .onnx, a SavedModel "
-        "folder, or pass --model-format",
-        file=str(path),
-    )
-
-
-def _live_model_format(model: Any) -> ModelFormat:
-    kind = type(model).__module__
-    if kind.startswith(("keras", "tf_keras")) or hasattr(model, "stateless_call"):
-        return ModelFormat.KERAS
-    if kind.startswith("torch") or hasattr(model, "state_dict"):
-        return ModelFormat.TORCH
-    if type(model).__name__ == "ModelProto":
-        return ModelFormat.ONNX
-    raise UsageError(
-        f"cannot convert a {type(model).__name__}: expected a keras.Model, torch module or a path"
-    )
+    return UsageError(f"--meta is required: only {self_describing()} carries its own metadata")
 
 
 def default_output_name(meta: MetadataFile, model: Path | Any | None) -> str:

@@ -5,19 +5,19 @@ module, ...) into an ``Exported``: the ONNX model to pack (or, for spec 1.0.0's 
 payload, the zipped SavedModel and a way to run it) and a runner of the original model for the
 fidelity check. A source reads the plan; it never writes files and never prints.
 
-Adding a source: a module with a class that has ``export(plan) -> Exported``, registered in
-``SOURCES`` under its ``ModelFormat``.
+Adding a source: a package with a class that has ``export(plan) -> Exported`` and a ``row`` module that
+registers its ``SourceRow`` (``sources/registry.py``).
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from czann_ci.checks.summary import ValidationSummary
-from czann_ci.plan import ConversionPlan, ModelFormat, PayloadKind
+from czann_ci.plan import ConversionPlan, PayloadKind
+from czann_ci.sources.registry import resolve, row_for
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,23 +57,12 @@ class Source(Protocol):
     def export(self, plan: ConversionPlan) -> Exported: ...
 
 
-# (module, class) per format; imported on use so that the ONNX route never imports TensorFlow.
-SOURCES: dict[ModelFormat, tuple[str, str]] = {
-    ModelFormat.KERAS: ("czann_ci.sources.tensorflow.keras_source", "KerasSource"),
-    ModelFormat.H5: ("czann_ci.sources.tensorflow.keras_source", "KerasSource"),
-    ModelFormat.SAVEDMODEL: ("czann_ci.sources.tensorflow.savedmodel_source", "SavedModelSource"),
-    ModelFormat.ONNX: ("czann_ci.sources.onnx.source", "OnnxSource"),
-    ModelFormat.TORCH: ("czann_ci.sources.torch.source", "TorchSource"),
-    ModelFormat.BIOIMAGEIO: ("czann_ci.bioimageio.source", "BioimageioSource"),
-    ModelFormat.ARCHIVE: ("czann_ci.sources.payload.archive_source", "ArchiveSavedModelSource"),
-}
-SAVEDMODEL_PAYLOAD_SOURCE = ("czann_ci.sources.payload.source", "SavedModelPayloadSource")
+# Spec 1.0.0's explicit SavedModel payload (--savedmodel): a way of packing Keras models and SavedModels.
+SAVEDMODEL_PAYLOAD_SOURCE = "czann_ci.sources.payload.source:SavedModelPayloadSource"
 
 
 def source_for(plan: ConversionPlan) -> Source:
     """The source that exports the plan's model (the payload source when the plan packs a SavedModel)."""
     if plan.payload is PayloadKind.SAVEDMODEL:
-        module_name, class_name = SAVEDMODEL_PAYLOAD_SOURCE
-    else:
-        module_name, class_name = SOURCES[plan.model_format]
-    return getattr(importlib.import_module(module_name), class_name)()
+        return resolve(SAVEDMODEL_PAYLOAD_SOURCE)()
+    return resolve(row_for(plan.model_format).source)()

@@ -13,7 +13,8 @@ from czann_ci.errors import InvalidModelError
 from czann_ci.sources.base import Exported
 
 if TYPE_CHECKING:
-    from czann_ci.plan import ConversionPlan
+    from czann_ci.format.metadata import MetadataFile
+    from czann_ci.plan import ConversionPlan, ConvertOptions
 
 
 class ArchiveSavedModelSource:
@@ -43,3 +44,30 @@ class ArchiveSavedModelSource:
             Path(folder.name), opset=plan.opset, input_shape=shape, on_note=notes.append
         )
         return Exported(onnx_model, reference, notes, keep_alive=folder)
+
+
+def archive_metadata(archive: Path) -> MetadataFile:
+    """A .czann's model.json as the metadata of converting its SavedModel payload to ONNX (the way out of
+    czmodel 5.x's silent SavedModel fallback); any other archive is refused: its model is ONNX already."""
+    from czann_ci.errors import UsageError
+    from czann_ci.format.archive import read_archive
+    from czann_ci.format.kinds import ArchiveKind, MetadataKind
+    from czann_ci.format.metadata import MetadataFile
+
+    contents = read_archive(archive)
+    if contents.kind is not ArchiveKind.CZANN or not contents.model_is_savedmodel:
+        raise UsageError(
+            "its model is ONNX already: nothing to convert (czann validate checks it; czann unpack gives the "
+            "ONNX file to convert to another format or spec)",
+            file=str(archive),
+        )
+    fields = {key: value for key, value in contents.metadata.items() if key != "FormatVersion"}
+    return MetadataFile(path=archive, kind=MetadataKind.MODEL_JSON, model_json=fields)
+
+
+def own_metadata(archive: Path, options: ConvertOptions) -> tuple[MetadataFile, list[str]] | None:
+    """The archive's model.json as the metadata, unless --meta gives other."""
+    if options.meta is not None:
+        return None
+    notes = [f"metadata from {archive.name}'s model.json (its Id kept: the same model, now as ONNX)"]
+    return archive_metadata(archive), notes

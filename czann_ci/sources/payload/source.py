@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from czann_ci.format.specs import savedmodel_spec
-from czann_ci.plan import ModelFormat
 from czann_ci.sources.base import Exported
 
 if TYPE_CHECKING:
@@ -25,7 +24,7 @@ class SavedModelPayloadSource:
 
         import_tensorflow()
         notes = ["packed a zipped TensorFlow SavedModel instead of ONNX (--savedmodel)"]
-        if plan.model_format is ModelFormat.SAVEDMODEL:
+        if isinstance(plan.model, Path) and plan.model.is_dir():  # a SavedModel folder: packed as it is
             payload, runner = savedmodel_payload(Path(plan.model))
             return _with_warning(Exported(None, None, notes, payload=payload, payload_runner=runner))
         from czann_ci.sources.tensorflow.keras_source import wrapped_keras_model
