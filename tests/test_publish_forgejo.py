@@ -7,9 +7,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
 from forge_server import ForgeSetup
+from publish_helpers import fast_policy, make_asset
 
 from czann_ci.errors import PublishError, UsageError
 from czann_ci.publish import Asset, PublishResult, RetryPolicy
@@ -18,24 +18,6 @@ from czann_ci.publish.forgejo_forge import ForgejoDestination, publish_forgejo
 TAG = "model-v1.2.0"
 UPLOAD_PATH = r"/repos/acme/models/releases/\d+/assets$"
 RELEASES = r"/repos/acme/models/releases$"
-
-
-def fast_policy(waits: list[float] | None = None, **overrides: float) -> RetryPolicy:
-    sink = waits if waits is not None else []
-
-    def sleep(seconds: float) -> None:
-        sink.append(seconds)
-        threading.Event().wait(seconds)
-
-    options = {"attempts": 5, "scale": 0.002, "timeout": 5.0, "upload_timeout": 5.0, **overrides}
-    return RetryPolicy(sleep=sleep, **options)  # type: ignore[arg-type]
-
-
-def make_asset(directory: Path, name: str, seed_value: int, size: int = 4096) -> Asset:
-    data = np.random.default_rng(seed_value).integers(0, 256, size, dtype=np.uint8).tobytes()
-    path = directory / f"{seed_value}-{name}"
-    path.write_bytes(data)
-    return Asset.from_file(path, name)
 
 
 def target(forge: ForgeSetup, **fields: object) -> ForgejoDestination:

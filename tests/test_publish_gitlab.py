@@ -7,35 +7,17 @@ import re
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
 import requests
 from forge_server import ForgeSetup
+from publish_helpers import fast_policy, make_asset
 
 from czann_ci.errors import PublishError, UsageError
-from czann_ci.publish import Asset, GitLabDestination, PublishResult, RetryPolicy, publish_gitlab
+from czann_ci.publish import Asset, GitLabDestination, PublishResult, publish_gitlab
 from czann_ci.publish.gitlab import PACKAGE_VERSION_RE
 
 TAG = "model-v1.2.0"
 PUT_PATH = r"/packages/generic/nuclei/1\.2\.0/"
-
-
-def fast_policy(sleep_log: list[float] | None = None, **overrides: float) -> RetryPolicy:
-    waits = sleep_log if sleep_log is not None else []
-
-    def sleep(seconds: float) -> None:
-        waits.append(seconds)
-        threading.Event().wait(seconds)
-
-    options = {"attempts": 5, "scale": 0.002, "timeout": 5.0, "upload_timeout": 5.0, **overrides}
-    return RetryPolicy(sleep=sleep, **options)  # type: ignore[arg-type]
-
-
-def make_asset(directory: Path, name: str, seed_value: int, size: int = 3000) -> Asset:
-    data = np.random.default_rng(seed_value).integers(0, 256, size, dtype=np.uint8).tobytes()
-    path = directory / f"{seed_value}-{name}"
-    path.write_bytes(data)
-    return Asset.from_file(path, name)
 
 
 def target(forge: ForgeSetup, **fields: object) -> GitLabDestination:
@@ -80,7 +62,7 @@ def assert_published(forge: ForgeSetup, assets: list[Asset]) -> None:
 
 
 def test_uploads_creates_the_release_and_links_each_file(forge: ForgeSetup, tmp_path: Path) -> None:
-    model = make_asset(tmp_path, "nuclei.czann", 1)
+    model = make_asset(tmp_path, "nuclei.czann", 1, size=3000)
     checksum_path = tmp_path / "nuclei.czann.sha256"
     checksum_path.write_text(f"{model.sha256}  nuclei.czann\n")
     checksum = Asset.from_file(checksum_path)
@@ -96,7 +78,7 @@ def test_uploads_creates_the_release_and_links_each_file(forge: ForgeSetup, tmp_
 
 
 def test_numeric_project_id_and_private_token(forge: ForgeSetup, tmp_path: Path) -> None:
-    model = make_asset(tmp_path, "nuclei.czann", 2)
+    model = make_asset(tmp_path, "nuclei.czann", 2, size=3000)
     result = publish(forge, [model], project=str(forge.gitlab_project_id), token_kind="private")
     assert result.upload_result == "uploaded"
     files = forge.server.gitlab_package_files(forge.gitlab_project_id, "nuclei", "1.2.0")
@@ -104,7 +86,7 @@ def test_numeric_project_id_and_private_token(forge: ForgeSetup, tmp_path: Path)
 
 
 def test_rerun_is_skipped_identical_and_adds_nothing(forge: ForgeSetup, tmp_path: Path) -> None:
-    model = make_asset(tmp_path, "nuclei.czann", 3)
+    model = make_asset(tmp_path, "nuclei.czann", 3, size=3000)
     publish(forge, [model])
     puts_before = sum(1 for r in forge.server.requests_seen if r.method == "PUT")
     again = publish(forge, [model])
@@ -114,7 +96,7 @@ def test_rerun_is_skipped_identical_and_adds_nothing(forge: ForgeSetup, tmp_path
 
 
 def test_changed_file_replaces_the_old_one_without_a_gap(forge: ForgeSetup, tmp_path: Path) -> None:
-    old = make_asset(tmp_path, "nuclei.czann", 4)
+    old = make_asset(tmp_path, "nuclei.czann", 4, size=3000)
     new = make_asset(tmp_path, "nuclei.czann", 5, size=3500)
     publish(forge, [old])
     forge.server.inject("DELETE", r"/package_files/\d+$", kind="slow", delay=0.3)
@@ -142,7 +124,7 @@ def test_changed_file_replaces_the_old_one_without_a_gap(forge: ForgeSetup, tmp_
 
 
 def test_a_foreign_link_with_the_same_name_is_replaced(forge: ForgeSetup, tmp_path: Path) -> None:
-    model = make_asset(tmp_path, "nuclei.czann", 6)
+    model = make_asset(tmp_path, "nuclei.czann", 6, size=3000)
     api = forge.server.gitlab_api_url
     headers = {"PRIVATE-TOKEN": forge.token}
     created = requests.post(f"{api}/projects/acme%2Fmodels/releases", json={"tag_name": TAG}, headers=headers)
@@ -158,16 +140,16 @@ def test_a_foreign_link_with_the_same_name_is_replaced(forge: ForgeSetup, tmp_pa
 
 
 def test_overwrite_never_refuses_a_changed_file(forge: ForgeSetup, tmp_path: Path) -> None:
-    old = make_asset(tmp_path, "nuclei.czann", 7)
+    old = make_asset(tmp_path, "nuclei.czann", 7, size=3000)
     publish(forge, [old])
     with pytest.raises(PublishError) as caught:
-        publish(forge, [make_asset(tmp_path, "nuclei.czann", 8)], overwrite="never")
+        publish(forge, [make_asset(tmp_path, "nuclei.czann", 8, size=3000)], overwrite="never")
     assert caught.value.exit_code == 4 and "overwrite is 'never'" in str(caught.value)
     assert_published(forge, [old])
 
 
 def test_eight_threads_share_one_release(forge: ForgeSetup, tmp_path: Path) -> None:
-    assets = [make_asset(tmp_path, f"model-{i}.czann", 20 + i) for i in range(8)]
+    assets = [make_asset(tmp_path, f"model-{i}.czann", 20 + i, size=3000) for i in range(8)]
     forge.server.inject("GET", rf"/releases/{TAG}$", kind="slow", delay=0.4, times=8)
     barrier = threading.Barrier(8)
     results: dict[int, PublishResult | BaseException] = {}
@@ -205,7 +187,7 @@ def test_eight_threads_share_one_release(forge: ForgeSetup, tmp_path: Path) -> N
 def test_invalid_fields_are_named_before_any_request(
     forge: ForgeSetup, tmp_path: Path, field: str, values: dict[str, str]
 ) -> None:
-    model = make_asset(tmp_path, "nuclei.czann", 9)
+    model = make_asset(tmp_path, "nuclei.czann", 9, size=3000)
     with pytest.raises(UsageError) as caught:
         publish(forge, [model], **values)
     assert caught.value.field == field and caught.value.exit_code == 2
@@ -214,7 +196,7 @@ def test_invalid_fields_are_named_before_any_request(
 
 def test_invalid_file_name_is_named(forge: ForgeSetup, tmp_path: Path) -> None:
     with pytest.raises(UsageError) as caught:
-        publish(forge, [make_asset(tmp_path, "nuclei model~1.czann", 10)])
+        publish(forge, [make_asset(tmp_path, "nuclei model~1.czann", 10, size=3000)])
     assert caught.value.field == "file_name" and "nuclei model~1.czann" in str(caught.value)
 
 
@@ -249,7 +231,7 @@ FAULTS = {
 def test_each_fault_kind_is_recovered(forge: ForgeSetup, tmp_path: Path, name: str) -> None:
     method, path, options = FAULTS[name]
     fault = forge.server.inject(method, path, **options)  # type: ignore[arg-type]
-    model = make_asset(tmp_path, "nuclei.czann", 11)
+    model = make_asset(tmp_path, "nuclei.czann", 11, size=3000)
     waits: list[float] = []
     logs: list[str] = []
     result = publish_gitlab(
@@ -265,7 +247,7 @@ def test_each_fault_kind_is_recovered(forge: ForgeSetup, tmp_path: Path, name: s
 def test_a_persistent_fault_ends_in_a_clear_publish_error(forge: ForgeSetup, tmp_path: Path) -> None:
     forge.server.inject("PUT", PUT_PATH, kind="status", status=502, times=-1)
     with pytest.raises(PublishError) as caught:
-        publish(forge, [make_asset(tmp_path, "nuclei.czann", 12)])
+        publish(forge, [make_asset(tmp_path, "nuclei.czann", 12, size=3000)])
     assert caught.value.exit_code == 4
     assert str(caught.value) == (
         "uploading nuclei.czann to the package registry failed after 5 attempts; last error: HTTP 502"
@@ -273,7 +255,7 @@ def test_a_persistent_fault_ends_in_a_clear_publish_error(forge: ForgeSetup, tmp
 
 
 def test_auth_failures_are_actionable(forge: ForgeSetup, tmp_path: Path) -> None:
-    model = make_asset(tmp_path, "nuclei.czann", 13)
+    model = make_asset(tmp_path, "nuclei.czann", 13, size=3000)
     forge.server.add_token("glpat-readonly-789", access="read")
     forge.server.add_token("glpat-elsewhere-789", repos=["other/project"])
     expectations = {
@@ -294,15 +276,15 @@ def test_the_token_never_appears_in_any_output(
     logs: list[str] = []
     texts: list[str] = []
     forge.server.inject("*", r".", kind="status", status=503, times=3)
-    texts.append(repr(publish(forge, [make_asset(tmp_path, "nuclei.czann", 14)], logs)))
-    texts.append(repr(publish(forge, [make_asset(tmp_path, "nuclei.czann", 15)], logs)))
-    publish_gitlab(target(forge), [make_asset(tmp_path, "nuclei.czann", 15)], retry=fast_policy())
+    texts.append(repr(publish(forge, [make_asset(tmp_path, "nuclei.czann", 14, size=3000)], logs)))
+    texts.append(repr(publish(forge, [make_asset(tmp_path, "nuclei.czann", 15, size=3000)], logs)))
+    publish_gitlab(target(forge), [make_asset(tmp_path, "nuclei.czann", 15, size=3000)], retry=fast_policy())
     with pytest.raises(PublishError) as caught:
-        publish(forge, [make_asset(tmp_path, "nuclei.czann", 16)], logs, overwrite="never")
+        publish(forge, [make_asset(tmp_path, "nuclei.czann", 16, size=3000)], logs, overwrite="never")
     texts += [str(caught.value), repr(caught.value)]
     forge.server.inject("*", r".", kind="drop", times=-1)
     with pytest.raises(PublishError) as caught:
-        publish(forge, [make_asset(tmp_path, "nuclei.czann", 17)], logs)
+        publish(forge, [make_asset(tmp_path, "nuclei.czann", 17, size=3000)], logs)
     texts += [str(caught.value), repr(caught.value), repr(target(forge))]
     captured = capsys.readouterr()
     texts += [*logs, captured.out, captured.err]
