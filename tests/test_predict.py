@@ -147,6 +147,47 @@ def test_tiled_result_equals_the_whole_image_run_for_a_fully_convolutional_model
     assert inter / np.logical_or(result.labels == 1, truth == 1).sum() > 0.9
 
 
+def test_tiles_run_side_by_side_give_the_result_of_one_at_a_time(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    from czann_ci.checks.runtime import SessionSettings
+    from czann_ci.inference.predict_file import PredictOptions, predict_file
+
+    image, _ = nuclei(300, 500, seed=3)
+    path = write_ome_tiff(tmp_path / "nuclei.ome.tif", as_uint(image, 16), pixel_size=3e-7)
+    one, *others = (
+        predict_image(load_model(models["nuclei"], SessionSettings(tiles_at_once=n)), path) for n in (1, 2, 3)
+    )
+    for other in others:
+        assert np.array_equal(other.scores, one.scores) and other.tiles == one.tiles == 54
+
+    streamed = predict_file(
+        load_model(models["nuclei"], SessionSettings(tiles_at_once=3)),
+        path,
+        tmp_path / "labels.ome.tif",
+        PredictOptions(),
+    )
+    assert np.array_equal(tifffile.imread(tmp_path / "labels.ome.tif"), one.labels)
+    # the wall time the runs cover, not the sum of three threads' runs
+    assert 0 < streamed.run_seconds <= streamed.seconds
+
+    done = czann(
+        "predict",
+        str(models["nuclei"]),
+        str(path),
+        "-o",
+        str(tmp_path / "cli.ome.tif"),
+        "--tiles-at-once",
+        "1",
+    )
+    assert done.returncode == 0, done.stderr
+    assert np.array_equal(tifffile.imread(tmp_path / "cli.ome.tif"), one.labels)
+    refused = czann(
+        "predict", str(models["nuclei"]), str(path), "-o", str(tmp_path / "x.ome.tif"), "--tiles-at-once", "0"
+    )
+    assert refused.returncode == 2 and "--tiles-at-once" in refused.stderr
+
+
 def test_16_bit_czi_is_scaled_by_its_component_bit_count(models: dict[str, Path], tmp_path: Path) -> None:
     image, _ = nuclei(100, 150, seed=2)
     twelve = as_uint(image, 12)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -51,13 +52,40 @@ def seeded_input(
 class SessionSettings:
     """How a session runs: a conversion's one test tile (OnnxRunner) or many tiles (inference/)."""
 
-    intra_op_threads: int = 0  # 0: onnxruntime's default (one per physical core)
+    intra_op_threads: int = (
+        0  # 0: onnxruntime's default (one per physical core), or the cores / tiles_at_once
+    )
     graph_optimization: str = "all"  # disable, basic, extended, all
     memory_arena: bool = True
     # onnxruntime's memory pattern plans one block for all of a run's activations and keeps it: off, a
     # 1024 x 1024 tile of the bench detector peaks 70 MB lower at the same speed (bench/README.md)
     memory_pattern: bool = False
     batch: int = 1  # tiles per run, when the graph's batch dimension is open
+    # tiles in onnxruntime at the same time, each on its share of the cores; 0: two when there are two cores
+    # or more. Two at once keep both cores busy while the other tile is cut, scaled and stitched, and a run on
+    # one thread skips the thread pool's hand-offs (bench/README.md); each tile in flight holds its own
+    # activations, so memory grows with the count.
+    tiles_at_once: int = 0
+
+    def concurrent_tiles(self) -> int:
+        if self.tiles_at_once > 0:
+            return self.tiles_at_once
+        return 2 if available_cores() >= 2 else 1
+
+    def threads_per_run(self) -> int:
+        """onnxruntime's intra-op threads: as set, else the cores shared among the tiles at once (0 lets
+        onnxruntime choose, for one tile at a time)."""
+        if self.intra_op_threads > 0 or self.concurrent_tiles() == 1:
+            return self.intra_op_threads
+        return max(1, available_cores() // self.concurrent_tiles())
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the system tells)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED"}
@@ -69,7 +97,7 @@ def onnx_session(model_bytes: bytes, settings: SessionSettings) -> Any:
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    options.intra_op_num_threads = settings.intra_op_threads
+    options.intra_op_num_threads = settings.threads_per_run()
     options.enable_cpu_mem_arena = settings.memory_arena
     options.enable_mem_pattern = settings.memory_pattern
     options.graph_optimization_level = getattr(
@@ -84,8 +112,10 @@ class OnnxRunner:
     def __init__(self, model_bytes: bytes) -> None:
         # The arena keeps the activations' memory after a run, while the source model's reference run
         # follows: without it the 30M U-Net's conversion peaks at 1.76 GB instead of 2.03 GB, same time.
-        # onnxruntime's memory pattern stays on (its default) for this single run.
-        self.session = onnx_session(model_bytes, SessionSettings(memory_arena=False, memory_pattern=True))
+        # onnxruntime's memory pattern stays on (its default) for this single run, on all the cores.
+        self.session = onnx_session(
+            model_bytes, SessionSettings(memory_arena=False, memory_pattern=True, tiles_at_once=1)
+        )
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:

@@ -47,6 +47,16 @@ OverlayOpt = Annotated[
         help="Also draw the result over the image (a PNG; a folder of <stem>.overlay.png for several images).",
     ),
 ]
+TilesAtOnceOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--tiles-at-once",
+        metavar="N",
+        min=1,
+        help="Tiles in onnxruntime at the same time, each on its share of the cores (default: 2 on two cores "
+        "or more). Each holds its own activations: 1 takes the least memory.",
+    ),
+]
 
 
 def predict(
@@ -60,6 +70,7 @@ def predict(
     scene: SceneOpt = None,
     z: ZOpt = None,
     t: TOpt = None,
+    tiles_at_once: TilesAtOnceOpt = None,
     force: ForceOpt = False,
     json_out: JsonOut = False,
     debug: Debug = False,
@@ -81,14 +92,24 @@ def predict(
             bit_depth=bit_depth,
             force=force,
         )
-        return _predict_all(model, images, output, overlay, options, json_out=json_out)
+        return _predict_all(
+            model, images, output, overlay, options, tiles_at_once=tiles_at_once or 0, json_out=json_out
+        )
 
     run_command(body, debug=debug, unexpected_code=1)
 
 
 def _predict_all(
-    model_path: Path, images: list[Path], output: Path, overlay: Path | None, options: Any, *, json_out: bool
+    model_path: Path,
+    images: list[Path],
+    output: Path,
+    overlay: Path | None,
+    options: Any,
+    *,
+    tiles_at_once: int,
+    json_out: bool,
 ) -> int:
+    from czann_ci.checks.runtime import SessionSettings
     from czann_ci.format.archive import refuse_existing_output
     from czann_ci.inference.images import image_files
     from czann_ci.inference.model import load_model
@@ -102,7 +123,7 @@ def _predict_all(
         refuse_existing_output(written, force=options.force)
         if drawn is not None:
             refuse_existing_output(drawn, force=options.force)
-    zen_model = load_model(model_path)
+    zen_model = load_model(model_path, SessionSettings(tiles_at_once=tiles_at_once))
     results = []
     for image, (written, drawn) in zip(files, targets, strict=True):
         result = predict_file(zen_model, image, written, options, overlay=drawn)

@@ -37,6 +37,7 @@ class ZenModel:
     session: Any
     input_name: str
     batch_dynamic: bool  # the graph takes more than one tile per run
+    settings: SessionSettings  # what the session was made with: tiles per run, tiles at once
 
     @property
     def border(self) -> tuple[int, int]:
@@ -62,7 +63,8 @@ def load_model(path: Path, settings: SessionSettings | None = None) -> ZenModel:
         raise InvalidModelError(
             "the model is a zipped TensorFlow SavedModel; only ONNX models run here", file=where
         )
-    session = make_session(contents.read_model(), settings or SessionSettings(), file=where)
+    settings = settings or SessionSettings()
+    session = make_session(contents.read_model(), settings, file=where)
     model_input = session.get_inputs()[0]
     dims = list(model_input.shape)
     if len(dims) != 4:
@@ -89,6 +91,7 @@ def load_model(path: Path, settings: SessionSettings | None = None) -> ZenModel:
         session=session,
         input_name=model_input.name,
         batch_dynamic=not isinstance(dims[0], int),
+        settings=settings,
         output_channels=int(output_channels),
         **fields,
     )

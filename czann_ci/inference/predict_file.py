@@ -8,13 +8,12 @@ the bands pass, and the overlay keeps a downsampled copy only.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from czann_ci.checks.runtime import SessionSettings
 from czann_ci.inference.images import open_image
 from czann_ci.inference.model import SEGMENTATION, ZenModel
 from czann_ci.inference.ome_writer import write_ome_tiff
@@ -31,7 +30,6 @@ class PredictOptions:
     t: int | None = None
     bit_depth: int | None = None
     force: bool = False
-    settings: SessionSettings = field(default_factory=SessionSettings)
 
 
 @dataclass(frozen=True)
@@ -82,7 +80,6 @@ def predict_file(
             source,
             channels=options.channels,
             bit_depth=options.bit_depth,
-            batch=options.settings.batch,
             keep_pixels=sketch is not None,
             labels=as_labels,
             stats=stats,

@@ -1,13 +1,22 @@
 """The model over one plane, tile by tile as ZEN runs it, handed on as bands of stitched tile centres (one
 row of tiles at a time): a caller keeps the whole result (predict_image) or writes each band and forgets it
-(predict_file), so memory follows the band, not the image."""
+(predict_file), so memory follows the band, not the image.
+
+The tiles run on a small pool of threads (SessionSettings.tiles_at_once; onnxruntime's run and numpy's
+array work release the GIL), and the next row is read and its tiles queued before a band is handed on:
+while one tile is in onnxruntime, another is cut, scaled and stitched, the next strip is read, and the
+caller compresses and writes the band before. Each tile's result is the same whatever runs beside it.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,12 +38,44 @@ class Band:
 @dataclass
 class RunStats:
     tiles: int = 0
-    run_seconds: float = 0.0  # inside onnxruntime's run
     started: float = field(default_factory=time.perf_counter)
+    _in_run: int = 0
+    _since: float = 0.0
+    _run_seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def seconds(self) -> float:
         return time.perf_counter() - self.started
+
+    @property
+    def run_seconds(self) -> float:
+        """The time in which at least one tile was inside onnxruntime's run (with tiles running side by
+        side, their runs overlap: this is the wall time they cover, not the sum of their durations)."""
+        return self._run_seconds
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._in_run == 0:
+                self._since = time.perf_counter()
+            self._in_run += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._in_run -= 1
+            if self._in_run == 0:
+                self._run_seconds += time.perf_counter() - self._since
+
+
+@dataclass
+class _Row:
+    """A row of tiles under way: its band's arrays, filled by the tiles' futures."""
+
+    y: int
+    output: np.ndarray
+    pixels: np.ndarray | None
+    tiles: int
+    done: list[Future]
 
 
 def iter_bands(
@@ -43,7 +84,6 @@ def iter_bands(
     *,
     channels: Sequence[int] | None = None,
     bit_depth: int | None = None,
-    batch: int = 1,
     keep_pixels: bool = False,
     labels: bool = False,
     stats: RunStats | None = None,
@@ -56,50 +96,76 @@ def iter_bands(
     divisor = scale_divisor(source, bit_depth=bit_depth, scale=model.scale_by_bit_depth)
     stats = stats if stats is not None else RunStats()
     _, rows = tile_rows(source.height, source.width, model.tile, model.border)
-    per_run = max(1, batch) if model.batch_dynamic else 1
-    for row in rows:
-        height = row[0].center.h
-        if labels:
-            output = np.empty((height, source.width, 1), dtype=label_dtype(model.output_channels))
-        else:
-            output = np.empty((height, source.width, model.output_channels), dtype=np.float32)
-        pixels = np.empty((height, source.width, len(picked)), np.float32) if keep_pixels else None
-        # the row's tiles read at once: a region read costs about the same for one tile as for the row in a CZI
-        # of large subblocks (37 ms either way for a 4096 x 4096 subblock), and neighbouring tiles overlap
-        strip_x = row[0].roi.x
-        strip = source.read(strip_x, row[0].roi.y, row[-1].roi.x + row[-1].roi.w - strip_x, row[0].roi.h)
-        for start in range(0, len(row), per_run):
-            group = row[start : start + per_run]
-            inputs = np.stack(
-                [
-                    to_input(strip[:, t.roi.x - strip_x : t.roi.x - strip_x + t.roi.w], picked, divisor)
-                    for t in group
-                ]
-            )
-            began = time.perf_counter()
+    per_run = max(1, model.settings.batch) if model.batch_dynamic else 1
+    out_dtype = label_dtype(model.output_channels) if labels else np.dtype(np.float32)
+    out_channels = 1 if labels else model.output_channels
+
+    def run_group(group: list[Any], strip: np.ndarray, strip_x: int, row: _Row) -> None:
+        inputs = np.stack(
+            [
+                to_input(strip[:, t.roi.x - strip_x : t.roi.x - strip_x + t.roi.w], picked, divisor)
+                for t in group
+            ]
+        )
+        with stats:
             results = model.run(inputs)
-            stats.run_seconds += time.perf_counter() - began
-            stats.tiles += len(group)
-            if results.shape[1:3] != inputs.shape[1:3]:
-                raise InvalidModelError(
-                    f"on a {list(inputs.shape[1:])} tile the model returns {list(results.shape[1:])}; a model "
-                    "run over tiles must keep the tile's height and width",
-                    file=str(model.path),
-                    field="OutputShape",
-                )
-            for tile, result, tile_input in zip(group, results, inputs, strict=True):
-                top, left = tile.border.top, tile.border.left
-                cx, cw = tile.center.x, tile.center.w
-                centre = result[top : top + height, left : left + cw]
-                output[:, cx : cx + cw] = (
-                    labels_of(centre, model.output_channels)[..., None] if labels else centre
-                )
-                if pixels is not None:
-                    pixels[:, cx : cx + cw] = tile_input[top : top + height, left : left + cw]
-            # the result lives in onnxruntime's arena: held into the next run, the arena grows by a block
-            # (64 MB more at a 1024 x 1024 tile of the bench detector)
-            del results, result, centre
-        yield Band(y=row[0].center.y, output=output, pixels=pixels)
+        if results.shape[1:3] != inputs.shape[1:3]:
+            raise InvalidModelError(
+                f"on a {list(inputs.shape[1:])} tile the model returns {list(results.shape[1:])}; a model run "
+                "over tiles must keep the tile's height and width",
+                file=str(model.path),
+                field="OutputShape",
+            )
+        height = row.output.shape[0]
+        for tile, result, tile_input in zip(group, results, inputs, strict=True):
+            top, left = tile.border.top, tile.border.left
+            cx, cw = tile.center.x, tile.center.w
+            centre = result[top : top + height, left : left + cw]
+            row.output[:, cx : cx + cw] = (
+                labels_of(centre, model.output_channels)[..., None] if labels else centre
+            )
+            if row.pixels is not None:
+                row.pixels[:, cx : cx + cw] = tile_input[top : top + height, left : left + cw]
+
+    def start(tiles: list[Any], pool: ThreadPoolExecutor) -> _Row:
+        height = tiles[0].center.h
+        row = _Row(
+            y=tiles[0].center.y,
+            output=np.empty((height, source.width, out_channels), dtype=out_dtype),
+            pixels=np.empty((height, source.width, len(picked)), np.float32) if keep_pixels else None,
+            tiles=len(tiles),
+            done=[],
+        )
+        # the row's tiles read at once: a region read costs about the same for one tile as for the row in a
+        # CZI of large subblocks (37 ms either way for a 4096 x 4096 subblock), and neighbouring tiles overlap
+        strip_x = tiles[0].roi.x
+        strip = source.read(
+            strip_x, tiles[0].roi.y, tiles[-1].roi.x + tiles[-1].roi.w - strip_x, tiles[0].roi.h
+        )
+        row.done = [
+            pool.submit(run_group, tiles[i : i + per_run], strip, strip_x, row)
+            for i in range(0, len(tiles), per_run)
+        ]
+        return row
+
+    def finish(row: _Row) -> Band:
+        for future in row.done:
+            future.result()  # a tile's error, raised here
+        stats.tiles += row.tiles
+        return Band(y=row.y, output=row.output, pixels=row.pixels)
+
+    pool = ThreadPoolExecutor(model.settings.concurrent_tiles(), thread_name_prefix="czann-tile")
+    try:
+        pending: _Row | None = None
+        for tiles in rows:
+            following = start(tiles, pool)  # read and queued while the pool runs the row before
+            if pending is not None:
+                yield finish(pending)
+            pending = following
+        if pending is not None:
+            yield finish(pending)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def label_dtype(classes: int) -> np.dtype:
