@@ -199,9 +199,11 @@ def test_validate_and_inspect_json(example_czann: Path) -> None:
 
 def test_readers_do_not_import_tensorflow(example_czann: Path, tmp_path: Path) -> None:
     probe = (
-        "import sys, runpy\n"
+        "import sys\n"
+        "from czann_ci.cli import app\n"
         "sys.argv = ['czann'] + sys.argv[1:]\n"
-        "try:\n    runpy.run_module('czann_ci', run_name='__main__')\n"
+        # the app, not main(): main leaves with os._exit once onnxruntime is loaded, before this could look
+        "try:\n    app()\n"
         "except SystemExit as exit:\n    code = exit.code\n"
         "heavy = [m for m in ('tensorflow', 'tf2onnx', 'keras') if m in sys.modules]\n"
         "print('HEAVY', heavy, 'CODE', code)\n"
@@ -219,9 +221,11 @@ def test_readers_do_not_import_tensorflow(example_czann: Path, tmp_path: Path) -
 
 def test_onnx_conversion_does_not_import_tensorflow(tmp_path: Path, seg_sources: dict) -> None:
     probe = (
-        "import sys, runpy\n"
+        "import sys\n"
+        "from czann_ci.cli import app\n"
         "sys.argv = ['czann'] + sys.argv[1:]\n"
-        "try:\n    runpy.run_module('czann_ci', run_name='__main__')\n"
+        # the app, not main(): main leaves with os._exit once onnxruntime is loaded, before this could look
+        "try:\n    app()\n"
         "except SystemExit as exit:\n    code = exit.code\n"
         "print('HEAVY', [m for m in ('tensorflow', 'tf2onnx', 'keras') if m in sys.modules], 'CODE', code)\n"
     )
@@ -282,3 +286,32 @@ def test_spatial_dims_fix_the_input(tmp_path: Path) -> None:
         "32",
     )
     assert done.returncode == 2 and "differ from InputShape [64, 48]" in done.stderr
+
+
+def test_main_builds_only_the_command_asked_for() -> None:
+    from czann_ci.cli import _app_for, app
+
+    single = _app_for(["predict", "model.czann"])
+    assert [info.callback.__name__ for info in single.registered_commands] == ["predict"]
+    assert single.registered_callback is app.registered_callback
+    assert len(app.registered_commands) > 1  # the app itself is left whole
+    for args in ([], ["--help"], ["--version"], ["no-such-command"]):
+        assert _app_for(args) is app
+
+
+def test_main_keeps_the_exit_code_and_output_when_it_leaves_early(
+    example_czann: Path, tmp_path: Path
+) -> None:
+    """main() leaves with os._exit once onnxruntime is loaded: what was printed and the exit code stay."""
+    broken = tmp_path / "broken.czann"
+    broken.write_bytes(b"PK not a zip")
+    for args, code, text in (
+        (["validate", str(example_czann)], 0, "valid"),
+        (["validate", str(broken)], 1, "broken.czann"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", "from czann_ci.cli import main; main()", *args],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == code, done.stderr
+        assert text in done.stdout + done.stderr

@@ -105,10 +105,10 @@ def test_conflicts_fail_while_planning(tmp_path: Path, options: dict, error: typ
 def test_plan_on_the_command_line_loads_no_model(tmp_path: Path) -> None:
     probe = (
         "import sys\n"
-        "from czann_ci.cli import main\n"
+        "from czann_ci.cli import app\n"
         f"sys.argv = ['czann', 'convert', {str(EXAMPLE / 'nuclei.keras')!r}, '--meta', "
         f"{str(EXAMPLE / 'nuclei.json')!r}, '--plan', '--json', '-o', {str(tmp_path / 'n.czann')!r}]\n"
-        "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
+        "try:\n    app()\nexcept SystemExit as exc:\n    code = exc.code\n"
         "print('TF', 'tensorflow' in sys.modules, 'KERAS', 'keras' in sys.modules, file=sys.stderr)\n"
         "sys.exit(code)\n"
     )

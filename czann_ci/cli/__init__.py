@@ -6,6 +6,7 @@ missing file); 3 conversion failed; 4 publish failed.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import sys
@@ -375,11 +376,15 @@ app.command(epilog=EXIT_HELP)(predict)
 app.command(epilog=EXIT_HELP)(evaluate)
 
 
-def _exit_now_if_tensorflow_loaded(code: int | str | None) -> None:
-    """With TensorFlow loaded, interpreter shutdown takes about a second (0.9 s after a bare `import
-    tensorflow`, 1.0-1.1 s after converting the 2M bench U-Net) and has nothing of ours left to do:
-    outputs are renamed into place and temporary folders removed before the command returns."""
-    if "tensorflow" not in sys.modules:
+# Interpreter teardown after these runtimes takes long and has nothing of ours left to do: outputs are
+# renamed into place and temporary folders removed before a command returns. TensorFlow: 0.9 s after a bare
+# `import tensorflow`, 1.0-1.1 s after converting the 2M bench U-Net; onnxruntime (with numpy and the image
+# readers): about 0.1 s after `czann predict` (bench/README.md).
+_SLOW_TEARDOWN = ("tensorflow", "onnxruntime")
+
+
+def _exit_now_if_runtime_loaded(code: int | str | None) -> None:
+    if not any(name in sys.modules for name in _SLOW_TEARDOWN):
         return
     if isinstance(code, str):
         sys.stderr.write(code + "\n")
@@ -390,14 +395,28 @@ def _exit_now_if_tensorflow_loaded(code: int | str | None) -> None:
     os._exit(code or 0)
 
 
+def _app_for(args: list[str]) -> typer.Typer:
+    """The app with only the command asked for: typer makes the click command of every registered command,
+    options and all, before it parses anything (about 45 ms for all of them). `czann`, `czann --help` and
+    a name that is no command get the whole app, so its listing and its errors are the same."""
+    if not args:
+        return app
+    for info in app.registered_commands:
+        if (info.name or typer.main.get_command_name(info.callback.__name__)) == args[0]:
+            single = copy.copy(app)
+            single.registered_commands = [info]
+            return single
+    return app
+
+
 def main() -> None:
     # TensorFlow's C++ start-up chatter is noise on a command line; the user's own setting wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
-        app()
+        _app_for(sys.argv[1:])()
     except SystemExit as exc:
         # click reports usage errors with exit 2 already; keep every other code as the command set it
-        _exit_now_if_tensorflow_loaded(exc.code)
+        _exit_now_if_runtime_loaded(exc.code)
         raise
     except KeyboardInterrupt:
         sys.exit(130)
