@@ -182,6 +182,15 @@ def test_tiles_run_side_by_side_give_the_result_of_one_at_a_time(
     )
     assert done.returncode == 0, done.stderr
     assert np.array_equal(tifffile.imread(tmp_path / "cli.ome.tif"), one.labels)
+    # the sessions that run many tiles share one arena grown by what a run asks for; the conversion's
+    # one-tile check keeps none
+    options = load_model(models["nuclei"]).session.get_session_options()
+    assert options.get_session_config_entry("session.use_env_allocators") == "1"
+    from czann_ci.checks.runtime import OnnxRunner
+
+    check = OnnxRunner(onnx.load_model(str(models["nuclei_onnx"])).SerializeToString())
+    assert not check.session.get_session_options().enable_cpu_mem_arena
+
     refused = czann(
         "predict", str(models["nuclei"]), str(path), "-o", str(tmp_path / "x.ome.tif"), "--tiles-at-once", "0"
     )

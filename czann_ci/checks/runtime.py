@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -88,6 +89,19 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+@functools.cache
+def _register_shared_arena() -> None:
+    """One CPU memory arena for the process's sessions that keep one, grown by what a run asks for.
+
+    A session's own arena grows by powers of two: two 1024 x 1024 tiles of the 40-channel bench detector in
+    flight peaked at 0.98-1.03 GB with it, 0.81 GB with this one, at the same speed (bench/README.md)."""
+    import onnxruntime as ort
+
+    cpu = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+    # max_mem 0: no limit; extend strategy 1: kSameAsRequested; -1: onnxruntime's default chunk sizes
+    ort.create_and_register_allocator(cpu, ort.OrtArenaCfg(0, 1, -1, -1))
+
+
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED"}
 
 
@@ -99,6 +113,9 @@ def onnx_session(model_bytes: bytes, settings: SessionSettings) -> Any:
     options.log_severity_level = 3
     options.intra_op_num_threads = settings.threads_per_run()
     options.enable_cpu_mem_arena = settings.memory_arena
+    if settings.memory_arena:
+        _register_shared_arena()
+        options.add_session_config_entry("session.use_env_allocators", "1")
     options.enable_mem_pattern = settings.memory_pattern
     options.graph_optimization_level = getattr(
         ort.GraphOptimizationLevel, _LEVELS.get(settings.graph_optimization, "ORT_ENABLE_ALL")
