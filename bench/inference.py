@@ -1,26 +1,30 @@
 """Whole-image inference: `czann predict` against napari-czann-segment's predict_ndarray, same model,
 same image, same machine, same run (issue 23).
 
-    python bench/inference.py                 # the three cases, one run each (about 10 minutes on 2 cores)
-    python bench/inference.py --cases large   # one case: large, small, stream, options
-    python bench/inference.py --update-readme # and write the table into bench/README.md
+    python bench/inference.py                 # every case, medians of 3 interleaved runs (about 15 minutes)
+    python bench/inference.py --cases large   # some cases: large, small, small12, stream, options
+    python bench/inference.py --update-readme # and write the tables into bench/README.md
 
 Cases:
-- large: a 3675 x 2755 16-bit CZI through a 1024 x 1024-tile nucleus detector (MinOverlap 32);
-- small: a 4096 x 4096 16-bit CZI through a 256 x 256-tile model of the same layers (MinOverlap 16),
-  where the per-tile overhead counts;
-- stream: a 20000 x 20000 16-bit tiled OME-TIFF (800 MB decoded) through a 256 x 256 model into a tiled
-  OME-TIFF label image: peak RSS (napari-czann-segment is not run: it holds the image whole);
-- options: onnxruntime session options (threads, graph optimisation, memory arena, tiles per run) on
-  the large case, in one process, each run timed.
+- large: a 3675 x 2755 16-bit CZI through a 1024 x 1024-tile nucleus detector (MinOverlap 32) of 40
+  channels: onnxruntime runs its 12 tiles in about 7.6 s on a quiet machine here, as the issue's detector;
+- small: a 4096 x 4096 16-bit CZI through a 256 x 256-tile model (MinOverlap 16) of 4 channels, where
+  the per-tile overhead counts: one tile's run (about 2 ms) is shorter than napari-czann-segment's own
+  work per tile (both are printed);
+- small12: the same image through the same layers at 12 channels, where onnxruntime's run dominates;
+- stream: a 20000 x 20000 16-bit tiled OME-TIFF (800 MB decoded) through the 4-channel 256 x 256 model
+  into a tiled OME-TIFF label image: peak RSS (napari-czann-segment is not run: it holds the image whole);
+- options: onnxruntime session options (threads, tiles at once, graph optimisation, memory arena, tiles
+  per run) on the small, small12 and large models, in one process, each run timed.
 
-Each tool runs as a whole process under `/usr/bin/time -v` (wall time, peak RSS): ours is the CLI,
-reading the file and writing the OME-TIFF; napari-czann-segment gets the plane read whole with
-pylibCZIrw, as its users read it, and writes nothing. The split: `run_seconds` (inside onnxruntime's
-run) from `czann predict --json` against the process's wall time. The models are seeded ONNX graphs
-(bench/inference.py builds them: three 3 x 3 convolutions of 12 channels (4 for the streaming case),
-2-class softmax), converted to
-.czann by czann-ci. Results go to OUT/inference.json.
+Each tool runs as a whole process under `/usr/bin/time -v` (wall time, peak RSS), the runs of the two
+interleaved and the medians kept: ours is the CLI, reading the file and writing the OME-TIFF;
+napari-czann-segment gets the plane read whole with pylibCZIrw, as its users read it, and writes nothing.
+The split: `run_seconds` (the time in which onnxruntime's run holds at least one tile) from
+`czann predict --json` against the process's wall time; for napari-czann-segment its run is timed by
+wrapping onnxruntime's InferenceSession.run in its process. The models are seeded ONNX graphs
+(bench/inference.py builds them: three 3 x 3 convolutions, then a 1 x 1 to 2 classes and a softmax),
+converted to .czann by czann-ci. Results go to OUT/inference.json.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 TIME = "/usr/bin/time"
 README_START, README_END = "<!-- inference:start -->", "<!-- inference:end -->"
-CASES = ("large", "small", "stream", "options")
+CASES = ("large", "small", "small12", "stream", "options")
 
 
 def detector(channels: int = 8, seed: int = 11) -> object:
@@ -180,16 +184,32 @@ def build_stream_tiff(path: Path, side: int = 20000, tile: int = 512) -> Path:
 
 
 NAPARI_DRIVER = """
-import sys, time
+import json, sys, time
+started = time.perf_counter()
 import numpy as np
+import onnxruntime
 from pylibCZIrw import czi as pyczi
 from napari_czann_segment.predict import predict_ndarray
-start = time.perf_counter()
+imported = time.perf_counter()
+run_seconds, runs = 0.0, 0
+plain_run = onnxruntime.InferenceSession.run
+def timed_run(self, *args, **kwargs):
+    global run_seconds, runs
+    began = time.perf_counter()
+    try:
+        return plain_run(self, *args, **kwargs)
+    finally:
+        run_seconds += time.perf_counter() - began
+        runs += 1
+onnxruntime.InferenceSession.run = timed_run
 with pyczi.open_czi(sys.argv[2]) as reader:
     image = reader.read(plane={"C": 0, "Z": 0, "T": 0})[:, :, 0]
+read = time.perf_counter()
 _, labels = predict_ndarray(sys.argv[1], image, border="auto")
+predicted = time.perf_counter()
 np.save(sys.argv[3], labels)
-print(time.perf_counter() - start)
+print(json.dumps({"import_s": imported - started, "read_s": read - imported, "predict_s": predicted - read,
+                  "run_s": run_seconds, "runs": runs}))
 """
 
 
@@ -228,19 +248,30 @@ def ours(model: Path, image: Path, output: Path) -> dict:
 
 def theirs(model: Path, image: Path, labels: Path) -> dict:
     result = timed([sys.executable, "-c", NAPARI_DRIVER, str(model), str(image), str(labels)])
-    result.pop("stdout")
+    report = json.loads(result.pop("stdout").strip().splitlines()[-1])
+    result.update({key: round(value, 3) for key, value in report.items()})
     return result
 
 
-def compare(name: str, model: Path, image: Path, out: Path) -> dict:
+def median_run(runs: list[dict]) -> dict:
+    """The run whose wall time is the median (its own peak RSS and split kept with it)."""
+    ordered = sorted(runs, key=lambda r: r["wall_s"])
+    return {**ordered[len(ordered) // 2], "walls": [r["wall_s"] for r in runs]}
+
+
+def compare(name: str, model: Path, image: Path, out: Path, runs: int) -> dict:
     import tifffile
 
-    mine = ours(model, image, out / f"{name}.ome.tif")
-    reference = theirs(model, image, out / f"{name}.napari.npy")
+    mine_runs, their_runs = [], []
+    for _ in range(runs):  # interleaved: a neighbour's load falls on both alike
+        mine_runs.append(ours(model, image, out / f"{name}.ome.tif"))
+        their_runs.append(theirs(model, image, out / f"{name}.napari.npy"))
+    mine, reference = median_run(mine_runs), median_run(their_runs)
     # pixels whose label differs: a score tie decided either way by float rounding (its batches of 8 tiles
     # against our batches of 1 run different kernels)
     ours_labels = tifffile.imread(out / f"{name}.ome.tif")
     differing = int(np.count_nonzero(ours_labels != np.load(out / f"{name}.napari.npy").astype(np.int64) - 1))
+    tiles = mine["tiles"]
     return {
         "case": name,
         "ours": mine,
@@ -248,7 +279,24 @@ def compare(name: str, model: Path, image: Path, out: Path) -> dict:
         "wall_ratio": round(mine["wall_s"] / reference["wall_s"], 3),
         "rss_ratio": round(mine["rss_mb"] / reference["rss_mb"], 3),
         "labels_differing": differing,
+        # per tile: our run's share of the wall; its work outside onnxruntime's run in predict_ndarray
+        "ours_run_ms_per_tile": round(1000 * mine["run_s"] / tiles, 2),
+        "napari_other_ms_per_tile": round(1000 * (reference["predict_s"] - reference["run_s"]) / tiles, 2),
     }
+
+
+SETTINGS = (  # SessionSettings fields changed from the defaults, one row each
+    {},
+    {"tiles_at_once": 1},
+    {"tiles_at_once": 1, "intra_op_threads": 1},
+    {"graph_optimization": "extended"},
+    {"graph_optimization": "basic"},
+    {"graph_optimization": "disable"},
+    {"memory_arena": False},
+    {"memory_pattern": True},
+    {"batch": 2},
+    {"batch": 4},
+)
 
 
 def options_sweep(cases: list[tuple[str, Path, Path]], out: Path, rounds: int = 3) -> list[dict]:
@@ -259,63 +307,75 @@ def options_sweep(cases: list[tuple[str, Path, Path]], out: Path, rounds: int = 
     from czann_ci.inference.model import load_model
     from czann_ci.inference.predict_file import PredictOptions, predict_file
 
-    settings = [
-        SessionSettings(),
-        SessionSettings(intra_op_threads=1),
-        SessionSettings(graph_optimization="basic"),
-        SessionSettings(graph_optimization="disable"),
-        SessionSettings(memory_arena=False),
-        SessionSettings(memory_pattern=True),
-        SessionSettings(batch=2),
-        SessionSettings(batch=4),
-    ]
     best: dict[tuple[str, int], tuple[float, float]] = {}
     for _ in range(rounds):
         for case, model, image in cases:
-            for index, setting in enumerate(settings):
-                zen = load_model(model, setting)
+            for index, changed in enumerate(SETTINGS):
+                zen = load_model(model, SessionSettings(**changed))
                 started = time.perf_counter()
-                result = predict_file(
-                    zen, image, out / "options.ome.tif", PredictOptions(force=True, settings=setting)
-                )
+                result = predict_file(zen, image, out / "options.ome.tif", PredictOptions(force=True))
                 wall = time.perf_counter() - started
                 if wall < best.get((case, index), (float("inf"), 0.0))[0]:
                     best[case, index] = (wall, result.run_seconds)
     rows = [
         {
             "case": case,
-            "settings": dict(vars(setting)),
+            "settings": changed,
             "wall_s": round(best[case, index][0], 2),
             "run_s": round(best[case, index][1], 2),
         }
         for case, _, _ in cases
-        for index, setting in enumerate(settings)
+        for index, changed in enumerate(SETTINGS)
     ]
     for row in rows:
         print(row, flush=True)
     return rows
 
 
+CASE_TITLES = {
+    "large": "large: 3675 x 2755 16-bit CZI, 1024 x 1024 tiles, 40 channels",
+    "small": "small: 4096 x 4096 16-bit CZI, 256 x 256 tiles, 4 channels",
+    "small12": "small12: the same, 12 channels",
+}
+
+
 def table(results: dict) -> str:
     lines = [
         f"`python bench/inference.py` on {results['date']} ({results['machine']}, {os.cpu_count()} cores, "
-        f"Python {results['python']}):",
+        f"Python {results['python']}), medians of {results['runs']} interleaved runs:",
         "",
-        "| case | tiles | ours wall s | ours peak MB | outside run | napari wall s | napari peak MB | wall ratio | RSS ratio | pixels with other label |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| case | tiles | ours wall s | ours peak MB | outside onnxruntime's run | napari wall s | napari peak MB "
+        "| wall ratio | RSS ratio | pixels with another label |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in results.get("compare", []):
         o, n = row["ours"], row["napari"]
         lines.append(
-            f"| {row['case']} | {o['tiles']} | {o['wall_s']} | {o['rss_mb']} | {o['outside_share']:.0%} | {n['wall_s']} | "
-            f"{n['rss_mb']} | {row['wall_ratio']} | {row['rss_ratio']} | {row['labels_differing']} |"
+            f"| {CASE_TITLES[row['case']]} | {o['tiles']} | {o['wall_s']} | {o['rss_mb']} | "
+            f"{o['outside_share']:.0%} ({o['wall_s'] - o['run_s']:.2f} s) | {n['wall_s']} | {n['rss_mb']} | "
+            f"{row['wall_ratio']:.2f} | {row['rss_ratio']:.2f} | {row['labels_differing']} |"
         )
+    if results.get("compare"):
+        lines += [
+            "",
+            "| case | ours: run per tile ms | napari: import s | napari: run s | napari: other work per tile ms "
+            "| all wall times, ours / napari |",
+            "|---|---:|---:|---:|---:|---|",
+        ]
+        for row in results["compare"]:
+            o, n = row["ours"], row["napari"]
+            lines.append(
+                f"| {row['case']} | {row['ours_run_ms_per_tile']} | {n['import_s']:.2f} | {n['run_s']:.2f} | "
+                f"{row['napari_other_ms_per_tile']} | {', '.join(map(str, o['walls']))} / "
+                f"{', '.join(map(str, n['walls']))} |"
+            )
     if "stream" in results:
         s = results["stream"]
         lines += [
             "",
-            f"stream (20000 x 20000 16-bit tiled OME-TIFF, 256-tile model): {s['tiles']} tiles, {s['wall_s']} s, "
-            f"peak RSS {s['rss_mb']} MB, {s['outside_share']:.0%} outside onnxruntime's run.",
+            f"stream: a 20000 x 20000 16-bit tiled OME-TIFF (800 MB decoded) through the 4-channel 256 x 256 model "
+            f"into a tiled OME-TIFF label image: {s['tiles']} tiles, {s['wall_s']} s, **peak RSS {s['rss_mb']} MB**, "
+            f"{s['outside_share']:.0%} of the time outside onnxruntime's run.",
         ]
     if "options" in results:
         lines += [
@@ -324,20 +384,9 @@ def table(results: dict) -> str:
             "|---|---|---:|---:|",
         ]
         for row in results["options"]:
-            changed = {
-                k: v
-                for k, v in row["settings"].items()
-                if v
-                != {
-                    "intra_op_threads": 0,
-                    "graph_optimization": "all",
-                    "memory_arena": True,
-                    "memory_pattern": False,
-                    "batch": 1,
-                }[k]
-            }
+            changed = ", ".join(f"{k}={v}" for k, v in row["settings"].items())
             lines.append(
-                f"| {', '.join(f'{k}={v}' for k, v in changed.items()) or 'defaults'} | {row['case']} | "
+                f"| {changed or 'defaults (2 tiles at once, 1 thread each; optimisation all)'} | {row['case']} | "
                 f"{row['wall_s']} | {row['run_s']} |"
             )
     return "\n".join(lines) + "\n"
@@ -345,7 +394,8 @@ def table(results: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", default="large,small,stream,options")
+    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=BENCH / "out" / "inference")
     parser.add_argument("--update-readme", action="store_true")
     args = parser.parse_args()
@@ -356,30 +406,34 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "machine": platform.machine(),
         "python": platform.python_version(),
+        "runs": args.runs,
         "compare": [],
     }
-    # 12 channels: about 0.6 s of onnxruntime per 1024 x 1024 tile here, as the issue's nucleus detector
-    # (7.6 s for 12 tiles); the streaming case takes 4 (6,900 tiles: it measures memory)
-    large_model, small_model = build_model(out, 1024, 32, 12), build_model(out, 256, 16, 12)
-    if "large" in cases or "options" in cases:
-        large_image = build_czi(out / "large.czi", 2755, 3675)
-    if "large" in cases:
-        results["compare"].append(compare("large", large_model, large_image, out))
-        print(results["compare"][-1], flush=True)
-    if "small" in cases:
-        results["compare"].append(
-            compare("small", small_model, build_czi(out / "small.czi", 4096, 4096), out)
-        )
-        print(results["compare"][-1], flush=True)
+    large_model = build_model(out, 1024, 32, 40)
+    small_model, small12_model = build_model(out, 256, 16, 4), build_model(out, 256, 16, 12)
+    large_image = build_czi(out / "large.czi", 2755, 3675)
+    small_image = build_czi(out / "small.czi", 4096, 4096)
+    for case, model, image in (
+        ("large", large_model, large_image),
+        ("small", small_model, small_image),
+        ("small12", small12_model, small_image),
+    ):
+        if case in cases:
+            results["compare"].append(compare(case, model, image, out, args.runs))
+            print(results["compare"][-1], flush=True)
     if "stream" in cases:
         results["stream"] = ours(
             small_model, build_stream_tiff(out / "stream.ome.tif"), out / "stream.labels.ome.tif"
         )
         print(results["stream"], flush=True)
     if "options" in cases:
-        crop = build_czi(out / "crop.czi", 1024, 1024)
         results["options"] = options_sweep(
-            [("large", large_model, large_image), ("1024 x 1024, 256 tiles", small_model, crop)], out
+            [
+                ("small", small_model, small_image),
+                ("small12, 1024 x 1024 crop", small12_model, build_czi(out / "crop.czi", 1024, 1024)),
+                ("large, 2048 x 2048 crop", large_model, build_czi(out / "crop2048.czi", 2048, 2048)),
+            ],
+            out,
         )
     (out / "inference.json").write_text(json.dumps(results, indent=2))
     text = table(results)
