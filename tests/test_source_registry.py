@@ -70,6 +70,18 @@ def test_every_source_that_needs_an_extra_needs_the_full_image_or_one_of_its_own
     assert all(row.extra is not None for row in rows() if not set(row.suffixes) <= slim_suffixes())
 
 
+def test_the_extras_only_the_full_image_has_are_the_lock_files_own() -> None:
+    """IN_FULL_IMAGE (the hint that sends a slim-image user to the full one) holds exactly the extras
+    requirements/compile.sh resolves into full.lock and not into slim.lock."""
+    script = (REPO / "requirements" / "compile.sh").read_text()
+
+    def extras(lock: str) -> set[str]:
+        line = next(line for line in script.splitlines() if line.rstrip().endswith(f"requirements/{lock}"))
+        return set(re.findall(r"--extra (\S+)", line))
+
+    assert extras("full.lock") - extras("slim.lock") == IN_FULL_IMAGE
+
+
 def test_every_row_names_an_importable_source_and_the_registry_imports_no_framework() -> None:
     code = (
         "import sys; from czann_ci.sources.registry import rows; rows(); "
