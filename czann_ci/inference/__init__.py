@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from czann_ci.checks.runtime import SessionSettings
     from czann_ci.errors import ImageError
     from czann_ci.inference.image_source import ImageSource
     from czann_ci.inference.images import open_image
@@ -20,12 +21,14 @@ _WHERE = {
     "predict_image": "czann_ci.inference.run",
     "Prediction": "czann_ci.inference.run",
     "ImageError": "czann_ci.errors",
+    "SessionSettings": "czann_ci.checks.runtime",
 }
 
 __all__ = [
     "ImageError",
     "ImageSource",
     "Prediction",
+    "SessionSettings",
     "ZenModel",
     "load_model",
     "open_image",
