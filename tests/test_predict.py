@@ -197,6 +197,29 @@ def test_tiles_run_side_by_side_give_the_result_of_one_at_a_time(
     assert refused.returncode == 2 and "--tiles-at-once" in refused.stderr
 
 
+def test_the_cores_follow_a_containers_cpu_quota(tmp_path: Path) -> None:
+    import os
+
+    from czann_ci.checks.runtime import SessionSettings, available_cores
+
+    affinity = len(os.sched_getaffinity(0))
+    cpu_max = tmp_path / "cpu.max"
+    for text, cores in (
+        ("max 100000\n", affinity),  # no limit
+        ("100000 100000\n", 1),  # docker run --cpus 1
+        ("150000 100000\n", 1),  # --cpus 1.5: one whole core
+        (f"{200000 * affinity} 100000\n", affinity),  # a quota above the affinity
+        ("not a limit", affinity),
+    ):
+        cpu_max.write_text(text)
+        assert available_cores(cpu_max) == cores, text
+    assert available_cores(tmp_path / "missing") == affinity
+    # one tile at a time: onnxruntime's own thread count; several: the cores shared among them
+    assert SessionSettings(tiles_at_once=1).threads_per_run() == 0
+    assert SessionSettings(tiles_at_once=2).threads_per_run() == max(1, available_cores() // 2)
+    assert SessionSettings(tiles_at_once=2, intra_op_threads=3).threads_per_run() == 3
+
+
 def test_16_bit_czi_is_scaled_by_its_component_bit_count(models: dict[str, Path], tmp_path: Path) -> None:
     image, _ = nuclei(100, 150, seed=2)
     twelve = as_uint(image, 12)

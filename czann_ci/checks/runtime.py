@@ -7,6 +7,7 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from czann_ci.checks.summary import ValidationSummary
@@ -81,12 +82,20 @@ class SessionSettings:
         return max(1, available_cores() // self.concurrent_tiles())
 
 
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity, where the system tells)."""
+def available_cores(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """The cores this process may run on: its CPU affinity, and within a container its CPU quota
+    (`docker run --cpus 2` on a 64-core host: 2, where the affinity still says 64)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(quota) // int(period)))
+    except (OSError, ValueError):  # no cgroup v2 limit here
+        pass
+    return cores
 
 
 @functools.cache
