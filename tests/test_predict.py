@@ -435,7 +435,14 @@ def test_decompression_bombs_are_refused_before_decoding(models: dict[str, Path]
         tif.pages[0].tags["ImageWidth"].overwrite(100_000)
         tif.pages[0].tags["ImageLength"].overwrite(100_000)
         tif.pages[0].tags["RowsPerStrip"].overwrite(100_000)
-    assert png.stat().st_size < 200 and tiff.stat().st_size < 1000
+    # a CZI of one zstd plane of zeros: 128 MiB of pixels in about 11 kB
+    from pylibCZIrw import czi as pyczi
+
+    czi = tmp_path / "bomb.czi"
+    with pyczi.create_czi(str(czi), compression_options="zstd1:ExplicitLevel=3") as writer:
+        writer.write(np.zeros((8192, 8192, 1), np.uint16), plane={"C": 0})
+        writer.write_metadata(document_name="bomb")
+    assert png.stat().st_size < 200 and tiff.stat().st_size < 1000 and czi.stat().st_size < 20_000
 
     with pytest.raises(
         ImageError, match=r"bomb.png: size: too large to decode whole .*Image size \(10000000000 pixels\)"
@@ -446,7 +453,13 @@ def test_decompression_bombs_are_refused_before_decoding(models: dict[str, Path]
         ImageError, match=r"ByteCounts: segment 0 inflates .* the limit is 1000x\): a decompression bomb"
     ):
         source.read(0, 0, 64, 64)
-    for path in (png, tiff):
+    with pytest.raises(
+        ImageError,
+        match=r"bomb.czi: SubBlockDirectory: its subblocks decode to 134,217,728 bytes from a file of .* the limit "
+        r"is 1000x\): a decompression bomb",
+    ):
+        open_image(czi)
+    for path in (png, tiff, czi):
         done = czann("predict", str(models["nuclei"]), str(path), "-o", str(tmp_path / "o" / "x.ome.tif"))
         assert done.returncode == 6 and len(done.stderr.strip().splitlines()) == 1, done.stderr
         _assert_nothing_written(tmp_path / "o")

@@ -1,5 +1,10 @@
 """CZI through ZEISS's pylibCZIrw: a region of one plane (scene, z, t, every channel) read from the subblocks
-that cover it, never the whole image. Colour channels (Bgr24, Bgr48) come as CZI stores them: BGR."""
+that cover it, never the whole image. Colour channels (Bgr24, Bgr48) come as CZI stores them: BGR.
+
+pylibCZIrw decodes a whole subblock to read any part of it, so a file whose subblocks decode to more than
+MAX_INFLATION times its size (a zstd subblock of zeros inflates about 12000x) is refused when it is opened,
+from the subblock directory (each subblock's stored bitmap size and pixel type), before any pixel is
+decoded. The directory gives no per-subblock compressed size, so the ratio is the file's."""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from czann_ci.errors import first_line
-from czann_ci.inference.image_source import ImageSource, image_error, import_reader, pick
+from czann_ci.inference.image_source import MAX_INFLATION, ImageSource, image_error, import_reader, pick
 
 # CZI pixel type -> (dtype, components per pixel)
 PIXEL_TYPES = {
@@ -38,10 +43,30 @@ class CziSource(ImageSource):
             self._stack.close()
             raise image_error(path, f"not a readable CZI: {first_line(exc)}", "header") from None
         try:
+            self._refuse_a_bomb()
             self._setup(box, scenes, pixel_types, metadata, scene, z, t)
         except BaseException:
             self._stack.close()
             raise
+
+    def _refuse_a_bomb(self) -> None:
+        decoded = 0
+
+        def add(_: int, info: Any) -> bool:
+            nonlocal decoded
+            dtype, components = PIXEL_TYPES.get(info.pixelType.name, (np.uint8, 1))
+            size = info.physicalSize
+            decoded += size.w * size.h * components * np.dtype(dtype).itemsize
+            return True
+
+        self._reader.enumerate_subblocks(add)
+        stored = max(self.path.stat().st_size, 1)
+        if decoded > MAX_INFLATION * stored:
+            raise self.error(
+                f"its subblocks decode to {decoded:,} bytes from a file of {stored:,} ({decoded // stored:,}x, the "
+                f"limit is {MAX_INFLATION}x): a decompression bomb",
+                "SubBlockDirectory",
+            )
 
     def _setup(
         self, box: dict, scenes: dict, pixel_types: dict, metadata: dict, scene: Any, z: Any, t: Any
