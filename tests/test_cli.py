@@ -289,14 +289,36 @@ def test_spatial_dims_fix_the_input(tmp_path: Path) -> None:
 
 
 def test_main_builds_only_the_command_asked_for() -> None:
-    from czann_ci.cli import _app_for, app
+    from czann_ci.cli import COMMANDS, _app_for, app
 
     single = _app_for(["predict", "model.czann"])
     assert [info.callback.__name__ for info in single.registered_commands] == ["predict"]
-    assert single.registered_callback is app.registered_callback
-    assert len(app.registered_commands) > 1  # the app itself is left whole
+    whole = [info.callback.__name__ for info in app.registered_commands]
+    assert whole == list(COMMANDS)  # every command, in the order of `czann --help`
     for args in ([], ["--help"], ["--version"], ["no-such-command"]):
         assert _app_for(args) is app
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    """`czann predict` loads neither the other commands nor the format registries convert's help lists."""
+    probe = (
+        "import sys\n"
+        "from czann_ci.cli import _app_for\n"
+        "_app_for(sys.argv[1:2])\n"
+        "print('LOADED', sorted(m for m in sys.modules if m.startswith('czann_ci.')))\n"
+    )
+    for command, own, absent in (
+        ("predict", "predict", ("cli.convert", "cli.evaluate", "plan", "format.specs", "sources.registry")),
+        ("validate", "archives", ("cli.convert", "cli.predict", "plan")),
+        ("convert", "convert", ("cli.archives", "cli.predict", "inference")),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", probe, command], capture_output=True, text=True, timeout=120
+        )
+        loaded = done.stdout.split("LOADED", 1)[-1]
+        assert f"'czann_ci.cli.{own}'" in loaded, done.stdout + done.stderr
+        for module in absent:
+            assert f"'czann_ci.{module}'" not in loaded, (command, module)
 
 
 def test_main_keeps_the_exit_code_and_output_when_it_leaves_early(
