@@ -2,8 +2,9 @@
 same image, same machine, same run (issue 23).
 
     python bench/inference.py                 # every case, medians of 3 interleaved runs (about 15 minutes)
-    python bench/inference.py --cases large   # some cases: large, small, small12, stream, options
+    python bench/inference.py --cases large   # some cases: large, small, small12, stream, options, ops
     python bench/inference.py --update-readme # and write the tables into bench/README.md
+    python bench/inference.py --cases ops --merge --update-readme  # add a case to the last run's tables
 
 Cases:
 - large: a 3675 x 2755 16-bit CZI through a 1024 x 1024-tile nucleus detector (MinOverlap 32) of 40
@@ -15,7 +16,10 @@ Cases:
 - stream: a 20000 x 20000 16-bit tiled OME-TIFF (800 MB decoded) through the 4-channel 256 x 256 model
   into a tiled OME-TIFF label image: peak RSS (napari-czann-segment is not run: it holds the image whole);
 - options: onnxruntime session options (threads, tiles at once, graph optimisation, memory arena, tiles
-  per run) on the small, small12 and large models, in one process, each run timed.
+  per run) on the small, small12 and large models, in one process, each run timed;
+- ops: where one 256 x 256 tile's run goes, node by node (onnxruntime's own profiler, one thread), for the
+  detector at 4 to 32 channels, with onnxruntime's NCHWc layout (part of optimisation level `all`) and
+  without it.
 
 Each tool runs as a whole process under `/usr/bin/time -v` (wall time, peak RSS), the runs of the two
 interleaved and the medians kept: ours is the CLI, reading the file and writing the OME-TIFF;
@@ -45,7 +49,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 TIME = "/usr/bin/time"
 README_START, README_END = "<!-- inference:start -->", "<!-- inference:end -->"
-CASES = ("large", "small", "small12", "stream", "options")
+CASES = ("large", "small", "small12", "stream", "options", "ops")
 
 
 def detector(channels: int = 8, seed: int = 11) -> object:
@@ -332,6 +336,49 @@ def options_sweep(cases: list[tuple[str, Path, Path]], out: Path, rounds: int = 
     return rows
 
 
+OPS_WIDTHS = (4, 8, 12, 16, 32)
+
+
+def ops_profile(tile: int = 256, runs: int = 200) -> list[dict]:
+    """Per-node kernel time of one tile's run (onnxruntime's profiler, one thread; each node's median over
+    ``runs``, summed by operator), the detector at each width, with the NCHWc layout (optimisation level all)
+    and without it, the runs of the two sessions interleaved."""
+    import onnxruntime as ort
+
+    batch = np.random.default_rng(0).random((1, tile, tile, 1), dtype=np.float32)
+    rows = []
+    for width in OPS_WIDTHS:
+        model = detector(width).SerializeToString()
+        sessions = {}
+        for layout, disabled in (("nchwc", []), ("plain", ["NchwcTransformer"])):
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 1
+            options.enable_mem_pattern = False
+            options.enable_profiling = True
+            options.profile_file_prefix = str(Path(tempfile.gettempdir()) / f"czann-ops-{width}-{layout}")
+            sessions[layout] = ort.InferenceSession(
+                model, options, providers=["CPUExecutionProvider"], disabled_optimizers=disabled
+            )
+        for _ in range(runs):
+            for session in sessions.values():
+                session.run(None, {"tile": batch})
+        row: dict = {"channels": width}
+        for layout, session in sessions.items():
+            trace = Path(session.end_profiling())
+            durations: dict[tuple[str, str], list[float]] = {}
+            for event in json.loads(trace.read_text()):
+                if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+                    durations.setdefault((event["args"]["op_name"], event["name"]), []).append(event["dur"])
+            trace.unlink()
+            by_op: dict[str, float] = {}
+            for (op, _), values in durations.items():
+                by_op[op] = by_op.get(op, 0.0) + float(np.median(values)) / 1000
+            row[layout] = {op: round(ms, 3) for op, ms in sorted(by_op.items(), key=lambda item: -item[1])}
+        rows.append(row)
+        print(row, flush=True)
+    return rows
+
+
 CASE_TITLES = {
     "large": "large: 3675 x 2755 16-bit CZI, 1024 x 1024 tiles, 40 channels",
     "small": "small: 4096 x 4096 16-bit CZI, 256 x 256 tiles, 4 channels",
@@ -389,7 +436,35 @@ def table(results: dict) -> str:
                 f"| {changed or 'defaults (2 tiles at once, 1 thread each; optimisation all)'} | {row['case']} | "
                 f"{row['wall_s']} | {row['run_s']} |"
             )
+    if "ops" in results:
+        lines += [
+            "",
+            "| one 256 x 256 tile, one thread (onnxruntime's profiler) | run ms with NCHWc | without | Conv | Softmax "
+            "| NCHWc reorders |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for row in results["ops"]:
+            nchwc, plain = row["nchwc"], row["plain"]
+            conv = sum(ms for op, ms in nchwc.items() if "Conv" in op)
+            lines.append(
+                f"| {row['channels']} channels | {sum(nchwc.values()):.2f} | {sum(plain.values()):.2f} | {conv:.2f} | "
+                f"{nchwc.get('Softmax', 0.0):.2f} | {nchwc.get('ReorderOutput', 0.0) + nchwc.get('ReorderInput', 0.0):.2f} |"
+            )
     return "\n".join(lines) + "\n"
+
+
+def merge_earlier(results: dict, earlier: dict, cases: list[str]) -> None:
+    """The earlier run's results for the cases not run now (the header keeps this run's date and runs)."""
+    ran = {row["case"] for row in results["compare"]}
+    if not ran:  # the comparison tables are all the earlier run's: so is their "medians of N"
+        results["runs"] = earlier.get("runs", results["runs"])
+    results["compare"] = [row for row in earlier.get("compare", []) if row["case"] not in ran] + results[
+        "compare"
+    ]
+    results["compare"].sort(key=lambda row: CASES.index(row["case"]))
+    for key in ("stream", "options", "ops"):
+        if key not in cases and key in earlier:
+            results[key] = earlier[key]
 
 
 def main() -> None:
@@ -398,6 +473,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=BENCH / "out" / "inference")
     parser.add_argument("--update-readme", action="store_true")
+    parser.add_argument(
+        "--merge", action="store_true", help="keep the results already in OUT for the cases not run now"
+    )
     args = parser.parse_args()
     cases = args.cases.split(",")
     out = args.out
@@ -435,6 +513,10 @@ def main() -> None:
             ],
             out,
         )
+    if "ops" in cases:
+        results["ops"] = ops_profile()
+    if args.merge and (out / "inference.json").is_file():
+        merge_earlier(results, json.loads((out / "inference.json").read_text()), cases)
     (out / "inference.json").write_text(json.dumps(results, indent=2))
     text = table(results)
     print(text)
