@@ -23,6 +23,7 @@ from test_cli import czann
 
 from czann_ci.errors import ImageError, IncomparableBaselineError, UsageError
 from czann_ci.evaluation.labels import class_indices, label_plane, parse_label_values
+from czann_ci.evaluation.memory import available_memory
 from czann_ci.evaluation.objects import match_objects
 from czann_ci.evaluation.pairing import pair_images
 from czann_ci.evaluation.regression import regression_metrics
@@ -602,6 +603,45 @@ def test_an_existing_sheet_is_kept_without_force(
     with Image.open(sheet) as picture:
         assert picture.format == "PNG"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["cells.png", "cells_labels.png", "sheet.png"]
+
+
+def test_an_image_whose_evaluation_would_not_fit_is_refused_before_it_runs(
+    models: dict[str, Path], nuclei_files: dict[str, Any], tmp_path: Path
+) -> None:
+    """160 x 224 pixels take about 1.5 MiB to evaluate (44 bytes a pixel): --memory 1 refuses the image in
+    one line, before a tile runs or the sheet is written; --memory 2 evaluates it."""
+    sheet = tmp_path / "sheet.png"
+    args = ("-i", str(nuclei_files["image"]), "-l", str(nuclei_files["labels"]), "--sheet", str(sheet))
+    code, line = refused(str(models["exact"]), *args, "--memory", "1")
+    assert code == 6 and line == (
+        f"error: {nuclei_files['image']}: size: evaluating this {WIDTH}x{HEIGHT} image takes about 2 MiB and "
+        "this process may use 1 MiB; czann predict streams it, or crop the image"
+    )
+    assert not sheet.exists()
+    done = czann("evaluate", str(models["exact"]), *args, "--memory", "2", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["score"] == 1.0 and sheet.is_file()
+    with pytest.raises(ImageError, match="takes about 2 MiB") as error:
+        evaluate(
+            models["exact"],
+            pair_images([nuclei_files["image"]], [nuclei_files["labels"]]),
+            memory_limit=2**20,
+        )
+    assert (error.value.file, error.value.field) == (str(nuclei_files["image"]), "size")
+
+
+def test_the_memory_free_is_the_machines_and_its_containers_limit(tmp_path: Path) -> None:
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24000000 kB\nMemFree:        100 kB\nMemAvailable:    2000000 kB\n")
+    cgroup = tmp_path / "cgroup"
+    cgroup.mkdir()
+    assert available_memory(meminfo, cgroup) == 2000000 * 1024  # no container limit
+    (cgroup / "memory.max").write_text("max\n")
+    assert available_memory(meminfo, cgroup) == 2000000 * 1024
+    (cgroup / "memory.max").write_text(f"{512 * 2**20}\n")  # docker run --memory 512m
+    (cgroup / "memory.current").write_text(f"{200 * 2**20}\n")
+    assert available_memory(meminfo, cgroup) == 312 * 2**20
+    assert available_memory(tmp_path / "none", tmp_path / "none") is None  # nothing known: no check
 
 
 # ---- Dask ----------------------------------------------------------------------------------------------

@@ -160,6 +160,9 @@ def test_tiles_run_side_by_side_give_the_result_of_one_at_a_time(
     )
     for other in others:
         assert np.array_equal(other.scores, one.scores) and other.tiles == one.tiles == 54
+    only_labels = predict_image(load_model(models["nuclei"]), path, scores=False)  # as evaluate asks
+    assert only_labels.scores is None and only_labels.labels.dtype == np.uint8
+    assert np.array_equal(only_labels.labels, one.labels) and one.labels.any() and not one.labels.all()
 
     streamed = predict_file(
         load_model(models["nuclei"], SessionSettings(tiles_at_once=3)),

@@ -92,6 +92,18 @@ SchedulerOpt = Annotated[
 ]
 
 
+MemoryOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--memory",
+        metavar="MIB",
+        min=1,
+        help="The most memory one image's evaluation may take, in MiB (default: what the machine or its "
+        "container has free). A larger image is refused before it runs (exit 6).",
+    ),
+]
+
+
 def evaluate(
     model: EvalModelArg,
     images: ImagesOpt = ...,  # type: ignore[assignment]
@@ -105,6 +117,7 @@ def evaluate(
     z: ZOpt = None,
     t: TOpt = None,
     bit_depth: BitDepthOpt = None,
+    memory: MemoryOpt = None,
     force: ForceOpt = False,
     json_out: JsonOut = False,
     debug: Debug = False,
@@ -150,6 +163,7 @@ def evaluate(
             plane=plane,
             previews=SHEET_IMAGES if sheet is not None else 0,
             scheduler=scheduler,
+            memory_limit=None if memory is None else memory * 2**20,
         )
         _report(result, json_out=json_out, sheet=sheet, force=force)
         return 0

@@ -14,6 +14,7 @@ import numpy as np
 
 from czann_ci.errors import ImageError, IncomparableBaselineError, UsageError
 from czann_ci.evaluation.labels import check_shape, class_indices, label_plane
+from czann_ci.evaluation.memory import available_memory, check_fits, evaluation_bytes
 from czann_ci.evaluation.pairing import ImagePair
 from czann_ci.evaluation.regression import regression_metrics
 from czann_ci.evaluation.results import Evaluation, ImageOutcome, Measure, ModelInfo, Preview
@@ -46,6 +47,7 @@ class ImageTask:
     label_values: tuple[int, ...] | None
     plane: PlaneOptions
     preview: bool
+    memory_limit: int | None = None  # bytes one image's evaluation may take, below what the machine has free
 
 
 def evaluate(
@@ -57,10 +59,12 @@ def evaluate(
     plane: PlaneOptions | None = None,
     previews: int = 0,
     scheduler: str | None = None,
+    memory_limit: int | None = None,
 ) -> Evaluation:
     """The model (and the baseline) on every pair's image, measured against its labels (when given) and
     against each other (with a baseline). ``previews``: how many images keep small copies for the picture.
-    ``scheduler``: a Dask scheduler's address to run the images on."""
+    ``scheduler``: a Dask scheduler's address to run the images on. ``memory_limit``: the bytes one image's
+    evaluation may take (it is refused, ImageError, when it would take more, or more than is free)."""
     if importlib.util.find_spec("skimage") is None:
         raise missing_extra("czann evaluate's metrics", "images")
     if not pairs:
@@ -81,6 +85,7 @@ def evaluate(
             label_values=values if info.kind == "segmentation" else None,
             plane=plane or PlaneOptions(),
             preview=index < min(previews, SHEET_IMAGES),
+            memory_limit=memory_limit,
         )
         for index, pair in enumerate(pairs)
     ]
@@ -125,11 +130,14 @@ def evaluate_image(task: ImageTask) -> ImageOutcome:
     from czann_ci.inference import predict_image
 
     pair = task.pair
-    predicted = predict_image(_loaded(task.model), pair.image, **_plane_arguments(task.plane))
+    _check_memory(task)
+    predicted = predict_image(_loaded(task.model), pair.image, scores=False, **_plane_arguments(task.plane))
     old = None
     if task.baseline is not None:
         try:
-            old = predict_image(_loaded(task.baseline), pair.image, **_plane_arguments(task.plane))
+            old = predict_image(
+                _loaded(task.baseline), pair.image, scores=False, **_plane_arguments(task.plane)
+            )
         except ImageError as exc:  # the model read this image, so the baseline's interface is another
             raise IncomparableBaselineError(
                 f"the baseline cannot run on this image: {exc.message}", file=str(pair.image), field=exc.field
@@ -155,6 +163,27 @@ def evaluate_image(task: ImageTask) -> ImageOutcome:
         preview=_preview(task, reference, old_output, new_output) if task.preview else None,
         notes=tuple(predicted.notes),
     )
+
+
+def _check_memory(task: ImageTask) -> None:
+    """Refuse, before any tile runs, an image whose evaluation would not fit in memory (on the machine that
+    runs it: a Dask worker checks its own)."""
+    from czann_ci.inference import open_image
+
+    plane = task.plane
+    with open_image(task.pair.image, scene=plane.scene, z=plane.z, t=plane.t) as source:
+        height, width = source.height, source.width
+    model = _loaded(task.model)
+    needed = evaluation_bytes(
+        height * width,
+        segmentation=model.kind == "segmentation",
+        channels=model.output_channels,
+        baseline=task.baseline is not None,
+    )
+    available = available_memory()
+    if task.memory_limit is not None:
+        available = task.memory_limit if available is None else min(available, task.memory_limit)
+    check_fits(needed, available, image=task.pair.image, height=height, width=width)
 
 
 def _measure(task: ImageTask, reference: np.ndarray, output: np.ndarray, file: Path | None) -> Measure:

@@ -188,7 +188,7 @@ class Prediction:
     kind: str  # "segmentation" or "regression"
     classes: tuple[str, ...]  # segmentation: class name by index (0-based); regression: ()
     labels: np.ndarray | None  # segmentation: (H, W) unsigned int, the class index (argmax)
-    scores: np.ndarray | None  # segmentation: (H, W, K) float32 per-class scores
+    scores: np.ndarray | None  # segmentation: (H, W, K) float32 per-class scores (None when not asked for)
     values: np.ndarray | None  # regression: (H, W, C) float32
     tiles: int
     seconds: float
@@ -205,22 +205,35 @@ def predict_image(
     z: int | None = None,
     t: int | None = None,
     bit_depth: int | None = None,
+    scores: bool = True,
 ) -> Prediction:
-    """Run the model over the whole plane as ZEN does and return the result in memory."""
+    """Run the model over the whole plane as ZEN does and return the result in memory.
+
+    ``scores=False``: a segmentation keeps only its labels, one byte a pixel instead of four per class (each
+    tile's scores become labels as it is stitched); ``Prediction.scores`` is then None."""
     stats = RunStats()
+    segmentation = model.kind == SEGMENTATION
+    only_labels = segmentation and not scores
     with open_image(Path(image), scene=scene, z=z, t=t) as source:
-        output = np.empty((source.height, source.width, model.output_channels), dtype=np.float32)
-        for band in iter_bands(model, source, channels=channels, bit_depth=bit_depth, stats=stats):
+        shape = (source.height, source.width, 1 if only_labels else model.output_channels)
+        output = np.empty(shape, dtype=label_dtype(len(model.classes)) if only_labels else np.float32)
+        bands = iter_bands(
+            model, source, channels=channels, bit_depth=bit_depth, labels=only_labels, stats=stats
+        )
+        for band in bands:
             output[band.y : band.y + band.output.shape[0]] = band.output
         notes = (*source.notes, *scaling_warnings(model, source))
         pixel_size = source.pixel_size
-    segmentation = model.kind == SEGMENTATION
+    if only_labels:
+        labels = output[..., 0]
+    else:
+        labels = labels_of(output, len(model.classes)) if segmentation else None
     return Prediction(
         image=Path(image),
         kind=model.kind,
         classes=model.classes,
-        labels=labels_of(output, len(model.classes)) if segmentation else None,
-        scores=output if segmentation else None,
+        labels=labels,
+        scores=output if segmentation and not only_labels else None,
         values=None if segmentation else output,
         tiles=stats.tiles,
         seconds=stats.seconds,
