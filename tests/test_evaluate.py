@@ -608,20 +608,20 @@ def test_an_existing_sheet_is_kept_without_force(
 def test_an_image_whose_evaluation_would_not_fit_is_refused_before_it_runs(
     models: dict[str, Path], nuclei_files: dict[str, Any], tmp_path: Path
 ) -> None:
-    """160 x 224 pixels take about 1.5 MiB to evaluate (44 bytes a pixel): --memory 1 refuses the image in
+    """160 x 224 pixels take about 1.2 MiB to evaluate (36 bytes a pixel): --memory 1 refuses the image in
     one line, before a tile runs or the sheet is written; --memory 2 evaluates it."""
     sheet = tmp_path / "sheet.png"
     args = ("-i", str(nuclei_files["image"]), "-l", str(nuclei_files["labels"]), "--sheet", str(sheet))
     code, line = refused(str(models["exact"]), *args, "--memory", "1")
     assert code == 6 and line == (
-        f"error: {nuclei_files['image']}: size: evaluating this {WIDTH}x{HEIGHT} image takes about 2 MiB and "
-        "this process may use 1 MiB; czann predict streams it, or crop the image"
+        f"error: {nuclei_files['image']}: size: evaluating this {WIDTH}x{HEIGHT} image takes about 1.2 MiB and "
+        "this process may use 1.0 MiB; czann predict streams it, or crop the image"
     )
     assert not sheet.exists()
     done = czann("evaluate", str(models["exact"]), *args, "--memory", "2", "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["score"] == 1.0 and sheet.is_file()
-    with pytest.raises(ImageError, match="takes about 2 MiB") as error:
+    with pytest.raises(ImageError, match=r"takes about 1\.2 MiB") as error:
         evaluate(
             models["exact"],
             pair_images([nuclei_files["image"]], [nuclei_files["labels"]]),

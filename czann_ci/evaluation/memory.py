@@ -14,10 +14,10 @@ from czann_ci.errors import ImageError
 
 # Peak bytes per pixel above the process's start, measured with /usr/bin/time -v on 4.2, 10.1 and
 # 16.8-megapixel 16-bit CZIs (docs/how-to/your-images.md, "Evaluate and memory"), rounded up. Segmentation:
-# the labels, the reference, the confusion counts and the connected components of one class at a time (42
-# measured, 49 with a baseline). Regression: scikit-image's SSIM works in float64 windows (136 measured with
+# the labels, the reference, the confusion counts and the connected components of one class at a time (34
+# measured, 41 with a baseline). Regression: scikit-image's SSIM works in float64 windows (136 measured with
 # one output channel, 143 with a baseline), and each channel adds the outputs' and the reference's floats.
-SEGMENTATION_BYTES = 44
+SEGMENTATION_BYTES = 36
 SEGMENTATION_BASELINE_BYTES = 6
 REGRESSION_BYTES = 112
 REGRESSION_CHANNEL_BYTES = 28
@@ -68,4 +68,4 @@ def check_fits(needed: int, available: int | None, *, image: Path, height: int, 
 
 
 def _size(count: int) -> str:
-    return f"{count / 2**30:.1f} GiB" if count >= 2**30 else f"{count / 2**20:.0f} MiB"
+    return f"{count / 2**30:.1f} GiB" if count >= 2**30 else f"{count / 2**20:.1f} MiB"

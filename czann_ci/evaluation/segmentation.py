@@ -31,8 +31,11 @@ class SegmentationCounts:
 
 def count_segmentation(reference: np.ndarray, predicted: np.ndarray, classes: int) -> SegmentationCounts:
     """Counts for one image: ``reference`` and ``predicted`` are (H, W) class indices below ``classes``."""
-    pairs = reference.astype(np.int64, copy=False) * classes + predicted.astype(np.int64, copy=False)
+    pairs = reference.astype(np.intp)  # in place from here: one array of 8 bytes a pixel, not three
+    pairs *= classes
+    pairs += predicted
     confusion = np.bincount(pairs.ravel(), minlength=classes * classes).reshape(classes, classes)
+    del pairs
     objects = np.array(
         [match_objects(reference == index, predicted == index) for index in range(classes)], dtype=np.int64
     ).reshape(classes, 3)
