@@ -690,6 +690,34 @@ def test_a_dask_cluster_of_two_worker_processes_gives_the_local_result(
     assert without_timing(remote) == without_timing(local)
 
 
+def test_a_dask_worker_refuses_an_image_beyond_its_own_memory_limit(
+    models: dict[str, Path], nuclei_files: dict[str, Any]
+) -> None:
+    """On a cluster the worker's memory limit bounds what it evaluates, not the machine's free memory: a
+    worker limited to 1 MiB (its nanny told not to pause or end it, so the limit only informs) refuses
+    the image in one line."""
+    distributed = pytest.importorskip("distributed", reason="pip install -e '.[dask]'")
+    import dask
+
+    image, labels = str(nuclei_files["image"]), str(nuclei_files["labels"])
+    inform_only = {
+        f"distributed.worker.memory.{key}": False for key in ("target", "spill", "pause", "terminate")
+    }
+    with (
+        dask.config.set(inform_only),
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, memory_limit=2**20
+        ) as cluster,
+    ):
+        code, line = refused(
+            str(models["exact"]), "-i", image, "-l", labels, "--scheduler", cluster.scheduler_address
+        )
+    assert code == 6 and line == (
+        f"error: {image}: size: evaluating this {WIDTH}x{HEIGHT} image takes about 1.2 MiB and this process may "
+        "use 0.0 MiB; czann predict streams it, or crop the image"
+    )
+
+
 def test_an_unreachable_scheduler_is_one_line(models: dict[str, Path], nuclei_files: dict[str, Any]) -> None:
     pytest.importorskip("distributed", reason="pip install -e '.[dask]'")
     code, line = refused(

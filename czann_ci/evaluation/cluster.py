@@ -4,6 +4,7 @@ be on storage they share with this machine."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -57,3 +58,22 @@ def _check_reachable(address: str) -> None:
         raise UsageError(
             f"cannot reach the Dask scheduler at {address}: {first_line(exc)}", field="--scheduler"
         ) from None
+
+
+def worker_memory() -> int | None:
+    """On a Dask worker with a memory limit, the bytes it may still take: the limit less what the worker's
+    process holds (the machine's free memory says nothing of a worker's share of it); None elsewhere."""
+    if "distributed" not in sys.modules:  # not on a worker: never imported for this
+        return None
+    from distributed import get_worker
+
+    try:
+        worker = get_worker()
+    except ValueError:
+        return None
+    limit = worker.memory_manager.memory_limit
+    if not limit:
+        return None
+    import psutil  # distributed's own dependency
+
+    return max(0, int(limit) - psutil.Process().memory_info().rss)

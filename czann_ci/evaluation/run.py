@@ -166,8 +166,8 @@ def evaluate_image(task: ImageTask) -> ImageOutcome:
 
 
 def _check_memory(task: ImageTask) -> None:
-    """Refuse, before any tile runs, an image whose evaluation would not fit in memory (on the machine that
-    runs it: a Dask worker checks its own)."""
+    """Refuse, before any tile runs, an image whose evaluation would not fit in memory: what the machine has
+    free, a Dask worker's memory limit when it runs there, and --memory."""
     from czann_ci.inference import open_image
 
     plane = task.plane
@@ -180,9 +180,12 @@ def _check_memory(task: ImageTask) -> None:
         channels=model.output_channels,
         baseline=task.baseline is not None,
     )
-    available = available_memory()
-    if task.memory_limit is not None:
-        available = task.memory_limit if available is None else min(available, task.memory_limit)
+    from czann_ci.evaluation.cluster import worker_memory
+
+    limits = [
+        limit for limit in (available_memory(), worker_memory(), task.memory_limit) if limit is not None
+    ]
+    available = min(limits) if limits else None
     check_fits(needed, available, image=task.pair.image, height=height, width=width)
 
 
