@@ -295,7 +295,8 @@ def test_main_builds_only_the_command_asked_for() -> None:
     assert [info.callback.__name__ for info in single.registered_commands] == ["predict"]
     whole = [info.callback.__name__ for info in app.registered_commands]
     assert whole == list(COMMANDS)  # every command, in the order of `czann --help`
-    for args in ([], ["--help"], ["--version"], ["no-such-command"]):
+    assert _app_for(["--version"]).registered_commands == []
+    for args in ([], ["--help"], ["--version", "convert"], ["no-such-command"]):
         assert _app_for(args) is app
 
 

@@ -60,6 +60,8 @@ def _app_for(args: list[str]) -> typer.Typer:
     command, options and all, before it parses anything (about 45 ms for all of them)."""
     if args and args[0] in COMMANDS:
         return build_app([args[0]])
+    if args == ["--version"]:  # answered by the app's own callback: no command is needed
+        return build_app([])
     return _whole_app()
 
 
