@@ -76,4 +76,4 @@ def worker_memory() -> int | None:
         return None
     import psutil  # distributed's own dependency
 
-    return max(0, int(limit) - psutil.Process().memory_info().rss)
+    return int(limit) - psutil.Process().memory_info().rss  # below 0 when over: memory.lowest clamps it

@@ -39,20 +39,26 @@ def available_memory(
 ) -> int | None:
     """Bytes this process may still take: the machine's MemAvailable and, in a container with a memory
     limit (cgroup v2), the limit less what the container uses; None where neither can be read."""
-    limits = []
+    machine = container = None
     try:
         for line in meminfo.read_text().splitlines():
             if line.startswith("MemAvailable:"):
-                limits.append(int(line.split()[1]) * 1024)
+                machine = int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):  # not Linux
         pass
     try:
         limit = (cgroup / "memory.max").read_text().strip()
         if limit != "max":
-            limits.append(int(limit) - int((cgroup / "memory.current").read_text()))
+            container = int(limit) - int((cgroup / "memory.current").read_text())
     except (OSError, ValueError):  # no cgroup v2 memory controller here
         pass
-    return max(0, min(limits)) if limits else None
+    return lowest(machine, container)
+
+
+def lowest(*limits: int | None) -> int | None:
+    """The tightest of the limits that are known (None: none is), never below 0."""
+    known = [limit for limit in limits if limit is not None]
+    return max(0, min(known)) if known else None
 
 
 def check_fits(needed: int, available: int | None, *, image: Path, height: int, width: int) -> None:

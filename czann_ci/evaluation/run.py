@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from czann_ci.errors import ImageError, IncomparableBaselineError, UsageError
+from czann_ci.evaluation.cluster import run_on_cluster, worker_memory
 from czann_ci.evaluation.labels import check_shape, class_indices, label_plane
-from czann_ci.evaluation.memory import available_memory, check_fits, evaluation_bytes
+from czann_ci.evaluation.memory import available_memory, check_fits, evaluation_bytes, lowest
 from czann_ci.evaluation.pairing import ImagePair
 from czann_ci.evaluation.regression import regression_metrics
 from czann_ci.evaluation.results import Evaluation, ImageOutcome, Measure, ModelInfo, Preview
@@ -92,8 +93,6 @@ def evaluate(
     if scheduler is None:
         outcomes = [evaluate_image(task) for task in tasks]
     else:
-        from czann_ci.evaluation.cluster import run_on_cluster
-
         outcomes = run_on_cluster(scheduler, evaluate_image, tasks)
     return Evaluation(
         model=info,
@@ -180,12 +179,7 @@ def _check_memory(task: ImageTask) -> None:
         channels=model.output_channels,
         baseline=task.baseline is not None,
     )
-    from czann_ci.evaluation.cluster import worker_memory
-
-    limits = [
-        limit for limit in (available_memory(), worker_memory(), task.memory_limit) if limit is not None
-    ]
-    available = min(limits) if limits else None
+    available = lowest(available_memory(), worker_memory(), task.memory_limit)
     check_fits(needed, available, image=task.pair.image, height=height, width=width)
 
 
