@@ -114,7 +114,9 @@ def _register_shared_arena() -> None:
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED"}
 
 
-def onnx_session(model_bytes: bytes, settings: SessionSettings) -> Any:
+def onnx_session(
+    model_bytes: bytes, settings: SessionSettings, *, disabled_optimizers: Sequence[str] = ()
+) -> Any:
     """The one way an onnxruntime session is made (the CPU provider, quiet, the settings' options)."""
     import onnxruntime as ort
 
@@ -129,7 +131,12 @@ def onnx_session(model_bytes: bytes, settings: SessionSettings) -> Any:
     options.graph_optimization_level = getattr(
         ort.GraphOptimizationLevel, _LEVELS.get(settings.graph_optimization, "ORT_ENABLE_ALL")
     )
-    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(
+        model_bytes,
+        options,
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=list(disabled_optimizers) or None,
+    )
 
 
 class OnnxRunner:

@@ -19,6 +19,7 @@ from czann_ci.cli.options import (
     ChannelsOpt,
     Debug,
     ForceOpt,
+    GraphAsStoredOpt,
     JsonOut,
     SceneOpt,
     TOpt,
@@ -118,6 +119,7 @@ def evaluate(
     t: TOpt = None,
     bit_depth: BitDepthOpt = None,
     memory: MemoryOpt = None,
+    graph_as_stored: GraphAsStoredOpt = False,
     force: ForceOpt = False,
     json_out: JsonOut = False,
     debug: Debug = False,
@@ -143,7 +145,7 @@ def evaluate(
         if sheet is not None:
             refuse_existing_output(sheet, force=force)  # before the work, not after it
         pairs = pair_images(images, labels)
-        info = model_info(model)
+        info = model_info(model, as_stored=graph_as_stored)
         values = None
         if label_values is not None:
             if info.kind != "segmentation":
@@ -164,6 +166,7 @@ def evaluate(
             previews=SHEET_IMAGES if sheet is not None else 0,
             scheduler=scheduler,
             memory_limit=None if memory is None else memory * 2**20,
+            graph_as_stored=graph_as_stored,
         )
         _report(result, json_out=json_out, sheet=sheet, force=force)
         return 0

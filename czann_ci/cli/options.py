@@ -61,6 +61,14 @@ ChannelsOpt = Annotated[
 SceneOpt = Annotated[int | None, typer.Option("--scene", help="The scene (CZI) or series (TIFF), 0-based.")]
 ZOpt = Annotated[int | None, typer.Option("--z", help="The z plane, 0-based.")]
 TOpt = Annotated[int | None, typer.Option("--t", help="The time point, 0-based.")]
+GraphAsStoredOpt = Annotated[
+    bool,
+    typer.Option(
+        "--graph-as-stored",
+        help="Run the model's graph as stored, without the rewrites that make onnxruntime faster and compute "
+        "the same values to float rounding (docs/how-to/your-images.md).",
+    ),
+]
 
 
 def channel_list(text: str | None) -> list[int] | None:

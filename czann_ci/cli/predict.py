@@ -12,6 +12,7 @@ from czann_ci.cli.options import (
     ChannelsOpt,
     Debug,
     ForceOpt,
+    GraphAsStoredOpt,
     JsonOut,
     SceneOpt,
     TOpt,
@@ -71,6 +72,7 @@ def predict(
     z: ZOpt = None,
     t: TOpt = None,
     tiles_at_once: TilesAtOnceOpt = None,
+    graph_as_stored: GraphAsStoredOpt = False,
     force: ForceOpt = False,
     json_out: JsonOut = False,
     debug: Debug = False,
@@ -93,7 +95,14 @@ def predict(
             force=force,
         )
         return _predict_all(
-            model, images, output, overlay, options, tiles_at_once=tiles_at_once or 0, json_out=json_out
+            model,
+            images,
+            output,
+            overlay,
+            options,
+            tiles_at_once=tiles_at_once or 0,
+            as_stored=graph_as_stored,
+            json_out=json_out,
         )
 
     run_command(body, debug=debug, unexpected_code=1)
@@ -107,6 +116,7 @@ def _predict_all(
     options: Any,
     *,
     tiles_at_once: int,
+    as_stored: bool,
     json_out: bool,
 ) -> int:
     from czann_ci.checks.runtime import SessionSettings
@@ -123,7 +133,7 @@ def _predict_all(
         refuse_existing_output(written, force=options.force)
         if drawn is not None:
             refuse_existing_output(drawn, force=options.force)
-    zen_model = load_model(model_path, SessionSettings(tiles_at_once=tiles_at_once))
+    zen_model = load_model(model_path, SessionSettings(tiles_at_once=tiles_at_once), as_stored=as_stored)
     results = []
     for image, (written, drawn) in zip(files, targets, strict=True):
         result = predict_file(zen_model, image, written, options, overlay=drawn)
@@ -141,7 +151,15 @@ def _predict_all(
                 fractions = ", ".join(f"{c['index']} {c['name']} {c['fraction']:.1%}" for c in result.classes)
                 out.print(f"  classes: {fractions}", highlight=False, markup=False)
     if json_out:
-        typer.echo(to_json({"model": str(model_path), "images": [r.as_dict() for r in results]}))
+        typer.echo(
+            to_json(
+                {
+                    "model": str(model_path),
+                    "graph": list(zen_model.graph_changes),
+                    "images": [r.as_dict() for r in results],
+                }
+            )
+        )
     return 0
 
 

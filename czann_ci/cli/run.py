@@ -5,15 +5,31 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
+from typing import Any
 
 import typer
-from rich.console import Console
 
 from czann_ci.errors import CzannError, first_line
-from czann_ci.render.terminal import error_line
 
-err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
+
+class _Console:
+    """A rich Console made on first use: a run that prints nothing through it (`czann predict --json`, the CI
+    step's way) does not import rich (about 45 ms of its start-up)."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+err: Any = _Console(stderr=True, soft_wrap=True)
+out: Any = _Console(soft_wrap=True)
 
 
 def run_command(
@@ -34,6 +50,8 @@ def run_command(
     except Exception as exc:  # a bug or an unforeseen library failure: still one line unless --debug
         if debug:
             traceback.print_exc()
+        from czann_ci.render.terminal import error_line
+
         err.print(
             error_line(f"{type(exc).__name__}: {first_line(exc)} (rerun with --debug for the traceback)"),
             highlight=False,
@@ -45,6 +63,8 @@ def run_command(
 
 def report_error(exc: CzannError, *, debug: bool) -> int:
     """A CzannError as its one line on stderr (and the traceback with --debug); returns its exit code."""
+    from czann_ci.render.terminal import error_line
+
     if debug:
         traceback.print_exc()
     err.print(error_line(exc.one_line()), highlight=False, soft_wrap=True)

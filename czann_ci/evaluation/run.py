@@ -49,6 +49,7 @@ class ImageTask:
     plane: PlaneOptions
     preview: bool
     memory_limit: int | None = None  # bytes one image's evaluation may take, below what the machine has free
+    graph_as_stored: bool = False  # the models' graphs run as stored, not tuned (inference/graph_tuning.py)
 
 
 def evaluate(
@@ -61,19 +62,21 @@ def evaluate(
     previews: int = 0,
     scheduler: str | None = None,
     memory_limit: int | None = None,
+    graph_as_stored: bool = False,
 ) -> Evaluation:
     """The model (and the baseline) on every pair's image, measured against its labels (when given) and
     against each other (with a baseline). ``previews``: how many images keep small copies for the picture.
     ``scheduler``: a Dask scheduler's address to run the images on. ``memory_limit``: the bytes one image's
-    evaluation may take (it is refused, ImageError, when it would take more, or more than is free)."""
+    evaluation may take (it is refused, ImageError, when it would take more, or more than is free).
+    ``graph_as_stored``: run the models' graphs as stored (inference/graph_tuning.py)."""
     if importlib.util.find_spec("skimage") is None:
         raise missing_extra("czann evaluate's metrics", "images")
     if not pairs:
         raise UsageError("no images to evaluate", field="--images")
     if any(pair.labels is None for pair in pairs) and baseline is None:
         raise UsageError("nothing to compare with: give --labels, --baseline or both")
-    info = model_info(model)
-    baseline_info = model_info(baseline) if baseline is not None else None
+    info = model_info(model, as_stored=graph_as_stored)
+    baseline_info = model_info(baseline, as_stored=graph_as_stored) if baseline is not None else None
     if baseline_info is not None:
         check_comparable(info, baseline_info)
     values = label_values if label_values is not None else tuple(range(len(info.classes)))
@@ -87,6 +90,7 @@ def evaluate(
             plane=plane or PlaneOptions(),
             preview=index < min(previews, SHEET_IMAGES),
             memory_limit=memory_limit,
+            graph_as_stored=graph_as_stored,
         )
         for index, pair in enumerate(pairs)
     ]
@@ -102,8 +106,8 @@ def evaluate(
     )
 
 
-def model_info(path: Path) -> ModelInfo:
-    model = _loaded(path)
+def model_info(path: Path, *, as_stored: bool = False) -> ModelInfo:
+    model = _loaded(path, as_stored=as_stored)
     return ModelInfo(path=path, name=_model_name(path), kind=model.kind, classes=tuple(model.classes))
 
 
@@ -130,12 +134,20 @@ def evaluate_image(task: ImageTask) -> ImageOutcome:
 
     pair = task.pair
     _check_memory(task)
-    predicted = predict_image(_loaded(task.model), pair.image, scores=False, **_plane_arguments(task.plane))
+    predicted = predict_image(
+        _loaded(task.model, as_stored=task.graph_as_stored),
+        pair.image,
+        scores=False,
+        **_plane_arguments(task.plane),
+    )
     old = None
     if task.baseline is not None:
         try:
             old = predict_image(
-                _loaded(task.baseline), pair.image, scores=False, **_plane_arguments(task.plane)
+                _loaded(task.baseline, as_stored=task.graph_as_stored),
+                pair.image,
+                scores=False,
+                **_plane_arguments(task.plane),
             )
         except ImageError as exc:  # the model read this image, so the baseline's interface is another
             raise IncomparableBaselineError(
@@ -263,23 +275,23 @@ def _plane_arguments(plane: PlaneOptions) -> dict[str, Any]:
 
 
 # A worker evaluates many images with the same model: each process loads a file once (keyed by its
-# path, size and modification time, so that a rewritten file is loaded again).
-_MODELS: dict[tuple[str, int, int], Any] = {}
+# path, size and modification time, so that a rewritten file is loaded again, and how its graph runs).
+_MODELS: dict[tuple[str, int, int, bool], Any] = {}
 _KEPT_MODELS = 2  # the model and its baseline
 
 
-def _loaded(path: Path) -> Any:
+def _loaded(path: Path, *, as_stored: bool = False) -> Any:
     from czann_ci.inference import load_model
 
     try:
         stat = os.stat(path)
     except OSError:
         raise UsageError("model file not found", file=str(path)) from None
-    key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+    key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, as_stored)
     if key not in _MODELS:
         while len(_MODELS) >= _KEPT_MODELS:
             del _MODELS[next(iter(_MODELS))]  # the oldest
-        _MODELS[key] = load_model(path)
+        _MODELS[key] = load_model(path, as_stored=as_stored)
     return _MODELS[key]
 
 

@@ -38,6 +38,7 @@ class ZenModel:
     input_name: str
     batch_dynamic: bool  # the graph takes more than one tile per run
     settings: SessionSettings  # what the session was made with: tiles per run, tiles at once
+    graph_changes: tuple[str, ...] = ()  # how the graph run differs from the stored one (graph_tuning.py)
 
     @property
     def border(self) -> tuple[int, int]:
@@ -54,8 +55,10 @@ class ZenModel:
             ) from None
 
 
-def load_model(path: Path, settings: SessionSettings | None = None) -> ZenModel:
-    """.czann / .czseg / .czmodel (any spec version) -> a ZenModel. Errors: InvalidModelError, UsageError."""
+def load_model(path: Path, settings: SessionSettings | None = None, *, as_stored: bool = False) -> ZenModel:
+    """.czann / .czseg / .czmodel (any spec version) -> a ZenModel. Errors: InvalidModelError, UsageError.
+
+    The graph runs tuned for onnxruntime (inference/graph_tuning.py), or as stored with ``as_stored``."""
     path = Path(path)
     contents = read_archive(path)
     where = str(path)
@@ -64,7 +67,7 @@ def load_model(path: Path, settings: SessionSettings | None = None) -> ZenModel:
             "the model is a zipped TensorFlow SavedModel; only ONNX models run here", file=where
         )
     settings = settings or SessionSettings()
-    session = make_session(contents.read_model(), settings, file=where)
+    session, graph_changes = make_session(contents.read_model(), settings, file=where, as_stored=as_stored)
     model_input = session.get_inputs()[0]
     dims = list(model_input.shape)
     if len(dims) != 4:
@@ -92,6 +95,7 @@ def load_model(path: Path, settings: SessionSettings | None = None) -> ZenModel:
         input_name=model_input.name,
         batch_dynamic=not isinstance(dims[0], int),
         settings=settings,
+        graph_changes=graph_changes,
         output_channels=int(output_channels),
         **fields,
     )
