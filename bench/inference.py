@@ -339,31 +339,65 @@ def options_sweep(cases: list[tuple[str, Path, Path]], out: Path, rounds: int = 
 OPS_WIDTHS = (4, 8, 12, 16, 32)
 
 
-def ops_profile(tile: int = 256, runs: int = 200) -> list[dict]:
+def example_model(out: Path) -> bytes:
+    """examples/nuclei converted by czann (tf2onnx's form: Softmax on axis 1, then the Transpose)."""
+    from czann_ci.format.archive import read_archive
+
+    target = out / "nuclei.czann"
+    if not target.is_file():
+        example = BENCH.parent / "examples" / "nuclei"
+        run(
+            [
+                czann(),
+                "convert",
+                str(example / "nuclei.keras"),
+                "--meta",
+                str(example / "nuclei.json"),
+                "-o",
+                str(target),
+                "--force",
+            ],
+            check=True,
+        )
+    return read_archive(target).read_model()
+
+
+def ops_profile(out: Path, tile: int = 256, runs: int = 200) -> list[dict]:
     """Per-node kernel time of one tile's run (onnxruntime's profiler, one thread; each node's median over
-    ``runs``, summed by operator), the detector at each width, with the NCHWc layout (optimisation level all)
-    and without it, the runs of the two sessions interleaved."""
+    ``runs``, summed by operator): the detector at each width and examples/nuclei, as stored with the NCHWc
+    layout (optimisation level all) and without it, and as predict runs it (inference/graph_tuning.py);
+    the runs of the three sessions interleaved."""
     import onnxruntime as ort
 
-    batch = np.random.default_rng(0).random((1, tile, tile, 1), dtype=np.float32)
+    from czann_ci.inference.graph_tuning import tune_graph
+
+    models = [(f"detector, {width} channels", detector(width).SerializeToString(), 1) for width in OPS_WIDTHS]
+    models.append(("examples/nuclei (8 channels, Softmax on axis 1)", example_model(out), 3))
     rows = []
-    for width in OPS_WIDTHS:
-        model = detector(width).SerializeToString()
+    for name, model, channels in models:
+        batch = np.random.default_rng(0).random((1, tile, tile, channels), dtype=np.float32)
+        tuned = tune_graph(model)
+        variants = {
+            "nchwc": (model, []),
+            "plain": (model, ["NchwcTransformer"]),
+            "tuned": (tuned.model_bytes, list(tuned.disabled_optimizers)),
+        }
         sessions = {}
-        for layout, disabled in (("nchwc", []), ("plain", ["NchwcTransformer"])):
+        for variant, (graph, disabled) in variants.items():
             options = ort.SessionOptions()
             options.intra_op_num_threads = 1
             options.enable_mem_pattern = False
             options.enable_profiling = True
-            options.profile_file_prefix = str(Path(tempfile.gettempdir()) / f"czann-ops-{width}-{layout}")
-            sessions[layout] = ort.InferenceSession(
-                model, options, providers=["CPUExecutionProvider"], disabled_optimizers=disabled
+            options.profile_file_prefix = str(Path(tempfile.gettempdir()) / f"czann-ops-{variant}")
+            sessions[variant] = ort.InferenceSession(
+                graph, options, providers=["CPUExecutionProvider"], disabled_optimizers=disabled or None
             )
+        feed = {sessions["nchwc"].get_inputs()[0].name: batch}
         for _ in range(runs):
             for session in sessions.values():
-                session.run(None, {"tile": batch})
-        row: dict = {"channels": width}
-        for layout, session in sessions.items():
+                session.run(None, feed)
+        row: dict = {"model": name, "changes": list(tuned.changes)}
+        for variant, session in sessions.items():
             trace = Path(session.end_profiling())
             durations: dict[tuple[str, str], list[float]] = {}
             for event in json.loads(trace.read_text()):
@@ -373,7 +407,7 @@ def ops_profile(tile: int = 256, runs: int = 200) -> list[dict]:
             by_op: dict[str, float] = {}
             for (op, _), values in durations.items():
                 by_op[op] = by_op.get(op, 0.0) + float(np.median(values)) / 1000
-            row[layout] = {op: round(ms, 3) for op, ms in sorted(by_op.items(), key=lambda item: -item[1])}
+            row[variant] = {op: round(ms, 3) for op, ms in sorted(by_op.items(), key=lambda item: -item[1])}
         rows.append(row)
         print(row, flush=True)
     return rows
@@ -439,16 +473,20 @@ def table(results: dict) -> str:
     if "ops" in results:
         lines += [
             "",
-            "| one 256 x 256 tile, one thread (onnxruntime's profiler) | run ms with NCHWc | without | Conv | Softmax "
-            "| NCHWc reorders |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| one 256 x 256 tile, one thread (onnxruntime's profiler), ms | stored, NCHWc | stored, no NCHWc "
+            "| as predict runs it | Conv | Softmax | NCHWc reorders | softmax plane by plane |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
+        plane_ops = ("Split", "Max", "Sub", "Exp", "Sum", "Div")
         for row in results["ops"]:
-            nchwc, plain = row["nchwc"], row["plain"]
+            nchwc, plain, tuned = row["nchwc"], row["plain"], row["tuned"]
             conv = sum(ms for op, ms in nchwc.items() if "Conv" in op)
+            reorders = nchwc.get("ReorderOutput", 0.0) + nchwc.get("ReorderInput", 0.0)
+            planes = sum(tuned.get(op, 0.0) for op in plane_ops)
             lines.append(
-                f"| {row['channels']} channels | {sum(nchwc.values()):.2f} | {sum(plain.values()):.2f} | {conv:.2f} | "
-                f"{nchwc.get('Softmax', 0.0):.2f} | {nchwc.get('ReorderOutput', 0.0) + nchwc.get('ReorderInput', 0.0):.2f} |"
+                f"| {row['model']} | {sum(nchwc.values()):.2f} | {sum(plain.values()):.2f} | "
+                f"{sum(tuned.values()):.2f} | {conv:.2f} | {nchwc.get('Softmax', 0.0):.2f} | {reorders:.2f} | "
+                f"{planes:.2f} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -514,7 +552,7 @@ def main() -> None:
             out,
         )
     if "ops" in cases:
-        results["ops"] = ops_profile()
+        results["ops"] = ops_profile(args.out)
     if args.merge and (out / "inference.json").is_file():
         merge_earlier(results, json.loads((out / "inference.json").read_text()), cases)
     (out / "inference.json").write_text(json.dumps(results, indent=2))

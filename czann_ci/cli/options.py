@@ -66,7 +66,7 @@ GraphAsStoredOpt = Annotated[
     typer.Option(
         "--graph-as-stored",
         help="Run the model's graph as stored, without the rewrites that make onnxruntime faster and compute "
-        "the same values to float rounding (docs/how-to/your-images.md).",
+        "the same values to float rounding.",
     ),
 ]
 
