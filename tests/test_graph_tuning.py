@@ -201,3 +201,18 @@ def test_predict_says_what_it_changed_and_runs_the_graph_as_stored_when_asked(
     tuned, stored = (tifffile.imread(results[key][1]) for key in ((), ("--graph-as-stored",)))
     assert tuned.shape == (300, 340) and 0 < tuned.mean() < 1
     assert np.array_equal(tuned, stored)  # scores 3e-8 apart: no pixel this close to a tie
+
+
+def test_a_graph_larger_than_the_limit_runs_as_stored() -> None:
+    """Its weights make each tile's convolutions long beside the softmax, and reading and writing the graph
+    again would cost time and memory (a 200 MB graph: 0.9 s and 175 MB)."""
+    from czann_ci.inference.graph_tuning import TUNED_AT_MOST
+
+    model = _head(2, width=4)
+    weights = np.zeros(TUNED_AT_MOST // 4, np.float32)  # read by nothing: onnxruntime drops it at load
+    model.graph.initializer.append(numpy_helper.from_array(weights, "ballast"))
+    large = model.SerializeToString()
+    assert len(large) > TUNED_AT_MOST
+
+    assert tune_graph(large) == TunedGraph(large)
+    assert tune_graph(_head(2, width=4).SerializeToString()).changes == (SOFTMAX_PHRASE, NARROW_PHRASE)

@@ -14,6 +14,10 @@ Two changes, each made only where its pattern is exact (measured in bench/README
 - **onnxruntime's NCHWc layout is turned off** when every convolution has fewer output channels than
   its block (8 with AVX2). It pads them to the block: the 4-channel bench detector runs a tile in 3.6 ms
   without it, 4.3 ms with it. From 8 channels up, NCHWc is the faster.
+
+A graph of more than TUNED_AT_MOST bytes runs as stored: reading and writing it again costs time and memory
+(a 200 MB graph: 0.9 s and 175 MB more at its peak) where the gain is smallest, since its weights make each
+tile's convolutions long beside its softmax.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 NCHWC_BLOCK = 8  # onnxruntime's NCHWc channel block with AVX2 (16 with AVX-512: not measured here)
+TUNED_AT_MOST = 16 * 2**20  # bytes of graph (about 4 million float32 weights)
 _TO_CHANNELS_LAST = [0, 2, 3, 1]
 
 
@@ -36,7 +41,10 @@ class TunedGraph:
 
 def tune_graph(model_bytes: bytes) -> TunedGraph:
     """The graph to run and the onnxruntime optimizers to leave out; the bytes as they are when no pattern
-    matches or the model cannot be read (onnxruntime then says why in its own words)."""
+    matches, the graph is larger than TUNED_AT_MOST or it cannot be read (onnxruntime then says why in its
+    own words)."""
+    if len(model_bytes) > TUNED_AT_MOST:
+        return TunedGraph(model_bytes)
     import onnx
 
     try:
