@@ -7,13 +7,13 @@ Two changes, each made only where its pattern is exact (measured in bench/README
 - **A per-pixel Softmax over the classes** is computed plane by plane: split into class planes, their
   maximum, subtract, exp, the planes' sum, divide. onnxruntime runs its Softmax one pixel at a time, and
   for the class axis of an NCHW tensor it transposes first: in a 256 x 256 tile of examples/nuclei it
-  takes 3.3 ms of 6.6. Plane by plane it takes 0.3 ms. The values agree to float rounding (at most
+  takes 4.5 ms of 8.6. Plane by plane it takes 0.4 ms. The values agree to float rounding (at most
   5e-7 apart for 2 to 32 classes). The two forms matched:
   Softmax(axis 1) -> Transpose(0, 2, 3, 1) -> the output (what tf2onnx writes for a Keras model), and
   Transpose(0, 2, 3, 1) -> Softmax(last axis) -> the output.
 - **onnxruntime's NCHWc layout is turned off** when every convolution has fewer output channels than
-  its block (8 with AVX2). It pads them to the block: the 4-channel bench detector runs a tile in 3.6 ms
-  without it, 4.3 ms with it. From 8 channels up, NCHWc is the faster.
+  its block (8 with AVX2). It pads them to the block: the 4-channel bench detector runs a tile in 6.0 ms
+  without it, 7.4 ms with it. From 8 channels up, NCHWc is the faster.
 
 A graph of more than TUNED_AT_MOST bytes runs as stored: reading and writing it again costs time and memory
 (a 200 MB graph: 0.9 s and 175 MB more at its peak) where the gain is smallest, since its weights make each
