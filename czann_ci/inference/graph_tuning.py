@@ -137,6 +137,9 @@ def _plane_softmaxes(model: Any) -> int:
         at = list(graph.node).index(removed[0])
         for node in removed:
             graph.node.remove(node)
+        gone = {name for node in removed for name in node.output} - {result, target}
+        for info in [v for v in graph.value_info if v.name in gone]:
+            graph.value_info.remove(info)  # shapes of tensors no node makes now
         for offset, node in enumerate(nodes):
             graph.node.insert(at + offset, node)
         count += 1
