@@ -218,3 +218,30 @@ def test_a_graph_larger_than_the_limit_runs_as_stored() -> None:
 
     assert tune_graph(large) == TunedGraph(large)
     assert tune_graph(_head(2, width=4).SerializeToString()).changes == (SOFTMAX_PHRASE, NARROW_PHRASE)
+
+
+def test_evaluate_runs_the_graph_as_stored_when_asked_with_the_same_metrics(
+    example_conversion: tuple[Path, object], tmp_path: Path
+) -> None:
+    archive, _ = example_conversion
+    image, truth = nuclei(260, 300, seed=6)
+    write_png(tmp_path / "cells.png", as_uint(np.stack([image] * 3, -1), 8, np.uint8))
+    write_png(tmp_path / "cells_labels.png", truth)
+    scores = {}
+    for flag in ((), ("--graph-as-stored",)):
+        done = czann(
+            "evaluate",
+            str(archive),
+            "-i",
+            str(tmp_path / "cells.png"),
+            "-l",
+            str(tmp_path / "cells_labels.png"),
+            "--json",
+            *flag,
+        )
+        assert done.returncode == 0, done.stderr
+        scores[flag] = json.loads(done.stdout)
+
+    tuned, stored = scores[()], scores[("--graph-as-stored",)]
+    assert 0 < tuned["score"] <= 1
+    assert tuned["score"] == stored["score"] and tuned["metrics"] == stored["metrics"]
