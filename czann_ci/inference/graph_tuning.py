@@ -23,7 +23,6 @@ tile's convolutions long beside its softmax.
 from __future__ import annotations
 
 import itertools
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,16 +94,17 @@ def _plane_softmaxes(model: Any) -> int:
         return 0
     graph = model.graph
     outputs = {o.name: _classes(o) for o in graph.output}
-    consumers = Counter(name for node in graph.node for name in node.input)
-    consumers.update(outputs)
     producers = {name: node for node in graph.node for name in node.output}
-    taken = {name for node in graph.node for name in (*node.input, *node.output)}
-    taken |= {i.name for i in graph.initializer} | {i.name for i in graph.input}
-    fresh = _fresh_names(taken)
     readers: dict[str, list[Any]] = {}
     for node in graph.node:
         for name in node.input:
             readers.setdefault(name, []).append(node)
+
+    def read_once(name: str) -> bool:  # by one node, and not a graph output
+        return len(readers.get(name, [])) == 1 and name not in outputs
+
+    taken = {*producers, *readers, *(i.name for i in graph.initializer), *(i.name for i in graph.input)}
+    fresh = _fresh_names(taken)
     count = 0
     for softmax in [n for n in graph.node if n.op_type == "Softmax" and n.domain in ("", "ai.onnx")]:
         axis = _attribute(softmax, "axis", -1 if opset >= 13 else 1)
@@ -114,7 +114,7 @@ def _plane_softmaxes(model: Any) -> int:
         if (
             opset >= 13
             and axis in (1, -3)
-            and consumers[target] == 1
+            and read_once(target)
             and _is_to_channels_last(transpose_after)
             and outputs.get(transpose_after.output[0], 0) >= 2
         ):
@@ -124,7 +124,7 @@ def _plane_softmaxes(model: Any) -> int:
         elif (
             axis in (3, -1)
             and _is_to_channels_last(transpose_before)
-            and consumers[source] == 1
+            and read_once(source)
             and outputs.get(target, 0) >= 2
         ):
             # Transpose -> Softmax(last axis) -> output: the planes' softmax before the Transpose
